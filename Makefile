@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine with Python 3.11, make and git:
+#   make demo   install, then build the sample catalog and say how to open the UI
+#   make test   install, then run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+VENV := .venv
+# Use the machine's uv if there is one, else bootstrap a pinned one into .tools/.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export DAGSTER_HOME := $(CURDIR)/.dagster
+
+.PHONY: install demo test ui bench clean
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+demo: install
+	$(VENV)/bin/hedgegrid build --source sample --symbol BTCUSDT --symbol ETHUSDT \
+		--start 2024-01-01 --end 2024-01-03
+	@echo
+	@echo "Open the Dagster UI on this instance:  make ui   (then http://127.0.0.1:3000)"
+
+test: install
+	$(VENV)/bin/pytest
+
+ui: install
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf data .dagster

@@ -1,0 +1,1 @@
+"""Writing validated frames into the NautilusTrader Parquet catalog."""

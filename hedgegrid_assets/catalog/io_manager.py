@@ -1,0 +1,45 @@
+"""The IO manager that turns catalog assets' outputs into Nautilus catalog files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+
+from hedgegrid_assets.catalog.writer import CatalogPartition, write_instrument, write_partition
+
+
+class NautilusCatalogIOManager(ConfigurableIOManager):
+    """Writes each kind's partition as one file of the ParquetDataCatalog at `catalog_dir`."""
+
+    catalog_dir: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.catalog_dir)
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if isinstance(obj, CatalogPartition):
+            written = write_partition(self.root, obj)
+            ts = obj.frame.get_column("ts_init")
+            context.add_output_metadata(
+                {
+                    "rows": written.rows,
+                    "catalog_file": MetadataValue.path(str(written.path)) if written.path else "(no rows, no file)",
+                    "first_ts_init": str(ts.min()) if written.rows else "",
+                    "last_ts_init": str(ts.max()) if written.rows else "",
+                    "nautilus_class": obj.kind.nautilus_cls.__name__,
+                }
+            )
+        else:  # an instrument definition
+            path = write_instrument(self.root, obj)
+            context.add_output_metadata(
+                {"instrument_id": obj.id.value, "catalog_file": MetadataValue.path(str(path))}
+            )
+
+    def load_input(self, context: InputContext) -> pl.DataFrame:
+        raise NotImplementedError(
+            "catalog assets are read with Nautilus: ParquetDataCatalog(catalog_dir).query(...)"
+        )

@@ -1,0 +1,1 @@
+"""Validation of frames, reported as Dagster asset checks."""

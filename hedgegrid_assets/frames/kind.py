@@ -1,0 +1,147 @@
+"""What defines a data kind, and the partition context its frames are checked against.
+
+A kind is one `DataKind` value: its name (also the asset name of its validated frame), its
+canonical frame schema (a pandera polars `DataFrameModel`), the checks that depend on the
+partition (day window, instrument grid, caps), its Nautilus class and how a frame becomes
+Nautilus objects. The asset plumbing, checks and catalog IO manager work from this value
+alone, so a new kind is a new module in this package plus its parsing in the sources.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from hedgegrid_assets.instruments import Instrument
+from hedgegrid_assets.settings import ChecksSettings
+
+NS_PER_S = 1_000_000_000
+NS_PER_DAY = 86_400 * NS_PER_S
+TIMESTAMP = pl.Datetime(time_unit="ns", time_zone="UTC")
+
+
+@dataclass(frozen=True)
+class PartitionContext:
+    """One date|symbol partition: the UTC day and the instrument the frame belongs to."""
+
+    day: dt.date
+    instrument: Instrument
+    checks: ChecksSettings
+
+    @property
+    def start_ns(self) -> int:
+        return int(dt.datetime.combine(self.day, dt.time(), dt.UTC).timestamp()) * NS_PER_S
+
+    @property
+    def end_ns(self) -> int:
+        """First nanosecond of the next day (exclusive end)."""
+        return self.start_ns + NS_PER_DAY
+
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.combine(self.day, dt.time(), dt.UTC)
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DataKind:
+    name: str  # asset name of the validated frame, e.g. "trades"
+    cli_name: str  # what `hedgegrid build --data-types` calls it
+    description: str
+    model: type[pa.DataFrameModel]
+    nautilus_cls: type
+    # Checks that need the partition (grid, caps): column -> extra pandera checks.
+    partition_checks: Callable[[PartitionContext], dict[str, list[pa.Check]]]
+    # Frame -> Nautilus objects sorted by ts_init (the reference catalog path).
+    to_nautilus: Callable[[pl.DataFrame, Instrument], list]
+    # Precision written to the catalog file's metadata for the price-like column.
+    price_precision: Callable[[Instrument], int]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.model.to_schema().columns)
+
+    def schema(self, part: PartitionContext) -> pa.DataFrameSchema:
+        """The canonical schema plus the checks every kind shares and the partition's own."""
+        schema = self.model.to_schema()
+        extra = {
+            "ts_event": [within_day(part)],
+            "ts_init": [within_day(part)],
+            **self.partition_checks(part),
+        }
+        schema = schema.update_columns(
+            {col: {"checks": [*schema.columns[col].checks, *checks]} for col, checks in extra.items()}
+        )
+        schema.checks = [*schema.checks, sorted_by_ts_init(), receive_latency(part.checks)]
+        return schema
+
+    def empty_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self.polars_schema())
+
+    def polars_schema(self) -> pl.Schema:
+        return pl.Schema({name: col.dtype.type for name, col in self.model.to_schema().columns.items()})
+
+    def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Canonical column order and types, sorted by ts_init (stable: keeps receive order)."""
+        schema = self.polars_schema()
+        return frame.select([pl.col(n).cast(t) for n, t in schema.items()]).sort("ts_init", maintain_order=True)
+
+
+# -- checks shared by every kind ------------------------------------------------------------
+
+
+def within_day(part: PartitionContext) -> pa.Check:
+    start, end = part.start, part.end
+    return pa.Check(
+        lambda d: d.lazyframe.select((pl.col(d.key) >= start) & (pl.col(d.key) < end)),
+        name="within_partition_day",
+        error=f"timestamp outside the partition's UTC day [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
+    )
+
+
+def on_grid(increment: str) -> pa.Check:
+    """Value is a whole multiple of the tick/step size (to 1e-6 of an increment)."""
+    step = float(increment)
+
+    def check(d: PolarsData) -> pl.LazyFrame:
+        ticks = pl.col(d.key) / step
+        return d.lazyframe.select((ticks - ticks.round()).abs() <= 1e-6)
+
+    return pa.Check(check, name=f"on_grid({increment})", error=f"not a multiple of {increment}")
+
+
+def sorted_by_ts_init() -> pa.Check:
+    def check(d: PolarsData) -> pl.LazyFrame:
+        prev = pl.col("ts_init").shift(1)
+        return d.lazyframe.select(prev.is_null() | (pl.col("ts_init") >= prev))
+
+    return pa.Check(check, name="sorted_by_ts_init", error="ts_init goes backwards")
+
+
+def receive_latency(cfg: ChecksSettings) -> pa.Check:
+    """ts_init is the receive time: not before the event (beyond clock skew), not absurdly late."""
+    lo = -int(cfg.max_clock_skew_s * NS_PER_S)
+    hi = int(cfg.max_receive_latency_s * NS_PER_S)
+
+    def check(d: PolarsData) -> pl.LazyFrame:
+        lag = (pl.col("ts_init") - pl.col("ts_event")).dt.total_nanoseconds()
+        return d.lazyframe.select(lag.is_between(lo, hi))
+
+    return pa.Check(
+        check,
+        name="ts_init_after_ts_event",
+        error=f"ts_init - ts_event outside [{-cfg.max_clock_skew_s}s, {cfg.max_receive_latency_s}s]",
+    )
+
+
+def to_epoch_ns(frame: pl.DataFrame, column: str):
+    """A timestamp column as a numpy uint64 array of epoch nanoseconds (zero-copy when possible)."""
+    return frame.get_column(column).dt.epoch("ns").cast(pl.UInt64).to_numpy()

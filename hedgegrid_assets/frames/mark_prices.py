@@ -1,0 +1,55 @@
+"""Mark prices: Binance's markPrice stream (one update a second)."""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+from nautilus_trader.model.data import MarkPriceUpdate
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Price
+
+from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, to_epoch_ns
+from hedgegrid_assets.instruments import Instrument
+
+# Binance sends mark prices with 8 decimals whatever the tick size ("11857.56000000"),
+# and Nautilus's Binance adapter keeps them as given.
+MARK_PRICE_PRECISION = 8
+
+
+class MarkPricesFrame(pa.DataFrameModel):
+    ts_event: TIMESTAMP = pa.Field(description="Exchange event time (E)")
+    ts_init: TIMESTAMP = pa.Field(description="Local receive time")
+    value: pl.Float64 = pa.Field(gt=0, description="Mark price")
+
+    class Config:
+        strict = True
+
+
+def _partition_checks(part: PartitionContext) -> dict[str, list[pa.Check]]:
+    # The band against traded prices needs the trades frame: see checks/cross_kind.py.
+    return {}
+
+
+def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[MarkPriceUpdate]:
+    iid = InstrumentId.from_str(instrument.instrument_id)
+    return [
+        MarkPriceUpdate(iid, Price(v, MARK_PRICE_PRECISION), int(te), int(ti))
+        for v, te, ti in zip(
+            frame.get_column("value").to_list(),
+            to_epoch_ns(frame, "ts_event"),
+            to_epoch_ns(frame, "ts_init"),
+            strict=True,
+        )
+    ]
+
+
+MARK_PRICES = DataKind(
+    name="mark_prices",
+    cli_name="mark",
+    description="Mark prices (Nautilus MarkPriceUpdate)",
+    model=MarkPricesFrame,
+    nautilus_cls=MarkPriceUpdate,
+    partition_checks=_partition_checks,
+    to_nautilus=_to_nautilus,
+    price_precision=lambda inst: MARK_PRICE_PRECISION,
+)

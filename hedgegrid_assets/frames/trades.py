@@ -1,0 +1,64 @@
+"""Trade ticks: one row per (aggregated) trade."""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import AggressorSide
+from nautilus_trader.model.identifiers import InstrumentId, TradeId
+from nautilus_trader.model.objects import Price, Quantity
+
+from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, on_grid, to_epoch_ns
+from hedgegrid_assets.instruments import Instrument
+
+# Physical order matches Nautilus's AggressorSide (0 none, 1 buyer, 2 seller), so
+# `aggressor_side.to_physical()` is the catalog's uint8 column.
+AGGRESSOR_SIDE = pl.Enum(["NO_AGGRESSOR", "BUYER", "SELLER"])
+
+
+class TradesFrame(pa.DataFrameModel):
+    ts_event: TIMESTAMP = pa.Field(description="Exchange trade time")
+    ts_init: TIMESTAMP = pa.Field(description="Local receive time")
+    price: pl.Float64 = pa.Field(gt=0)
+    size: pl.Float64 = pa.Field(gt=0)
+    aggressor_side: AGGRESSOR_SIDE = pa.Field(description="BUYER or SELLER: the taker's side")
+    trade_id: pl.String = pa.Field(unique=True, str_length={"min_value": 1})
+
+    class Config:
+        strict = True
+
+
+def _partition_checks(part: PartitionContext) -> dict[str, list[pa.Check]]:
+    spec = part.instrument.spec
+    return {"price": [on_grid(spec.tick_size)], "size": [on_grid(spec.step_size)]}
+
+
+def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[TradeTick]:
+    iid = InstrumentId.from_str(instrument.instrument_id)
+    pp, sp = instrument.price_precision, instrument.size_precision
+    sides = [AggressorSide(v) for v in frame.get_column("aggressor_side").to_physical().to_list()]
+    return [
+        TradeTick(iid, Price(p, pp), Quantity(s, sp), side, TradeId(t), int(te), int(ti))
+        for p, s, side, t, te, ti in zip(
+            frame.get_column("price").to_list(),
+            frame.get_column("size").to_list(),
+            sides,
+            frame.get_column("trade_id").to_list(),
+            to_epoch_ns(frame, "ts_event"),
+            to_epoch_ns(frame, "ts_init"),
+            strict=True,
+        )
+    ]
+
+
+TRADES = DataKind(
+    name="trades",
+    cli_name="trades",
+    description="Trade ticks (Nautilus TradeTick)",
+    model=TradesFrame,
+    nautilus_cls=TradeTick,
+    partition_checks=_partition_checks,
+    to_nautilus=_to_nautilus,
+    price_precision=lambda inst: inst.price_precision,
+)

@@ -1,0 +1,38 @@
+"""The date|symbol partitions every asset shares."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import DailyPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition, StaticPartitionsDefinition
+
+from hedgegrid_assets.frames import PartitionContext
+from hedgegrid_assets.instruments import instrument_for
+from hedgegrid_assets.settings import Settings
+
+
+def partitions_def(settings: Settings) -> MultiPartitionsDefinition:
+    # Dimension names sort, so keys read "2024-01-02|BTCUSDT" (date first).
+    return MultiPartitionsDefinition(
+        {
+            "date": DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), timezone="UTC"),
+            "symbol": StaticPartitionsDefinition(list(settings.symbols)),
+        }
+    )
+
+
+def partition_key(day: dt.date, symbol: str) -> MultiPartitionKey:
+    return MultiPartitionKey({"date": day.isoformat(), "symbol": symbol})
+
+
+def split_key(key: str | MultiPartitionKey) -> tuple[dt.date, str]:
+    if isinstance(key, MultiPartitionKey):
+        dims = key.keys_by_dimension
+        return dt.date.fromisoformat(dims["date"]), dims["symbol"]
+    day, symbol = str(key).split("|")
+    return dt.date.fromisoformat(day), symbol
+
+
+def partition_context(key: str | MultiPartitionKey, settings: Settings) -> PartitionContext:
+    day, symbol = split_key(key)
+    return PartitionContext(day=day, instrument=instrument_for(symbol, settings), checks=settings.checks)

@@ -1,0 +1,139 @@
+"""Everything a user sets, in one place.
+
+Values come, highest priority first, from environment variables (`HEDGEGRID_<NAME>`,
+nested fields with `__`, e.g. `HEDGEGRID_SAMPLE__TRADES_PER_DAY=50000`), then from a TOML
+file (`hedgegrid.toml` in the working directory, or the file named by `HEDGEGRID_SETTINGS_FILE`),
+then from the defaults below, which run the offline sample source with no settings at all.
+
+Secrets never live here: the Tardis key is read from `TARDIS_API_KEY` through Dagster's
+`EnvVar` by the source resource (see `sources/tardis.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+# Repo root when running from a checkout; generated data lives under it unless configured.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SourceName = Literal["sample", "tardis", "csv", "jsonl"]
+
+
+class InstrumentSpec(BaseModel):
+    """Exchange specs of one USDT-M perpetual (Binance `/fapi/v1/exchangeInfo`)."""
+
+    tick_size: str
+    step_size: str
+    min_notional: str = "5"
+    maker_fee: str = "0.0002"
+    taker_fee: str = "0.0005"
+    margin_init: str = "0.05"
+    margin_maint: str = "0.025"
+    # Clamp on the funding rate (Binance `/fapi/v1/fundingInfo` adjustedFundingRateCap).
+    funding_rate_cap: str = "0.03"
+    funding_interval_hours: int = 8
+
+
+class SampleSettings(BaseModel):
+    """The offline synthetic source."""
+
+    trades_per_day: int = Field(20_000, gt=0, description="Mean number of trades per symbol-day.")
+    seed: int = Field(7, description="Base seed; each symbol and day derives its own from it.")
+
+
+class TardisSettings(BaseModel):
+    """Tardis.dev replay API. The key itself comes only from the `TARDIS_API_KEY` env var."""
+
+    endpoint: str = Field("https://api.tardis.dev", description="Replay API base (TARDIS_ENDPOINT wins).")
+    exchange: str = "binance-futures"
+    trade_channel: Literal["aggTrade", "trade"] = "aggTrade"
+
+
+class ChecksSettings(BaseModel):
+    """Thresholds of the validation checks."""
+
+    max_trade_gap_minutes: float = Field(10.0, description="WARN when trades pause longer than this.")
+    max_receive_latency_s: float = Field(60.0, description="ERROR when ts_init - ts_event exceeds this.")
+    max_clock_skew_s: float = Field(1.0, description="ERROR when ts_init is earlier than ts_event by more.")
+    mark_price_band: float = Field(0.05, description="ERROR when mark price strays further from trades (fraction).")
+
+
+class Settings(BaseSettings):
+    """All user settings. See README 'Settings' for the table of environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEDGEGRID_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    symbols: list[str] = Field(["BTCUSDT", "ETHUSDT"], description="Binance USDT-M symbols to build.")
+    start_date: dt.date = Field(dt.date(2024, 1, 1), description="First day of the date partitions.")
+    source: SourceName = Field("sample", description="Where raw data comes from.")
+    source_config: Path | None = Field(
+        None, description="Source config file (csv/jsonl: the seed project's JSON format)."
+    )
+    data_dir: Path = Field(PROJECT_ROOT / "data", description="Raw and staging zones live under here.")
+    catalog_dir: Path | None = Field(None, description="Nautilus catalog root; default <data_dir>/catalog.")
+    catalog_writer: Literal["nautilus"] = Field(
+        "nautilus", description="How frames become catalog files (nautilus = ParquetDataCatalog.write_data)."
+    )
+    venue: str = "BINANCE"
+    instruments: dict[str, InstrumentSpec] = Field(
+        default_factory=dict, description="Overrides/additions to the bundled Binance specs, by symbol."
+    )
+    sample: SampleSettings = SampleSettings()
+    tardis: TardisSettings = TardisSettings()
+    checks: ChecksSettings = ChecksSettings()
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        # `HEDGEGRID_SYMBOLS=BTCUSDT,ETHUSDT` as well as JSON lists.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            value = [s for s in value.split(",") if s.strip()]
+        if isinstance(value, list):
+            value = [str(s).strip().upper() for s in value]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("HEDGEGRID_SETTINGS_FILE", "hedgegrid.toml")
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.catalog_dir or self.data_dir / "catalog"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Settings of this process (env + file + defaults), read once."""
+    return Settings()

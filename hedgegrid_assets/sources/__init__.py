@@ -1,0 +1,1 @@
+"""Sources: each lands a date|symbol's raw files and parses them into canonical frames."""

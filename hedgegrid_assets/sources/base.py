@@ -1,0 +1,41 @@
+"""What every source provides: land a partition's raw files, then parse them into frames."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from dagster import ConfigurableResource
+
+from hedgegrid_assets.frames import DataKind, PartitionContext
+
+
+class SourceError(Exception):
+    """Bad or missing input; the message names the file/line/partition and the problem."""
+
+
+@dataclass(frozen=True)
+class LandingRequest:
+    part: PartitionContext
+    kinds: tuple[DataKind, ...]
+    dest: Path  # an empty temporary folder; the caller renames it into the raw zone
+    log: Callable[[str], None]
+
+
+class MarketDataSource(ConfigurableResource, ABC):
+    """A source of raw market data. Subclasses are Dagster resources bound as `source`."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @abstractmethod
+    def land(self, request: LandingRequest) -> None:
+        """Write the partition's raw files, exactly as received, into `request.dest`."""
+
+    @abstractmethod
+    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+        """Parse landed files into the kind's canonical columns (validation comes later)."""
