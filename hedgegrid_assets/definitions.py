@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from collections.abc import Iterable
 
-from hedgegrid_assets.assets import build_assets
+from dagster import AssetCheckKey, AssetKey, AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, build_assets, catalog_asset_name
+from hedgegrid_assets.checks.coverage import MARK_BAND_CHECK
+from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
 from hedgegrid_assets.frames.staging import FrameIOManager
 from hedgegrid_assets.settings import Settings
@@ -28,9 +33,24 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
-def build_definitions(settings: Settings) -> Definitions:
+BUILD_JOB = "build_partition"
+
+
+def build_job(settings: Settings, kinds: Iterable[DataKind] = KINDS.values(), name: str = BUILD_JOB):
+    """A job that builds the chosen kinds of one date|symbol partition, checks included."""
+    kinds = list(kinds)
+    names = [RAW_ASSET, INSTRUMENT_ASSET, *[k.name for k in kinds], *[catalog_asset_name(k) for k in kinds]]
+    selection = AssetSelection.assets(*names)
+    if MARK_PRICES in kinds and TRADES not in kinds:
+        # The mark-vs-trades band needs the trades frame.
+        selection = selection - AssetSelection.checks(AssetCheckKey(AssetKey(MARK_PRICES.name), MARK_BAND_CHECK))
+    return define_asset_job(name, selection=selection, description="Raw -> frames -> catalog for one partition")
+
+
+def build_definitions(settings: Settings, jobs: Iterable[UnresolvedAssetJobDefinition] = ()) -> Definitions:
     return Definitions(
         assets=build_assets(settings),
+        jobs=[build_job(settings), *jobs],
         resources=build_resources(settings),
         # One process per run: per-step subprocesses cost seconds on small partitions.
         executor=in_process_executor,
