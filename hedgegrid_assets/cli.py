@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace):
     from pydantic import ValidationError
 
-    from hedgegrid_assets.instruments import instrument_for
+    from hedgegrid_assets.instruments import UnknownSymbolError, instrument_for
     from hedgegrid_assets.settings import Settings
 
     overrides: dict = {"start_date": args.start}
@@ -93,7 +93,10 @@ def _settings(args: argparse.Namespace):
     if args.end <= args.start:
         raise UsageError(f"--end {args.end} must be after --start {args.start} (end is exclusive)")
     for symbol in settings.symbols:
-        instrument_for(symbol, settings)  # unknown symbols fail here, before any run
+        try:
+            instrument_for(symbol, settings)  # unknown symbols fail here, before any run
+        except UnknownSymbolError as err:
+            raise UsageError(str(err)) from None
     return settings
 
 

@@ -51,7 +51,7 @@ def _epoch_ns(frame: pl.DataFrame, column: str) -> list[int | None]:
 
 @pytest.fixture(scope="module")
 def backtest(built):
-    """Run the backtest once; yield (node, run config, probe strategy)."""
+    """Run the backtest once; yield (engine, probe strategy). The node is disposed afterwards."""
     config = BacktestRunConfig(
         venues=[
             BacktestVenueConfig(

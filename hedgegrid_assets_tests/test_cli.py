@@ -1,0 +1,107 @@
+"""The command lines users run: `hedgegrid build` and `dagster asset materialize`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from hedgegrid_assets_tests.conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def run(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}
+    full_env |= {
+        "DAGSTER_HOME": str(home),
+        "HEDGEGRID_SETTINGS_FILE": str(tmp_path / "absent.toml"),
+        "HEDGEGRID_SAMPLE__TRADES_PER_DAY": "3000",
+        **env,
+    }
+    return subprocess.run(args, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def test_build_range_prints_progress_summary_and_records_runs(tmp_path):
+    proc = run(
+        [str(BIN / "hedgegrid"), "build", "--source", "sample", "--symbol", "BTCUSDT", "--symbol", "ETHUSDT",
+         "--start", "2024-01-01", "--end", "2024-01-03", "--data-types", "trades,funding",
+         "--data-dir", str(tmp_path / "d")],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for key in ("2024-01-01|BTCUSDT", "2024-01-01|ETHUSDT", "2024-01-02|BTCUSDT", "2024-01-02|ETHUSDT"):
+        assert f"] {key}  ok  trades=" in out
+    assert "[4/4]" in out and "mark_prices" not in out
+    assert f"catalog: {tmp_path / 'd' / 'catalog'}" in out
+    catalog = ParquetDataCatalog(str(tmp_path / "d" / "catalog"))
+    assert len(catalog.instruments()) == 2
+    assert len(catalog.trade_ticks()) > 4 * 2000
+    assert not (tmp_path / "d" / "catalog" / "data" / "mark_price_update").exists()
+    # Runs and their checks are in the DAGSTER_HOME instance.
+    instance = DagsterInstance.from_config(str(tmp_path / "dagster_home"))
+    assert len(instance.get_runs()) == 4
+    assert instance.get_latest_materialization_event(AssetKey("trades_catalog")) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "2024-01-03", "--end", "2024-01-01"], "--end 2024-01-01 must be after --start 2024-01-03"),
+        (["--start", "2024-13-01", "--end", "2024-01-02"], "not a date (YYYY-MM-DD): '2024-13-01'"),
+        (["--start", "2024-01-01", "--end", "2024-01-02", "--symbol", "NOPEUSDT"], "no instrument spec for symbol 'NOPEUSDT'"),
+        (["--start", "2024-01-01", "--end", "2024-01-02", "--data-types", "trades,quotes"], "unknown data type(s) quotes"),
+        (["--start", "2024-01-01", "--end", "2024-01-02", "--source", "ftp"], "invalid choice: 'ftp'"),
+    ],
+)
+def test_bad_arguments_fail_cleanly(tmp_path, args, message):
+    proc = run([str(BIN / "hedgegrid"), "build", *args], tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_failed_partition_exits_nonzero_with_one_line_reason(tmp_path):
+    proc = run(
+        [str(BIN / "hedgegrid"), "build", "--symbol", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-02",
+         "--data-types", "trades", "--data-dir", str(tmp_path / "d")],
+        tmp_path,
+        HEDGEGRID_CHECKS__MAX_RECEIVE_LATENCY_S="0.005",
+    )
+    assert proc.returncode == 1
+    assert "2024-01-01|BTCUSDT  FAILED  check trades_schema on trades failed:" in proc.stdout
+    assert "1 of 1 partition(s) failed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_documents_every_flag(tmp_path):
+    proc = run([str(BIN / "hedgegrid"), "build", "--help"], tmp_path)
+    for flag in ("--source", "--symbol", "--start", "--end", "--data-types", "--config", "--catalog", "--data-dir"):
+        assert flag in proc.stdout
+    assert "build" in run([str(BIN / "hedgegrid"), "--help"], tmp_path).stdout
+
+
+def test_dagster_asset_materialize_whole_chain_with_default_settings(tmp_path):
+    proc = run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*",
+         "--partition", "2024-01-02|BTCUSDT"],
+        tmp_path,
+        HEDGEGRID_DATA_DIR=str(tmp_path / "d"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    for check in ("trades_schema", "mark_prices_schema", "funding_rates_schema", "mark_prices_near_trades"):
+        assert f"Asset check '{check}'" in log and "passed" in log
+    catalog = ParquetDataCatalog(str(tmp_path / "d" / "catalog"))
+    assert [i.id.value for i in catalog.instruments()] == ["BTCUSDT-PERP.BINANCE"]
+    ticks = catalog.trade_ticks()
+    assert ticks and all(1704153600_000_000_000 <= t.ts_init < 1704240000_000_000_000 for t in ticks)

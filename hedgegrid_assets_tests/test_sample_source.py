@@ -1,0 +1,95 @@
+"""The synthetic source writes real Binance shapes, deterministically, and the parser reads them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+
+import polars as pl
+import pytest
+
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, PartitionContext
+from hedgegrid_assets.instruments import instrument_for
+from hedgegrid_assets.settings import Settings
+from hedgegrid_assets.sources.base import LandingRequest
+from hedgegrid_assets.sources.sample import SampleSource, generate_day
+
+
+def part(symbol="BTCUSDT", day=dt.date(2024, 1, 2)) -> PartitionContext:
+    s = Settings()
+    return PartitionContext(day, instrument_for(symbol, s), s.checks)
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("land")
+    SampleSource(trades_per_day=5_000).land(LandingRequest(part(), (), dest, lambda m: None))
+    (path,) = dest.iterdir()
+    return path
+
+
+def messages(path):
+    with gzip.open(path, "rt") as fh:
+        for line in fh:
+            ts, payload = line.rstrip("\n").split(" ", 1)
+            yield ts, json.loads(payload)
+
+
+def test_lines_are_tardis_replay_lines_with_combined_stream_envelopes(landed):
+    assert landed.name == "binance-futures_2024-01-02_BTCUSDT.ndjson.gz"
+    seen = {}
+    for ts, msg in messages(landed):
+        assert len(ts) == 28 and ts.endswith("Z") and ts.startswith("2024-01-02T")
+        seen.setdefault(msg["stream"], msg["data"])
+    assert set(seen) == {"btcusdt@aggTrade", "btcusdt@markPrice@1s"}
+    trade, mark = seen["btcusdt@aggTrade"], seen["btcusdt@markPrice@1s"]
+    assert set(trade) == {"e", "E", "a", "s", "p", "q", "f", "l", "T", "m"} and trade["e"] == "aggTrade"
+    assert set(mark) == {"e", "E", "s", "p", "P", "i", "r", "T"} and mark["e"] == "markPriceUpdate"
+    assert len(mark["p"].split(".")[1]) == 8 and len(mark["r"].split(".")[1]) == 8
+
+
+def test_same_seed_same_bytes_other_day_other_data():
+    a = generate_day(part(), 3_000, seed=1)
+    assert a.equals(generate_day(part(), 3_000, seed=1))
+    assert not a.equals(generate_day(part(day=dt.date(2024, 1, 3)), 3_000, seed=1))
+    assert not a.equals(generate_day(part("ETHUSDT"), 3_000, seed=1))
+
+
+def test_trades_realistic_and_on_the_grid(landed):
+    p = part()
+    trades = SampleSource().read_frame(TRADES, [landed], p)
+    assert 3_000 < trades.height < 8_000
+    ticks = trades["price"] / 0.1
+    assert (ticks - ticks.round()).abs().max() < 1e-6
+    steps = trades["size"] / 0.001
+    assert (steps - steps.round()).abs().max() < 1e-6
+    sides = trades["aggressor_side"].value_counts()
+    assert set(sides["aggressor_side"].cast(pl.String)) == {"BUYER", "SELLER"}
+    assert trades["trade_id"].n_unique() == trades.height
+    assert trades["ts_event"].min() >= p.start and trades["ts_init"].max() < p.end
+    # Bursts: many trades within 10 ms of the previous one, and long quiet stretches too.
+    gaps_ms = trades["ts_event"].diff().dt.total_milliseconds().drop_nulls()
+    assert (gaps_ms <= 10).mean() > 0.5 and gaps_ms.max() > 60_000
+
+
+def test_aggressor_follows_buyer_is_maker(landed):
+    """m: true means the buyer was the maker, so the aggressor (taker) SOLD."""
+    by_id = {str(d["a"]): d["m"] for _, d in ((t, m["data"]) for t, m in messages(landed)) if d["e"] == "aggTrade"}
+    trades = SampleSource().read_frame(TRADES, [landed], part())
+    got = dict(zip(trades["trade_id"], trades["aggressor_side"].cast(pl.String), strict=True))
+    assert got == {k: ("SELLER" if m else "BUYER") for k, m in by_id.items()}
+
+
+def test_mark_every_second_near_trades_and_funding_every_8h(landed):
+    p = part()
+    marks = SampleSource().read_frame(MARK_PRICES, [landed], p)
+    assert marks.height == 86_400
+    assert marks["ts_event"].dt.truncate("1s").n_unique() == 86_400
+    rates = SampleSource().read_frame(FUNDING_RATES, [landed], p)
+    next_times = rates["next_funding_time"].unique().sort().to_list()
+    assert next_times == [p.start + dt.timedelta(hours=h) for h in (8, 16, 24)]
+    assert rates["rate"].abs().max() < 0.03
+    # One row per change: no two consecutive rows carry the same (rate, next time).
+    same = (rates["rate"] == rates["rate"].shift(1)) & (rates["next_funding_time"] == rates["next_funding_time"].shift(1))
+    assert not same.fill_null(False).any()
