@@ -12,14 +12,16 @@ Secrets never live here: the Tardis key is read from `TARDIS_API_KEY` through Da
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -79,7 +81,7 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    symbols: list[str] = Field(["BTCUSDT", "ETHUSDT"], description="Binance USDT-M symbols to build.")
+    symbols: Annotated[list[str], NoDecode] = Field(["BTCUSDT", "ETHUSDT"], description="Binance USDT-M symbols to build.")
     start_date: dt.date = Field(dt.date(2024, 1, 1), description="First day of the date partitions.")
     source: SourceName = Field("sample", description="Where raw data comes from.")
     source_config: Path | None = Field(
@@ -102,8 +104,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_symbols(cls, value: object) -> object:
         # `HEDGEGRID_SYMBOLS=BTCUSDT,ETHUSDT` as well as JSON lists.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            value = [s for s in value.split(",") if s.strip()]
+        if isinstance(value, str):
+            value = json.loads(value) if value.lstrip().startswith("[") else [s for s in value.split(",") if s.strip()]
         if isinstance(value, list):
             value = [str(s).strip().upper() for s in value]
         return value
