@@ -33,7 +33,7 @@ demo: install
 	@echo "Open the Dagster UI on this instance:  make ui   (then http://127.0.0.1:3000)"
 
 test: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

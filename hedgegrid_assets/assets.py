@@ -27,7 +27,7 @@ from dagster import (
 )
 
 from hedgegrid_assets.catalog.writer import CatalogPartition
-from hedgegrid_assets.checks import coverage
+from hedgegrid_assets.checks import coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.partitions import partition_context, partitions_def
@@ -134,8 +134,15 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
             frame = source.read_frame(kind, raw.paths, part)
         except SourceError as err:
             raise Failure(description=f"partition {context.partition_key}: {err}") from None
-        yield Output(frame, metadata=_frame_metadata(kind, frame, part))
-        yield run_schema(kind, frame, part)
+        frame, quarantined = quarantine.split(kind, frame, part)
+        side_file = quarantine.save(settings.staging_dir, kind, part, quarantined)
+        q_meta = {
+            "quarantined_rows": quarantined.total,
+            "quarantined_by_reason": quarantined.counts,
+            "quarantine_file": MetadataValue.path(str(side_file)) if side_file else "(none)",
+        }
+        yield Output(frame, metadata=_frame_metadata(kind, frame, part) | q_meta)
+        yield run_schema(kind, frame, part, extra_metadata=q_meta)
         for _, fn, _ in warn_checks:
             yield fn(frame, part)
 

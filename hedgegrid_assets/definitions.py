@@ -13,15 +13,8 @@ from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
 from hedgegrid_assets.frames.staging import FrameIOManager
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import MarketDataSource
 from hedgegrid_assets.sources.raw_zone import RawZoneIOManager
-from hedgegrid_assets.sources.sample import SampleSource
-
-
-def build_source(settings: Settings) -> MarketDataSource:
-    if settings.source == "sample":
-        return SampleSource(trades_per_day=settings.sample.trades_per_day, seed=settings.sample.seed)
-    raise NotImplementedError(f"source '{settings.source}' is not available yet; use 'sample'")
+from hedgegrid_assets.sources.registry import build_source
 
 
 def build_resources(settings: Settings) -> dict:

@@ -30,8 +30,11 @@ def failing_rows(frame: pl.DataFrame, failure_cases: pl.DataFrame) -> pl.DataFra
     )
 
 
-def run_schema(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
+def run_schema(
+    kind: DataKind, frame: pl.DataFrame, part: PartitionContext, extra_metadata: dict | None = None
+) -> AssetCheckResult:
     """The blocking ERROR check: the canonical schema plus the partition's own checks."""
+    extra = extra_metadata or {}
     try:
         kind.schema(part).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
@@ -54,13 +57,14 @@ def run_schema(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> A
                 "failure_count": cases.height,
                 "failures_by_check": MetadataValue.md(markdown_table(summary)),
                 "failing_rows_sample": MetadataValue.md(markdown_table(rows.head(SAMPLE_ROWS))),
+                **extra,
             },
         )
     return AssetCheckResult(
         check_name=schema_check_name(kind),
         passed=True,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"rows": frame.height, "failure_count": 0},
+        metadata={"rows": frame.height, "failure_count": 0, **extra},
     )
 
 

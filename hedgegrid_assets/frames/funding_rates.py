@@ -55,4 +55,6 @@ FUNDING_RATES = DataKind(
     partition_checks=_partition_checks,
     to_nautilus=_to_nautilus,
     price_precision=lambda inst: FUNDING_RATE_DECIMALS,
+    positive=(),
+    finite=("rate",),
 )

@@ -64,6 +64,12 @@ class DataKind:
     to_nautilus: Callable[[pl.DataFrame, Instrument], list]
     # Precision written to the catalog file's metadata for the price-like column.
     price_precision: Callable[[Instrument], int]
+    # Row-by-row defects that are quarantined rather than failing the partition:
+    # these columns must be finite and > 0 (or just finite) ...
+    positive: tuple[str, ...] = ()
+    finite: tuple[str, ...] = ()
+    # ... and rows repeating this key are duplicates (the first one is kept).
+    unique_key: tuple[str, ...] = ("ts_event", "ts_init")
 
     @property
     def columns(self) -> list[str]:

@@ -52,4 +52,6 @@ MARK_PRICES = DataKind(
     partition_checks=_partition_checks,
     to_nautilus=_to_nautilus,
     price_precision=lambda inst: MARK_PRICE_PRECISION,
+    positive=("value",),
+    finite=(),
 )

@@ -61,4 +61,7 @@ TRADES = DataKind(
     partition_checks=_partition_checks,
     to_nautilus=_to_nautilus,
     price_precision=lambda inst: inst.price_precision,
+    positive=("price", "size"),
+    finite=(),
+    unique_key=("trade_id",),
 )

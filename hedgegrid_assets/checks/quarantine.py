@@ -1,0 +1,72 @@
+"""Quarantine: rows that are bad one by one leave the frame for a side file, counted.
+
+A handful of NaN prices, stray timestamps from the neighbouring day or replayed duplicates
+should not cost the whole partition. Those rows go to
+`<staging>/quarantine/<kind>/<date>/<SYMBOL>.parquet` with a `reason` column, and the counts
+appear in the schema check's metadata. The raw files are never touched. Systematic defects
+(off-grid prices, bad dtypes, receive latency) stay in the frame and fail the blocking check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from hedgegrid_assets.frames import DataKind, PartitionContext
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    rows: pl.DataFrame  # the kind's columns plus `reason`
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.rows.height
+
+
+def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
+    """First defect of each row, or null for a good row."""
+    rules: list[tuple[pl.Expr, str]] = []
+    for col in kind.positive:
+        c = pl.col(col)
+        rules.append((c.is_null() | c.is_nan() | c.is_infinite() | (c <= 0), f"{col} not a positive number"))
+    for col in kind.finite:
+        c = pl.col(col)
+        rules.append((c.is_null() | c.is_nan() | c.is_infinite(), f"{col} not a number"))
+    for col in ("ts_event", "ts_init"):
+        c = pl.col(col)
+        rules.append((c.is_null() | (c < part.start) | (c >= part.end), f"{col} outside {part.day}"))
+    rules.append((pl.struct(list(kind.unique_key)).is_first_distinct().not_(), f"duplicate {'/'.join(kind.unique_key)}"))
+    expr = pl.lit(None, dtype=pl.String)
+    for cond, text in reversed(rules):
+        expr = pl.when(cond).then(pl.lit(text)).otherwise(expr)
+    return expr
+
+
+def split(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> tuple[pl.DataFrame, Quarantine]:
+    """(good rows, quarantined rows with their reason)."""
+    marked = frame.with_columns(_reason(kind, part).alias("reason"))
+    bad = marked.filter(pl.col("reason").is_not_null())
+    good = marked.filter(pl.col("reason").is_null()).drop("reason")
+    counts = dict(bad.group_by("reason").len().sort("reason").iter_rows()) if bad.height else {}
+    return good, Quarantine(bad, counts)
+
+
+def quarantine_path(staging_dir: Path, kind: DataKind, part: PartitionContext) -> Path:
+    return Path(staging_dir) / "quarantine" / kind.name / part.day.isoformat() / f"{part.instrument.symbol}.parquet"
+
+
+def save(staging_dir: Path, kind: DataKind, part: PartitionContext, q: Quarantine) -> Path | None:
+    """Write the side file (or remove a stale one when nothing was quarantined)."""
+    path = quarantine_path(staging_dir, kind, part)
+    if q.total == 0:
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    q.rows.write_parquet(tmp)
+    tmp.replace(path)
+    return path

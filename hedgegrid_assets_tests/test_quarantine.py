@@ -1,0 +1,91 @@
+"""Rows bad one by one are quarantined to a side file and counted; raw data stays as landed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+from dagster import Definitions
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from hedgegrid_assets.assets import build_assets
+from hedgegrid_assets.definitions import BUILD_JOB, build_job, build_resources
+from hedgegrid_assets.frames import TRADES
+from hedgegrid_assets.partitions import partition_key
+from hedgegrid_assets.sources import binance_ws
+from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource
+from hedgegrid_assets.sources.sample import generate_day
+from hedgegrid_assets_tests.conftest import QUIET, make_instance, make_settings
+
+DAY = dt.date(2024, 1, 2)
+
+
+class RecordingSource(MarketDataSource):
+    """Lands one recorded file as is (stands in for a recorder's JSONL)."""
+
+    path: str
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    def land(self, request: LandingRequest) -> None:
+        shutil.copy(self.path, request.dest / Path(self.path).name)
+
+    def read_frame(self, kind, files, part):
+        return binance_ws.read_kind(kind, files)
+
+
+def recording_with_defects(tmp_path: Path, settings) -> Path:
+    from hedgegrid_assets.partitions import partition_context
+
+    part = partition_context(partition_key(DAY, "BTCUSDT"), settings)
+    lines = generate_day(part, 3_000, seed=3)["line"].to_list()
+    trades = [i for i, line in enumerate(lines) if "@aggTrade" in line]
+    ts, payload = lines[trades[10]].split(" ", 1)
+    msg = json.loads(payload)
+    bad = []
+    for change in ({"p": "0.0"}, {"p": "NaN"}, {"q": "-0.001"}):  # each with a fresh trade id
+        msg["data"]["a"] += 10_000_000
+        bad.append(f"{ts} " + json.dumps({**msg, "data": {**msg["data"], **change}}))
+    bad.append(lines[trades[20]])  # a replayed duplicate of an earlier trade
+    stray = json.loads(lines[trades[30]].split(" ", 1)[1])
+    stray["data"] |= {"a": stray["data"]["a"] + 20_000_000, "T": stray["data"]["T"] - 86_400_000}  # yesterday's
+    bad.append(lines[trades[30]].split(" ", 1)[0] + " " + json.dumps(stray))
+    path = tmp_path / "btcusdt-2024-01-02.jsonl.gz"
+    with gzip.open(path, "wt") as out:
+        out.write("\n".join(lines[: trades[40]] + bad + lines[trades[40] :]) + "\n")
+    return path
+
+
+def test_bad_rows_are_quarantined_counted_and_the_rest_is_written(tmp_path):
+    settings = make_settings(tmp_path, symbols=["BTCUSDT"])
+    recording = recording_with_defects(tmp_path, settings)
+    digest = hashlib.sha256(recording.read_bytes()).hexdigest()
+    resources = build_resources(settings) | {"source": RecordingSource(path=str(recording))}
+    defs = Definitions(assets=build_assets(settings), jobs=[build_job(settings)], resources=resources)
+    result = defs.resolve_job_def(BUILD_JOB).execute_in_process(
+        partition_key=partition_key(DAY, "BTCUSDT"), instance=make_instance(tmp_path), run_config=QUIET
+    )
+    assert result.success
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "trades_schema")
+    assert check.passed
+    assert check.metadata["quarantined_rows"].value == 5
+    assert check.metadata["quarantined_by_reason"].value == {
+        "price not a positive number": 2,
+        "size not a positive number": 1,
+        "duplicate trade_id": 1,
+        "ts_event outside 2024-01-02": 1,
+    }
+    side = pl.read_parquet(settings.staging_dir / "quarantine" / "trades" / "2024-01-02" / "BTCUSDT.parquet")
+    assert side.height == 5 and set(side.columns) == {*TRADES.columns, "reason"}
+    # The catalog holds every other trade; the landed raw file is byte-for-byte the recording.
+    all_trades = binance_ws.read_kind(TRADES, [recording])
+    assert len(ParquetDataCatalog(str(settings.catalog_path)).trade_ticks()) == all_trades.height - 5
+    (landed,) = (settings.raw_dir / "recording" / "2024-01-02" / "BTCUSDT").iterdir()
+    assert hashlib.sha256(landed.read_bytes()).hexdigest() == digest
