@@ -17,11 +17,14 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetsDefinition,
     AssetCheckExecutionContext,
+    AssetsDefinition,
+    Backoff,
     Failure,
+    Jitter,
     MetadataValue,
     Output,
+    RetryPolicy,
     asset,
     asset_check,
 )
@@ -32,7 +35,7 @@ from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError
+from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError, TransientSourceError
 from hedgegrid_assets.sources.raw_zone import RawLanding, land_atomically, landing_dir
 
 RAW_ASSET = "raw_market_data"
@@ -57,6 +60,10 @@ def build_assets(settings: Settings) -> list:
     @asset(
         name=RAW_ASSET,
         partitions_def=parts,
+        # Transient source errors (rate limits, 5xx) get retried with backoff; see below.
+        retry_policy=RetryPolicy(max_retries=3, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
+        # Vendor downloads share a pool (limit set in dagster.yaml) so backfills respect rate limits.
+        pool="tardis" if settings.source == "tardis" else None,
         io_manager_key="raw_io_manager",
         group_name="raw",
         kinds={"file"},
@@ -69,7 +76,8 @@ def build_assets(settings: Settings) -> list:
         try:
             landing = land_atomically(directory, source.name, request)
         except SourceError as err:
-            raise Failure(description=f"partition {context.partition_key}: {err}") from None
+            transient = isinstance(err, TransientSourceError)
+            raise Failure(description=f"partition {context.partition_key}: {err}", allow_retries=transient) from None
         return Output(
             landing,
             metadata={
@@ -133,7 +141,7 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         try:
             frame = source.read_frame(kind, raw.paths, part)
         except SourceError as err:
-            raise Failure(description=f"partition {context.partition_key}: {err}") from None
+            raise Failure(description=f"partition {context.partition_key}: {err}", allow_retries=False) from None
         frame, quarantined = quarantine.split(kind, frame, part)
         side_file = quarantine.save(settings.staging_dir, kind, part, quarantined)
         q_meta = {

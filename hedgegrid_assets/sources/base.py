@@ -14,7 +14,14 @@ from hedgegrid_assets.frames import DataKind, PartitionContext
 
 
 class SourceError(Exception):
-    """Bad or missing input; the message names the file/line/partition and the problem."""
+    """Bad or missing input; the message names the file/line/partition and the problem.
+
+    Permanent: retrying will not help, so the run fails at once.
+    """
+
+
+class TransientSourceError(SourceError):
+    """A failure worth retrying (HTTP 429/5xx, connection reset): the raw asset's RetryPolicy retries it."""
 
 
 @dataclass(frozen=True)
