@@ -89,8 +89,10 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(PROJECT_ROOT / "data", description="Raw and staging zones live under here.")
     catalog_dir: Path | None = Field(None, description="Nautilus catalog root; default <data_dir>/catalog.")
-    catalog_writer: Literal["nautilus"] = Field(
-        "nautilus", description="How frames become catalog files (nautilus = ParquetDataCatalog.write_data)."
+    catalog_writer: Literal["arrow", "nautilus"] = Field(
+        "arrow",
+        description="How frames become catalog files: arrow (direct, columnar) or nautilus "
+        "(ParquetDataCatalog.write_data, the slower reference implementation).",
     )
     venue: str = "BINANCE"
     instruments: dict[str, InstrumentSpec] = Field(
@@ -99,6 +101,21 @@ class Settings(BaseSettings):
     sample: SampleSettings = SampleSettings()
     tardis: TardisSettings = TardisSettings()
     checks: ChecksSettings = ChecksSettings()
+    # Automation (hedgegrid_assets/automation): the daily schedule and the file-drop sensor.
+    schedule_time: dt.time = Field(
+        dt.time(0, 30), description="UTC time of day (HH:MM) the daily schedule requests the previous day's partitions."
+    )
+    landing_dir: Path | None = Field(
+        None,
+        description="Folder the file-drop sensor watches for CSV/JSONL files; default: the csv/jsonl source "
+        "config's base_path, else none (the sensor stays idle).",
+    )
+    landing_settle_seconds: float = Field(
+        10.0, ge=0, description="The sensor leaves files modified more recently than this alone (still being written)."
+    )
+    automation_running: bool = Field(
+        False, description="Start the schedule and the sensor RUNNING; default STOPPED until turned on in the UI."
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
     """Writes each kind's partition as one file of the ParquetDataCatalog at `catalog_dir`."""
 
     catalog_dir: str
+    writer: str = "arrow"  # "arrow" (direct, columnar) or "nautilus" (write_data, the reference)
 
     @property
     def root(self) -> Path:
@@ -22,7 +23,7 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, CatalogPartition):
-            written = write_partition(self.root, obj)
+            written = write_partition(self.root, obj, self.writer)
             ts = obj.frame.get_column("ts_init")
             context.add_output_metadata(
                 {
@@ -31,6 +32,7 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
                     "first_ts_init": str(ts.min()) if written.rows else "",
                     "last_ts_init": str(ts.max()) if written.rows else "",
                     "nautilus_class": obj.kind.nautilus_cls.__name__,
+                    "writer": self.writer,
                 }
             )
         else:  # an instrument definition

@@ -1,10 +1,15 @@
 """Write one partition of one kind into the catalog as exactly one file, safely.
 
-Nautilus names a file by its closed interval and checks for overlaps only after writing,
-leaving a broken directory behind on failure. So every write goes to a private temporary
-catalog first (Nautilus's own `write_data`, its own naming), and the finished file is then
-renamed into place: re-materializing replaces the day's file atomically, neighbouring days
-are untouched, and a file that would overlap is refused before anything is moved.
+Two ways, selected by `settings.catalog_writer`:
+- "arrow" (default): the kind's columnar `to_arrow` -> Parquet, in bounded chunks, into a
+  temporary file in the target directory, then renamed over the partition's file.
+- "nautilus": the reference: Nautilus objects -> `ParquetDataCatalog.write_data` into a private
+  temporary catalog (Nautilus's own naming), then renamed into place. Kept to check the fast
+  path against (tests/test_catalog_writer.py) whenever nautilus_trader is upgraded.
+
+Either way Nautilus's after-the-write overlap check can never leave the real catalog broken:
+the file is renamed in whole or not at all, neighbouring days are untouched, and a foreign file
+that would overlap the day is refused before anything moves.
 """
 
 from __future__ import annotations
@@ -13,13 +18,22 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
+import pyarrow.parquet as pq
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestamps, _timestamps_to_filename
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
 from hedgegrid_assets.frames import DataKind, PartitionContext
+
+Writer = Literal["arrow", "nautilus"]
+# Converting in slices bounds the extra memory of a 20M-trade day to one slice's Arrow copy.
+CHUNK_ROWS = 1_000_000
+# Large row groups read fast (few, big batches) and still allow row-group pruning by time.
+ROW_GROUP_ROWS = 250_000
+COMPRESSION = "snappy"  # what Nautilus writes; fast to decode
 
 
 class CatalogWriteError(Exception):
@@ -41,54 +55,68 @@ class WrittenFile:
     rows: int
 
 
-def _tmp_catalog(root: Path) -> Path:
-    # Outside `data/`, so catalog globs never see it; same filesystem, so rename is atomic.
-    return root / f".tmp-write-{uuid.uuid4().hex}"
+def partition_path(root: Path, kind: DataKind, part: PartitionContext) -> Path:
+    """`{root}/data/{class}/{instrument}/{day start}_{day end - 1 ns}.parquet`, named as Nautilus names it."""
+    directory = root / "data" / class_to_filename(kind.nautilus_cls) / urisafe_identifier(part.instrument.instrument_id)
+    return directory / _timestamps_to_filename(part.start_ns, part.end_ns - 1)
 
 
-def _overlaps(path: Path, start: int, end: int) -> bool:
-    interval = _parse_filename_timestamps(path.name)
-    return interval is not None and interval[0] <= end and start <= interval[1]
+def _refuse_overlaps(target: Path, start: int, end: int) -> None:
+    def overlaps(path: Path) -> bool:
+        interval = _parse_filename_timestamps(path.name)
+        return interval is not None and interval[0] <= end and start <= interval[1]
+
+    clashes = [p for p in target.parent.glob("*.parquet") if p.name != target.name and overlaps(p)]
+    if clashes:
+        raise CatalogWriteError(
+            f"{target.parent} already holds {', '.join(p.name for p in clashes)}, which overlaps "
+            f"{target.name}; it was not written by hedgegrid's partitioning. Delete or move it first."
+        )
+
+
+def write_arrow(root: Path, item: CatalogPartition) -> Path:
+    kind, part, frame = item.kind, item.part, item.frame
+    target = partition_path(root, kind, part)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_overlaps(target, part.start_ns, part.end_ns - 1)
+    # Not `*.parquet`, so catalog globs never see a half-written file.
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        schema = kind.to_arrow(frame.head(0), part.instrument).schema
+        with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as out:
+            for chunk in frame.iter_slices(CHUNK_ROWS):
+                out.write_table(kind.to_arrow(chunk, part.instrument), row_group_size=ROW_GROUP_ROWS)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def write_objects(root: Path, objects: list, start: int, end: int) -> Path:
-    """Write Nautilus objects of one class/instrument as the file for [start, end]."""
-    tmp = _tmp_catalog(root)
+    """Reference path: Nautilus objects of one class/instrument as the file for [start, end]."""
+    tmp = root / f".tmp-write-{uuid.uuid4().hex}"  # outside `data/`; same filesystem for rename
     try:
         ParquetDataCatalog(str(tmp)).write_data(objects, start=start, end=end)
         (written,) = list((tmp / "data").rglob("*.parquet"))
         target = root / written.relative_to(tmp)
         target.parent.mkdir(parents=True, exist_ok=True)
-        clashes = [p for p in target.parent.glob("*.parquet") if p.name != target.name and _overlaps(p, start, end)]
-        if clashes:
-            raise CatalogWriteError(
-                f"{target.parent} already holds {', '.join(p.name for p in clashes)}, which overlaps "
-                f"{target.name}; it was not written by hedgegrid's partitioning. Delete or move it first."
-            )
+        _refuse_overlaps(target, start, end)
         written.replace(target)
         return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def partition_file(root: Path, kind: DataKind, part: PartitionContext) -> Path | None:
-    """The file currently holding this partition, if any."""
-    directory = root / "data" / class_to_filename(kind.nautilus_cls) / urisafe_identifier(part.instrument.instrument_id)
-    path = directory / _timestamps_to_filename(part.start_ns, part.end_ns - 1)
-    return path if path.exists() else None
-
-
-def write_partition(root: Path, item: CatalogPartition) -> WrittenFile:
-    """Replace the partition's file with the frame's rows (Nautilus reference path)."""
+def write_partition(root: Path, item: CatalogPartition, writer: Writer = "arrow") -> WrittenFile:
+    """Replace the partition's file with the frame's rows (no rows: no file)."""
     kind, part, frame = item.kind, item.part, item.frame
     if frame.is_empty():
-        existing = partition_file(root, kind, part)
-        if existing is not None:
-            existing.unlink()
+        partition_path(root, kind, part).unlink(missing_ok=True)
         return WrittenFile(None, 0)
+    if writer == "arrow":
+        return WrittenFile(write_arrow(root, item), frame.height)
     objects = kind.to_nautilus(frame, part.instrument)
-    path = write_objects(root, objects, start=part.start_ns, end=part.end_ns - 1)
-    return WrittenFile(path, len(objects))
+    return WrittenFile(write_objects(root, objects, start=part.start_ns, end=part.end_ns - 1), len(objects))
 
 
 def write_instrument(root: Path, instrument) -> Path:

@@ -6,9 +6,12 @@ from decimal import Decimal
 
 import pandera.polars as pa
 import polars as pl
+import pyarrow
 from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 
+from hedgegrid_assets.catalog.fixed_point import epoch_ns, to_decimal
+from hedgegrid_assets.catalog.funding_serialization import FUNDING_RATE_SCHEMA
 from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, to_epoch_ns
 from hedgegrid_assets.instruments import Instrument
 
@@ -46,6 +49,17 @@ def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[FundingRat
     ]
 
 
+def _to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
+    columns = {
+        "instrument_id": pyarrow.array([instrument.instrument_id] * frame.height, pyarrow.string()),
+        "rate": to_decimal(frame.get_column("rate"), FUNDING_RATE_DECIMALS),
+        "next_funding_ns": epoch_ns(frame.get_column("next_funding_time")),
+        "ts_event": epoch_ns(frame.get_column("ts_event")),
+        "ts_init": epoch_ns(frame.get_column("ts_init")),
+    }
+    return pyarrow.Table.from_pydict(columns, schema=FUNDING_RATE_SCHEMA)
+
+
 FUNDING_RATES = DataKind(
     name="funding_rates",
     cli_name="funding",
@@ -54,6 +68,7 @@ FUNDING_RATES = DataKind(
     nautilus_cls=FundingRateUpdate,
     partition_checks=_partition_checks,
     to_nautilus=_to_nautilus,
+    to_arrow=_to_arrow,
     price_precision=lambda inst: FUNDING_RATE_DECIMALS,
     positive=(),
     finite=("rate",),

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pandera.polars as pa
 import polars as pl
+import pyarrow
+from nautilus_trader.serialization.arrow.schema import NAUTILUS_ARROW_SCHEMA
 from pandera.api.polars.types import PolarsData
 
 from hedgegrid_assets.instruments import Instrument
@@ -62,6 +64,8 @@ class DataKind:
     partition_checks: Callable[[PartitionContext], dict[str, list[pa.Check]]]
     # Frame -> Nautilus objects sorted by ts_init (the reference catalog path).
     to_nautilus: Callable[[pl.DataFrame, Instrument], list]
+    # Frame -> Arrow table in Nautilus's own schema and metadata (the direct catalog path).
+    to_arrow: Callable[[pl.DataFrame, Instrument], pyarrow.Table]
     # Precision written to the catalog file's metadata for the price-like column.
     price_precision: Callable[[Instrument], int]
     # Row-by-row defects that are quarantined rather than failing the partition:
@@ -146,6 +150,12 @@ def receive_latency(cfg: ChecksSettings) -> pa.Check:
         name="ts_init_after_ts_event",
         error=f"ts_init - ts_event outside [{-cfg.max_clock_skew_s}s, {cfg.max_receive_latency_s}s]",
     )
+
+
+def nautilus_arrow_schema(cls: type) -> pyarrow.Schema:
+    """Nautilus's own Arrow schema for `cls`: an upgrade that changes it changes our files too,
+    and the differential tests against `write_data` then fail loudly."""
+    return NAUTILUS_ARROW_SCHEMA[cls]
 
 
 def to_epoch_ns(frame: pl.DataFrame, column: str):

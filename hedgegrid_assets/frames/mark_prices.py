@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pandera.polars as pa
 import polars as pl
+import pyarrow
+from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.model.data import MarkPriceUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price
 
-from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, to_epoch_ns
+from hedgegrid_assets.catalog.fixed_point import epoch_ns, to_fixed_binary
+from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, to_epoch_ns
 from hedgegrid_assets.instruments import Instrument
 
 # Binance sends mark prices with 8 decimals whatever the tick size ("11857.56000000"),
@@ -43,6 +46,20 @@ def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[MarkPriceU
     ]
 
 
+def _to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
+    schema = nautilus_arrow_schema(MarkPriceUpdate).with_metadata(
+        nautilus_pyo3.MarkPriceUpdate.get_metadata(
+            nautilus_pyo3.InstrumentId.from_str(instrument.instrument_id), MARK_PRICE_PRECISION
+        )
+    )
+    columns = {
+        "value": to_fixed_binary(frame.get_column("value"), MARK_PRICE_PRECISION),
+        "ts_event": epoch_ns(frame.get_column("ts_event")),
+        "ts_init": epoch_ns(frame.get_column("ts_init")),
+    }
+    return pyarrow.Table.from_pydict(columns, schema=schema)
+
+
 MARK_PRICES = DataKind(
     name="mark_prices",
     cli_name="mark",
@@ -51,6 +68,7 @@ MARK_PRICES = DataKind(
     nautilus_cls=MarkPriceUpdate,
     partition_checks=_partition_checks,
     to_nautilus=_to_nautilus,
+    to_arrow=_to_arrow,
     price_precision=lambda inst: MARK_PRICE_PRECISION,
     positive=("value",),
     finite=(),

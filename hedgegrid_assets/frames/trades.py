@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pandera.polars as pa
 import polars as pl
+import pyarrow
+from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.identifiers import InstrumentId, TradeId
 from nautilus_trader.model.objects import Price, Quantity
 
-from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, on_grid, to_epoch_ns
+from hedgegrid_assets.catalog.fixed_point import epoch_ns, to_fixed_binary
+from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, on_grid, to_epoch_ns
 from hedgegrid_assets.instruments import Instrument
 
 # Physical order matches Nautilus's AggressorSide (0 none, 1 buyer, 2 seller), so
@@ -52,6 +55,25 @@ def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[TradeTick]
     ]
 
 
+def _to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
+    schema = nautilus_arrow_schema(TradeTick).with_metadata(
+        nautilus_pyo3.TradeTick.get_metadata(
+            nautilus_pyo3.InstrumentId.from_str(instrument.instrument_id),
+            instrument.price_precision,
+            instrument.size_precision,
+        )
+    )
+    columns = {
+        "price": to_fixed_binary(frame.get_column("price"), instrument.price_precision),
+        "size": to_fixed_binary(frame.get_column("size"), instrument.size_precision),
+        "aggressor_side": frame.get_column("aggressor_side").to_physical().cast(pl.UInt8).to_arrow(),
+        "trade_id": frame.get_column("trade_id").to_arrow().cast(pyarrow.string()),
+        "ts_event": epoch_ns(frame.get_column("ts_event")),
+        "ts_init": epoch_ns(frame.get_column("ts_init")),
+    }
+    return pyarrow.Table.from_pydict(columns, schema=schema)
+
+
 TRADES = DataKind(
     name="trades",
     cli_name="trades",
@@ -60,6 +82,7 @@ TRADES = DataKind(
     nautilus_cls=TradeTick,
     partition_checks=_partition_checks,
     to_nautilus=_to_nautilus,
+    to_arrow=_to_arrow,
     price_precision=lambda inst: inst.price_precision,
     positive=("price", "size"),
     finite=(),

@@ -1,0 +1,35 @@
+"""Columnar conversion of float columns to Nautilus's 128-bit fixed-point values.
+
+The PyPI wheel of nautilus_trader 1.220 is the high-precision build: prices and sizes are
+little-endian int128 equal to value * 10**16 (`FIXED_PRECISION`). An Arrow decimal128(38, 16)
+array has exactly that byte layout, so: round to the instrument's precision as int64 units,
+reinterpret as decimal128(38, precision), rescale to 16 places (Arrow's C++ cast), and view
+the buffer as binary(16). No Python object per row.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+from nautilus_trader.model.objects import FIXED_PRECISION
+
+DECIMAL = pa.decimal128(38, FIXED_PRECISION)
+
+
+def to_decimal(values: pl.Series, precision: int) -> pa.Array:
+    """Floats rounded to `precision` places, as decimal128(38, FIXED_PRECISION).
+
+    Half away from zero, as Nautilus's own `Price(value, precision)` rounds.
+    """
+    units = (values * 10**precision).round(0, mode="half_away_from_zero").cast(pl.Int64).to_arrow()
+    return units.cast(pa.decimal128(38, 0)).view(pa.decimal128(38, precision)).cast(DECIMAL)
+
+
+def to_fixed_binary(values: pl.Series, precision: int) -> pa.Array:
+    """Floats as Nautilus `Price`/`Quantity` raw values: fixed_size_binary(16)."""
+    return to_decimal(values, precision).view(pa.binary(16))
+
+
+def epoch_ns(values: pl.Series) -> pa.Array:
+    """A UTC ns timestamp column as Nautilus's uint64 epoch nanoseconds."""
+    return values.dt.epoch("ns").cast(pl.UInt64).to_arrow()
