@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
-from dagster import AssetCheckKey, AssetKey, AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetSelection,
+    Definitions,
+    PreviewWarning,
+    define_asset_job,
+    in_process_executor,
+)
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, build_assets, catalog_asset_name
+from hedgegrid_assets.automation import build_daily_schedule, build_file_drop_sensor
 from hedgegrid_assets.checks.coverage import MARK_BAND_CHECK
 from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
@@ -28,6 +38,10 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+# Partitioned asset checks are "preview" in Dagster 1.13 but are what keeps a check from
+# loading every partition (dagster issue 27747); we rely on them knowingly.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
+
 BUILD_JOB = "build_partition"
 
 
@@ -43,9 +57,13 @@ def build_job(settings: Settings, kinds: Iterable[DataKind] = KINDS.values(), na
 
 
 def build_definitions(settings: Settings, jobs: Iterable[UnresolvedAssetJobDefinition] = ()) -> Definitions:
+    build = build_job(settings)
     return Definitions(
         assets=build_assets(settings),
-        jobs=[build_job(settings), *jobs],
+        jobs=[build, *jobs],
+        # Daily schedule for yesterday's partitions and the landing-folder file-drop sensor.
+        schedules=[build_daily_schedule(settings, build)],
+        sensors=[build_file_drop_sensor(settings, build)],
         resources=build_resources(settings),
         # One process per run: per-step subprocesses cost seconds on small partitions.
         executor=in_process_executor,

@@ -1,0 +1,200 @@
+"""Benchmark: our Arrow catalog writer and pipeline against Nautilus's own loader + writer.
+
+One 5,000,000-trade Tardis `trades` CSV.gz day (generated, seeded), then, alternating
+repetitions, each measurement in its own process (clean peak RSS):
+  (a) Nautilus: TardisCSVDataLoader.load_trades + ParquetDataCatalog.write_data
+  (b) ours, writer alone: the validated frame -> Arrow -> Parquet (hedgegrid's write_arrow)
+  (c) ours, end to end: `hedgegrid build --source csv` (Tardis format) for that day, i.e. a
+      Dagster run: land raw, parse, quarantine, validate (checks), write the catalog
+  (r) reading the file back with catalog.trade_ticks(): ours vs Nautilus's
+Prints medians, peak RSS and the ratios against (a) measured in the same run.
+
+    .venv/bin/python bench/catalog_writer.py [--trades 5000000] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+DAY = "2024-01-02"
+SYMBOL = "BTCUSDT"
+INSTRUMENT_ID = f"{SYMBOL}-PERP.BINANCE"
+DAY_START_US = 1_704_153_600_000_000
+OUT = Path(__file__).resolve().parent / "out" / "catalog_writer"
+
+
+def generate(path: Path, n: int, seed: int = 1) -> None:
+    """A Tardis datasets `trades` file: exchange,symbol,timestamp,local_timestamp,id,side,price,amount."""
+    rng = np.random.default_rng(seed)
+    ts = DAY_START_US + np.sort(rng.integers(0, 86_400_000_000 - 100_000, n))
+    ticks = 420_000 + np.cumsum(rng.choice([-1, 0, 0, 1], n))
+    frame = pl.DataFrame(
+        {
+            "exchange": pl.repeat("binance-futures", n, eager=True),
+            "symbol": pl.repeat(SYMBOL, n, eager=True),
+            "timestamp": ts,
+            "local_timestamp": ts + rng.integers(1_000, 50_000, n),
+            "id": np.arange(3_000_000_000, 3_000_000_000 + n),
+            "side": np.where(rng.random(n) < 0.5, "buy", "sell"),
+            "price": pl.Series(ticks).cast(pl.String).str.slice(0, 5) + "." + pl.Series(ticks % 10).cast(pl.String),
+            "amount": (pl.Series(rng.integers(1, 5_000, n)) / 1000).round(3),
+        }
+    ).sort("local_timestamp")
+    with gzip.open(path, "wb", compresslevel=6) as out:
+        frame.write_csv(out)
+
+
+# -- measurements, each run in a fresh process ------------------------------------------------
+
+
+def run_nautilus(csv: Path, work: Path) -> None:
+    from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
+    from nautilus_trader.model.identifiers import InstrumentId
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    loader = TardisCSVDataLoader(price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str(INSTRUMENT_ID))
+    ticks = loader.load_trades(str(csv))
+    start = DAY_START_US * 1000
+    ParquetDataCatalog(str(work / "catalog")).write_data(ticks, start=start, end=start + 86_400 * 10**9 - 1)
+
+
+def run_writer(frame_path: Path, work: Path) -> None:
+    import hedgegrid_assets  # noqa: F401
+    from hedgegrid_assets.catalog.writer import CatalogPartition, write_arrow
+    from hedgegrid_assets.frames import TRADES
+    from hedgegrid_assets.partitions import partition_context
+    from hedgegrid_assets.settings import Settings
+
+    frame = pl.read_parquet(frame_path)
+    t0 = time.perf_counter()
+    write_arrow(work / "catalog", CatalogPartition(TRADES, partition_context(f"{DAY}|{SYMBOL}", Settings()), frame))
+    print(json.dumps({"inner_s": time.perf_counter() - t0}))
+
+
+def run_read(catalog: Path) -> None:
+    import hedgegrid_assets  # noqa: F401
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    t0 = time.perf_counter()
+    n = len(ParquetDataCatalog(str(catalog)).trade_ticks(instrument_ids=[INSTRUMENT_ID]))
+    print(json.dumps({"inner_s": time.perf_counter() - t0, "rows": n}))
+
+
+def measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Wall time of one child process plus what it printed as JSON (peak RSS, inner times)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    reported: dict = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            reported |= json.loads(line)
+    return {"wall_s": wall, **reported}
+
+
+def with_rss(cmd: list[str]) -> list[str]:
+    """Run `cmd` under a fresh wrapper process whose only child it is, so RUSAGE_CHILDREN's
+    ru_maxrss is that command's own peak RSS."""
+    return [sys.executable, __file__, "--rss-of", "--", *cmd]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trades", type=int, default=5_000_000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--step", choices=["nautilus", "writer", "read"], help=argparse.SUPPRESS)
+    ap.add_argument("--rss-of", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+
+    if a.rss_of:  # run the given command as a child and report its peak RSS with its output
+        proc = subprocess.run(a.args, capture_output=True, text=True)
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr)
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(json.dumps({"peak_rss_mb": rss_mb}))
+        sys.exit(proc.returncode)
+    if a.step == "nautilus":
+        return run_nautilus(Path(a.args[0]), Path(a.args[1]))
+    if a.step == "writer":
+        return run_writer(Path(a.args[0]), Path(a.args[1]))
+    if a.step == "read":
+        return run_read(Path(a.args[0]))
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    raw_dir = OUT / "input"
+    raw_dir.mkdir(exist_ok=True)
+    csv = raw_dir / f"binance-futures_trades_{DAY}_{SYMBOL}.csv.gz"
+    if not csv.exists() or pl.scan_csv(csv).select(pl.len()).collect().item() != a.trades:
+        t0 = time.perf_counter()
+        generate(csv, a.trades)
+        print(f"generated {a.trades:,} trades: {csv} ({csv.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s)")
+    config = OUT / "tardis_csv.json"
+    config.write_text(json.dumps({"format": "tardis", "base_path": str(raw_dir)}))
+
+    bin_dir = Path(sys.executable).parent
+    results: dict[str, list[dict]] = {"a": [], "b": [], "c": [], "read_ours": [], "read_nautilus": []}
+    for rep in range(a.reps):
+        for step in ("a", "c", "b"):
+            work = OUT / f"work_{step}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            if step == "a":
+                cmd = [sys.executable, __file__, "--step", "nautilus", str(csv), str(work)]
+                env = None
+            elif step == "c":
+                home = work / "dagster_home"
+                home.mkdir()
+                shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
+                cmd = [str(bin_dir / "hedgegrid"), "build", "--source", "csv", "--config", str(config),
+                       "--symbol", SYMBOL, "--start", DAY, "--end", "2024-01-03", "--data-types", "trades",
+                       "--data-dir", str(work / "data")]
+                env = {**os.environ, "DAGSTER_HOME": str(home)}
+            else:
+                frame = OUT / "work_c" / "data" / "staging" / "trades" / DAY / f"{SYMBOL}.parquet"
+                cmd = [sys.executable, __file__, "--step", "writer", str(frame), str(work)]
+                env = None
+            r = measured(with_rss(cmd), env)
+            results[step].append(r)
+            print(f"rep {rep + 1} ({step}): {r['wall_s']:.2f}s wall, {r['peak_rss_mb']:.0f} MB peak RSS", flush=True)
+        ours = OUT / "work_b" / "catalog"
+        theirs = OUT / "work_a" / "catalog"
+        for name, cat in (("read_ours", ours), ("read_nautilus", theirs)):
+            r = measured(with_rss([sys.executable, __file__, "--step", "read", str(cat)]))
+            results[name].append(r)
+
+    med = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in results.items() if v}
+    a_wall, a_rss = med["a"]["wall_s"], med["a"]["peak_rss_mb"]
+    print(f"\n{a.trades:,} trades, median of {a.reps} alternating repetitions")
+    print(f"{'':38}{'wall s':>9}{'peak RSS MB':>13}{'speed-up vs (a)':>17}")
+    labels = {
+        "a": "(a) Nautilus load_trades + write_data",
+        "b": "(b) hedgegrid Arrow writer alone",
+        "c": "(c) hedgegrid build end to end",
+    }
+    for k, label in labels.items():
+        w, r = med[k]["wall_s"], med[k]["peak_rss_mb"]
+        print(f"{label:38}{w:9.2f}{r:13.0f}{a_wall / w:16.1f}x")
+    print(f"(b) writer's own time inside its process: {med['b']['inner_s']:.2f}s")
+    ro, rn = med["read_ours"]["inner_s"], med["read_nautilus"]["inner_s"]
+    print(f"read back with catalog.trade_ticks(): ours {ro:.2f}s, Nautilus's file {rn:.2f}s (ratio {ro / rn:.2f})")
+    print(f"memory: (b) {med['b']['peak_rss_mb'] / a_rss:.2f}x and (c) {med['c']['peak_rss_mb'] / a_rss:.2f}x of (a)'s peak RSS")
+
+
+if __name__ == "__main__":
+    main()
