@@ -83,7 +83,11 @@ def write_arrow(root: Path, item: CatalogPartition) -> Path:
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         schema = kind.to_arrow(frame.head(0), part.instrument).schema
-        with pq.ParquetWriter(tmp, schema, compression=COMPRESSION) as out:
+        # No dictionary pages (trade ids are unique; dictionary building was ~half the write time)
+        # and statistics only where readers prune: the timestamps.
+        with pq.ParquetWriter(
+            tmp, schema, compression=COMPRESSION, use_dictionary=False, write_statistics=["ts_event", "ts_init"]
+        ) as out:
             for chunk in frame.iter_slices(CHUNK_ROWS):
                 out.write_table(kind.to_arrow(chunk, part.instrument), row_group_size=ROW_GROUP_ROWS)
         tmp.replace(target)
