@@ -6,33 +6,35 @@
     instrument_catalog (the symbol's CryptoPerpetual, written idempotently)
 
 Everything here is generic over `DataKind`; kinds are listed in `frames/__init__.py`.
+Every asset takes one partition or a batch of them (`context.partition_keys`, see batching.py),
+so backfills run as few, large runs. Frames and catalog assets follow the raw asset
+(eager automation), but only once the blocking checks of what they read have passed.
 """
-
 
 from collections.abc import Iterator
 
 import polars as pl
 from dagster import (
-    AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetCheckExecutionContext,
     AssetsDefinition,
+    AutomationCondition,
     Backoff,
+    BackfillPolicy,
     Failure,
     Jitter,
     MetadataValue,
     Output,
     RetryPolicy,
     asset,
-    asset_check,
 )
 
+from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
 from hedgegrid_assets.catalog.writer import CatalogPartition
 from hedgegrid_assets.checks import coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
-from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind
+from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError, TransientSourceError
@@ -49,9 +51,27 @@ WARN_CHECKS = {
     ],
 }
 
+# One run per backfill batch instead of one per partition: Dagster splits multi-partition
+# backfills per date (all symbols of a date in one run); `--partition-range` takes any rectangle.
+BACKFILL = BackfillPolicy.single_run()
+# Follow the raw data (eager), for any date: landed files are usually history, and plain eager
+# only looks at the latest day. Never past a failed blocking check upstream.
+FOLLOW_RAW = (
+    AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
+    & AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("follow raw (eager, any date, upstream checks passed)")
+
 
 def catalog_asset_name(kind: DataKind) -> str:
     return f"{kind.name}_catalog"
+
+
+def _metadata(per_key: dict[str, dict]) -> dict:
+    """A partition's metadata as is; a batch's as per-partition detail (JSON)."""
+    if len(per_key) == 1:
+        return next(iter(per_key.values()))
+    plain = {k: {name: getattr(v, "value", v) for name, v in m.items()} for k, m in per_key.items()}
+    return {"partitions": len(per_key), "by_partition": MetadataValue.json(plain)}
 
 
 def build_assets(settings: Settings) -> list:
@@ -60,9 +80,11 @@ def build_assets(settings: Settings) -> list:
     @asset(
         name=RAW_ASSET,
         partitions_def=parts,
-        # Transient source errors (rate limits, 5xx) get retried with backoff; see below.
+        backfill_policy=BACKFILL,
+        # Transient source errors (rate limits, 5xx) are retried with backoff; permanent ones
+        # (bad key, missing file) fail at once (Failure(allow_retries=False) below).
         retry_policy=RetryPolicy(max_retries=3, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
-        # Vendor downloads share a pool (limit set in dagster.yaml) so backfills respect rate limits.
+        # Vendor downloads share a pool (limit in dagster.yaml) so backfills respect rate limits.
         pool="tardis" if settings.source == "tardis" else None,
         io_manager_key="raw_io_manager",
         group_name="raw",
@@ -70,30 +92,36 @@ def build_assets(settings: Settings) -> list:
         description="The partition's source files, landed exactly as received (never edited).",
     )
     def raw_market_data(context: AssetExecutionContext, source: MarketDataSource):
-        part = partition_context(context.partition_key, settings)
-        directory = landing_dir(settings.raw_dir, source.name, context.partition_key)
-        request = lambda tmp: source.land(LandingRequest(part, tuple(KINDS.values()), tmp, context.log.info))  # noqa: E731
-        try:
-            landing = land_atomically(directory, source.name, request)
-        except SourceError as err:
-            transient = isinstance(err, TransientSourceError)
-            raise Failure(description=f"partition {context.partition_key}: {err}", allow_retries=transient) from None
-        return Output(
-            landing,
-            metadata={
+        landings, meta = {}, {}
+        for key in keys_of(context):
+            landings[key] = landing = _land(context, source, key, settings)
+            meta[key] = {
                 "source": source.name,
                 "directory": MetadataValue.path(landing.directory),
                 "files": [f.name for f in landing.files],
                 "bytes": landing.total_bytes,
                 "sha256": {f.name: f.sha256 for f in landing.files},
-            },
-        )
+            }
+        return Output(as_output(landings), metadata=_metadata(meta))
 
-    return [raw_market_data, *[a for kind in KINDS.values() for a in _kind_assets(kind, parts, settings)],
-            _instrument_asset(parts, settings), _mark_band_check(parts, settings)]
+    kind_assets = [a for kind in KINDS.values() for a in _kind_assets(kind, parts, settings)]
+    return [raw_market_data, *kind_assets, _instrument_asset(parts, settings)]
 
 
-def _frame_metadata(kind: DataKind, frame: pl.DataFrame, part) -> dict:
+def _land(context, source: MarketDataSource, key: str, settings: Settings) -> RawLanding:
+    part = partition_context(key, settings)
+    request = lambda tmp: source.land(LandingRequest(part, tuple(KINDS.values()), tmp, context.log.info))  # noqa: E731
+    try:
+        return land_atomically(landing_dir(settings.raw_dir, source.name, key), source.name, request)
+    except TransientSourceError as err:  # the only errors the RetryPolicy may retry
+        raise Failure(description=f"partition {key}: {err}", allow_retries=True) from err
+    except SourceError as err:
+        raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
+    except Exception as err:  # a bug or an unexpected failure: retrying would only delay it
+        raise Failure(description=f"partition {key}: {type(err).__name__}: {err}", allow_retries=False) from err
+
+
+def _frame_metadata(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> dict:
     meta: dict = {"rows": frame.height}
     if frame.height:
         meta |= {
@@ -110,9 +138,11 @@ def _frame_metadata(kind: DataKind, frame: pl.DataFrame, part) -> dict:
 
 def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefinition]:
     warn_checks = WARN_CHECKS.get(kind.name, [])
+    schema_check = schema_check_name(kind)
+    blocking = {schema_check}
     specs = [
         AssetCheckSpec(
-            schema_check_name(kind),
+            schema_check,
             asset=kind.name,
             blocking=True,
             partitions_def=parts,
@@ -120,43 +150,51 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         ),
         *[AssetCheckSpec(name, asset=kind.name, partitions_def=parts, description=d) for name, _, d in warn_checks],
     ]
+    ins = {"raw": AssetIn(RAW_ASSET)}
+    if kind is MARK_PRICES:
+        # Checked against the traded prices; computed here (not as a separate check) so that
+        # automation sees it among the asset's blocking checks.
+        ins["trades"] = AssetIn(TRADES.name)
+        blocking.add(coverage.MARK_BAND_CHECK)
+        specs.append(
+            AssetCheckSpec(
+                coverage.MARK_BAND_CHECK,
+                asset=kind.name,
+                blocking=True,
+                partitions_def=parts,
+                description=f"Mark prices within {settings.checks.mark_price_band:.0%} of the nearest trade",
+            )
+        )
 
     @asset(
         name=kind.name,
         partitions_def=parts,
-        ins={"raw": AssetIn(RAW_ASSET)},
+        backfill_policy=BACKFILL,
+        automation_condition=FOLLOW_RAW,
+        ins=ins,
         check_specs=specs,
         io_manager_key="frame_io_manager",
         group_name="frames",
         kinds={"polars"},
         description=f"{kind.description}: validated canonical frame.",
     )
-    def frame_asset(context: AssetExecutionContext, raw: RawLanding, source: MarketDataSource) -> Iterator:
-        part = partition_context(context.partition_key, settings)
-        if raw.source != source.name:
-            raise Failure(
-                description=f"partition {context.partition_key}: raw data was landed by source '{raw.source}' but the "
-                f"configured source is '{source.name}'; re-materialize {RAW_ASSET} first"
-            )
-        try:
-            frame = source.read_frame(kind, raw.paths, part)
-        except SourceError as err:
-            raise Failure(description=f"partition {context.partition_key}: {err}", allow_retries=False) from None
-        frame, quarantined = quarantine.split(kind, frame, part)
-        side_file = quarantine.save(settings.staging_dir, kind, part, quarantined)
-        q_meta = {
-            "quarantined_rows": quarantined.total,
-            "quarantined_by_reason": quarantined.counts,
-            "quarantine_file": MetadataValue.path(str(side_file)) if side_file else "(none)",
-        }
-        yield Output(frame, metadata=_frame_metadata(kind, frame, part) | q_meta)
-        yield run_schema(kind, frame, part, extra_metadata=q_meta)
-        for _, fn, _ in warn_checks:
-            yield fn(frame, part)
+    def frame_asset(context: AssetExecutionContext, raw, source: MarketDataSource, **compare) -> Iterator:
+        keys = keys_of(context)
+        frames, meta, checks = {}, {}, {}
+        trades_by_key = by_key(keys, compare["trades"]) if "trades" in compare else {}
+        for key, landing in by_key(keys, raw).items():
+            frames[key], meta[key], checks[key] = _validated_frame(kind, key, landing, source, settings, warn_checks)
+            if key in trades_by_key:
+                part = partition_context(key, settings)
+                checks[key].append(coverage.mark_price_band(frames[key], trades_by_key[key], part))
+        yield Output(as_output(frames), metadata=_metadata(meta))
+        yield from emit_checks(context, kind.name, checks, blocking=blocking)
 
     @asset(
         name=catalog_asset_name(kind),
         partitions_def=parts,
+        backfill_policy=BACKFILL,
+        automation_condition=FOLLOW_RAW,
         ins={"frame": AssetIn(kind.name)},
         deps=[INSTRUMENT_ASSET],
         io_manager_key="catalog_io_manager",
@@ -164,39 +202,51 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         kinds={"parquet"},
         description=f"{kind.description} in the Nautilus catalog: one file per partition.",
     )
-    def catalog_asset(context: AssetExecutionContext, frame: pl.DataFrame) -> CatalogPartition:
-        return CatalogPartition(kind, partition_context(context.partition_key, settings), frame)
+    def catalog_asset(context: AssetExecutionContext, frame):
+        keys = keys_of(context)
+        return as_output(
+            {key: CatalogPartition(kind, partition_context(key, settings), f) for key, f in by_key(keys, frame).items()}
+        )
 
     return [frame_asset, catalog_asset]
+
+
+def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: MarketDataSource, settings, warn_checks):
+    part = partition_context(key, settings)
+    if landing.source != source.name:
+        raise Failure(
+            description=f"partition {key}: raw data was landed by source '{landing.source}' but the configured "
+            f"source is '{source.name}'; re-materialize {RAW_ASSET} first",
+            allow_retries=False,
+        )
+    try:
+        frame = source.read_frame(kind, landing.paths, part)
+    except SourceError as err:
+        raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
+    frame, quarantined = quarantine.split(kind, frame, part)
+    side_file = quarantine.save(settings.staging_dir, kind, part, quarantined)
+    q_meta = {
+        "quarantined_rows": quarantined.total,
+        "quarantined_by_reason": quarantined.counts,
+        "quarantine_file": MetadataValue.path(str(side_file)) if side_file else "(none)",
+    }
+    checks = [run_schema(kind, frame, part, extra_metadata=q_meta), *[fn(frame, part) for _, fn, _ in warn_checks]]
+    return frame, _frame_metadata(kind, frame, part) | q_meta, checks
 
 
 def _instrument_asset(parts, settings: Settings) -> AssetsDefinition:
     @asset(
         name=INSTRUMENT_ASSET,
         partitions_def=parts,
+        backfill_policy=BACKFILL,
+        automation_condition=FOLLOW_RAW,
+        deps=[RAW_ASSET],
         io_manager_key="catalog_io_manager",
         group_name="catalog",
         kinds={"parquet"},
         description="The symbol's CryptoPerpetual (bundled Binance specs, overridable in settings).",
     )
     def instrument_catalog(context: AssetExecutionContext):
-        return partition_context(context.partition_key, settings).instrument.nautilus
+        return as_output({key: partition_context(key, settings).instrument.nautilus for key in keys_of(context)})
 
     return instrument_catalog
-
-
-def _mark_band_check(parts, settings: Settings):
-    @asset_check(
-        asset=MARK_PRICES.name,
-        name=coverage.MARK_BAND_CHECK,
-        additional_ins={"trades": AssetIn(TRADES.name)},
-        blocking=True,
-        partitions_def=parts,
-        description=f"Mark prices within {settings.checks.mark_price_band:.0%} of the nearest trade",
-    )
-    def mark_prices_near_trades(
-        context: AssetCheckExecutionContext, mark_prices: pl.DataFrame, trades: pl.DataFrame
-    ) -> AssetCheckResult:
-        return coverage.mark_price_band(mark_prices, trades, partition_context(context.partition_key, settings))
-
-    return mark_prices_near_trades

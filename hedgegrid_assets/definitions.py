@@ -6,9 +6,8 @@ import warnings
 from collections.abc import Iterable
 
 from dagster import (
-    AssetCheckKey,
-    AssetKey,
     AssetSelection,
+    BetaWarning,
     Definitions,
     PreviewWarning,
     define_asset_job,
@@ -18,7 +17,6 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, build_assets, catalog_asset_name
 from hedgegrid_assets.automation import build_daily_schedule, build_file_drop_sensor
-from hedgegrid_assets.checks.coverage import MARK_BAND_CHECK
 from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
 from hedgegrid_assets.frames.staging import FrameIOManager
@@ -40,7 +38,9 @@ def build_resources(settings: Settings) -> dict:
 
 # Partitioned asset checks are "preview" in Dagster 1.13 but are what keeps a check from
 # loading every partition (dagster issue 27747); we rely on them knowingly.
+# Same for single-run backfill policies (beta), which keep backfill overhead low.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=PreviewWarning)
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
 
 BUILD_JOB = "build_partition"
 
@@ -48,12 +48,11 @@ BUILD_JOB = "build_partition"
 def build_job(settings: Settings, kinds: Iterable[DataKind] = KINDS.values(), name: str = BUILD_JOB):
     """A job that builds the chosen kinds of one date|symbol partition, checks included."""
     kinds = list(kinds)
-    names = [RAW_ASSET, INSTRUMENT_ASSET, *[k.name for k in kinds], *[catalog_asset_name(k) for k in kinds]]
-    selection = AssetSelection.assets(*names)
+    frames = [k.name for k in kinds]
     if MARK_PRICES in kinds and TRADES not in kinds:
-        # The mark-vs-trades band needs the trades frame.
-        selection = selection - AssetSelection.checks(AssetCheckKey(AssetKey(MARK_PRICES.name), MARK_BAND_CHECK))
-    return define_asset_job(name, selection=selection, description="Raw -> frames -> catalog for one partition")
+        frames.append(TRADES.name)  # mark prices are checked against the trades frame (not its catalog)
+    names = [RAW_ASSET, INSTRUMENT_ASSET, *frames, *[catalog_asset_name(k) for k in kinds]]
+    return define_asset_job(name, selection=AssetSelection.assets(*names), description="Raw -> frames -> catalog")
 
 
 def build_definitions(settings: Settings, jobs: Iterable[UnresolvedAssetJobDefinition] = ()) -> Definitions:

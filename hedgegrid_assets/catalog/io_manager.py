@@ -22,24 +22,34 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        if isinstance(obj, CatalogPartition):
-            written = write_partition(self.root, obj, self.writer)
-            ts = obj.frame.get_column("ts_init")
+        items = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
+        metadata = {str(key): self._write(item) for key, item in items.items()}
+        if len(metadata) == 1:
+            context.add_output_metadata(next(iter(metadata.values())))
+        else:  # a batched run: one materialization event per partition shares this metadata
             context.add_output_metadata(
                 {
-                    "rows": written.rows,
-                    "catalog_file": MetadataValue.path(str(written.path)) if written.path else "(no rows, no file)",
-                    "first_ts_init": str(ts.min()) if written.rows else "",
-                    "last_ts_init": str(ts.max()) if written.rows else "",
-                    "nautilus_class": obj.kind.nautilus_cls.__name__,
+                    "partitions": len(metadata),
+                    "rows": sum(m.get("rows", 0) for m in metadata.values()),
+                    "rows_by_partition": {k: m.get("rows", 0) for k, m in metadata.items()},
                     "writer": self.writer,
                 }
             )
-        else:  # an instrument definition
-            path = write_instrument(self.root, obj)
-            context.add_output_metadata(
-                {"instrument_id": obj.id.value, "catalog_file": MetadataValue.path(str(path))}
-            )
+
+    def _write(self, obj) -> dict:
+        if isinstance(obj, CatalogPartition):
+            written = write_partition(self.root, obj, self.writer)
+            ts = obj.frame.get_column("ts_init")
+            return {
+                "rows": written.rows,
+                "catalog_file": MetadataValue.path(str(written.path)) if written.path else "(no rows, no file)",
+                "first_ts_init": str(ts.min()) if written.rows else "",
+                "last_ts_init": str(ts.max()) if written.rows else "",
+                "nautilus_class": obj.kind.nautilus_cls.__name__,
+                "writer": self.writer,
+            }
+        path = write_instrument(self.root, obj)  # an instrument definition
+        return {"instrument_id": obj.id.value, "catalog_file": MetadataValue.path(str(path))}
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
         raise NotImplementedError(

@@ -19,15 +19,21 @@ class FrameIOManager(ConfigurableIOManager):
         day, symbol = split_key(key)
         return Path(self.staging_dir) / asset / day.isoformat() / f"{symbol}.parquet"
 
-    def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
-        path = self.path(context.asset_key.path[-1], context.partition_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        obj.write_parquet(tmp)
-        tmp.replace(path)
+    def handle_output(self, context: OutputContext, obj: pl.DataFrame | dict[str, pl.DataFrame]) -> None:
+        frames = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
+        for key, frame in frames.items():
+            path = self.path(context.asset_key.path[-1], key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            frame.write_parquet(tmp)
+            tmp.replace(path)
 
-    def load_input(self, context: InputContext) -> pl.DataFrame:
-        key = context.asset_partition_key
+    def load_input(self, context: InputContext) -> pl.DataFrame | dict[str, pl.DataFrame]:
+        """One partition: its frame; several (a batched run): {partition key: frame}."""
+        frames = {str(k): self._load(context, k) for k in context.asset_partition_keys}
+        return frames if len(frames) > 1 else next(iter(frames.values()))
+
+    def _load(self, context: InputContext, key) -> pl.DataFrame:
         path = self.path(context.asset_key.path[-1], key)
         if not path.exists():
             raise FileNotFoundError(f"{context.asset_key.to_user_string()} has no frame for partition {key}: {path}")

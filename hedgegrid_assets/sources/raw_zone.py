@@ -89,15 +89,20 @@ class RawZoneIOManager(ConfigurableIOManager):
         day, symbol = split_key(key)
         return Path(self.raw_dir) / "_manifests" / day.isoformat() / f"{symbol}.json"
 
-    def handle_output(self, context: OutputContext, obj: RawLanding) -> None:
-        path = self._manifest(context.partition_key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(obj), indent=1))
-        tmp.replace(path)
+    def handle_output(self, context: OutputContext, obj: RawLanding | dict[str, RawLanding]) -> None:
+        landings = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
+        for key, landing in landings.items():
+            path = self._manifest(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(asdict(landing), indent=1))
+            tmp.replace(path)
 
-    def load_input(self, context: InputContext) -> RawLanding:
-        key = context.asset_partition_key
+    def load_input(self, context: InputContext) -> RawLanding | dict[str, RawLanding]:
+        landings = {str(k): self._load(k) for k in context.asset_partition_keys}
+        return landings if len(landings) > 1 else next(iter(landings.values()))
+
+    def _load(self, key) -> RawLanding:
         path = self._manifest(key)
         if not path.exists():
             raise FileNotFoundError(f"no raw data landed for partition {key}: materialize raw_market_data first")
