@@ -220,7 +220,7 @@ def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: Mark
             allow_retries=False,
         )
     try:
-        frame = source.read_frame(kind, landing.paths, part)
+        frame, notes = source.read_frame_with_notes(kind, landing.paths, part)
     except SourceError as err:
         raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
     frame, quarantined = quarantine.split(kind, frame, part)
@@ -229,6 +229,7 @@ def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: Mark
         "quarantined_rows": quarantined.total,
         "quarantined_by_reason": quarantined.counts,
         "quarantine_file": MetadataValue.path(str(side_file)) if side_file else "(none)",
+        **({"skipped_while_parsing": MetadataValue.json(notes)} if notes else {}),
     }
     checks = [run_schema(kind, frame, part, extra_metadata=q_meta), *[fn(frame, part) for _, fn, _ in warn_checks]]
     return frame, _frame_metadata(kind, frame, part) | q_meta, checks

@@ -97,6 +97,12 @@ def _settings(args: argparse.Namespace):
             instrument_for(symbol, settings)  # unknown symbols fail here, before any run
         except UnknownSymbolError as err:
             raise UsageError(str(err)) from None
+    from hedgegrid_assets.sources.registry import build_source
+
+    try:
+        build_source(settings)  # a missing or broken --config fails here, before any run
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     return settings
 
 

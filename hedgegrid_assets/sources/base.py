@@ -46,3 +46,10 @@ class MarketDataSource(ConfigurableResource, ABC):
     @abstractmethod
     def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         """Parse landed files into the kind's canonical columns (validation comes later)."""
+
+    def read_frame_with_notes(
+        self, kind: DataKind, files: list[Path], part: PartitionContext
+    ) -> tuple[pl.DataFrame, dict]:
+        """`read_frame` plus counts of what parsing skipped without failing (blank or truncated
+        lines, unknown event types...), shown in the frame's metadata and schema check."""
+        return self.read_frame(kind, files, part), {}

@@ -2,18 +2,27 @@
 
 Reads lines in any of the shapes a recorder or vendor stores them:
 - a Tardis replay line: `2024-01-01T00:00:00.1234567Z {"stream": ..., "data": {...}}`
-- the combined-stream envelope: `{"stream": "btcusdt@aggTrade", "data": {...}}`
+  (any receive-time prefix before the JSON: ISO with `T` or a space, any fraction, or an
+  epoch number whose unit is detected from its magnitude)
+- the combined-stream envelope: `{"stream": "btcusdt@aggTrade", "data": {...}}`, optionally
+  with the recorder's receive time as a top-level field (see RECV_FIELDS)
 - the bare payload: `{"e": "aggTrade", ...}`
-The whole file is decoded by polars in one pass (no per-line Python).
+The whole file is decoded by polars in one pass (no per-line Python). `read_recording`
+adds what a recorded file needs: counts of blank lines, a truncated last line, unknown event
+types and other symbols' messages, and clear errors (file and line) for anything else broken.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind
+from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.compressed import explain_read_error
+from hedgegrid_assets.sources.parsing import epoch_ns
 
 # Binance trades that are not market trades (`X` of the `trade` stream).
 NON_MARKET_TRADES = ["INSURANCE_FUND", "ADL", "NA"]
@@ -31,8 +40,11 @@ _PAYLOAD = {
     "T": pl.Int64,  # trade time (trades) / next funding time (markPrice), ms
     "r": pl.String,  # funding rate that settles at T
 }
-_MESSAGE = pl.Struct({"stream": pl.String, "data": pl.Struct(_PAYLOAD), **_PAYLOAD})
-_LOCAL_TS_LEN = 28  # '2024-01-01T00:00:00.1234567Z'
+# Top-level fields a recorder may add with the local receive time (epoch number or ISO text).
+RECV_FIELDS = ("local_timestamp", "recv_ts", "recv_time", "receive_time", "received_at", "receipt_timestamp")
+_MESSAGE = pl.Struct(
+    {"stream": pl.String, "data": pl.Struct(_PAYLOAD), **_PAYLOAD, **{f: pl.String for f in RECV_FIELDS}}
+)
 
 
 def read_lines(path: Path) -> pl.LazyFrame:
@@ -49,24 +61,43 @@ def read_lines(path: Path) -> pl.LazyFrame:
     )
 
 
-def decode_messages(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """Lines -> one row per message: `recv_ts` (nullable) plus the payload's fields."""
-    line = pl.col("line").str.strip_chars_end()
-    has_ts = ~line.str.starts_with("{")
-    json_text = pl.when(has_ts).then(line.str.slice(_LOCAL_TS_LEN + 1)).otherwise(line)
-    recv_ts = (
-        pl.when(has_ts)
-        .then(line.str.slice(0, _LOCAL_TS_LEN - 1))
-        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ns", strict=False)
+def receive_time(text: pl.Expr) -> pl.Expr:
+    """A receive time written as ISO text ('T' or ' ', optional 'Z') or an epoch number -> UTC ns."""
+    t = text.str.strip_chars()
+    numeric = t.str.contains(r"^\d+(?:\.\d*)?$")
+    iso = t.str.strip_suffix("Z")
+    return (
+        pl.when(numeric)
+        .then(pl.from_epoch(epoch_ns(t), time_unit="ns"))
+        .otherwise(
+            pl.coalesce(
+                iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ns", strict=False),
+                iso.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="ns", strict=False),
+            )
+        )
         .dt.replace_time_zone("UTC")
     )
+
+
+def decode_messages(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Lines -> one row per message: `recv_ts` (nullable) plus the payload's fields.
+
+    Also `recv_prefix`: the text before the JSON (null when the line starts with it), so a
+    caller can report a prefix that is not a time.
+    """
+    line = pl.col("line").str.strip_chars()
+    start = line.str.find("{", literal=True).fill_null(0)
+    prefix = pl.when(start > 0).then(line.str.slice(0, start).str.strip_chars())
+    json_text = line.str.slice(start)
     decoded = lines.filter(line.str.len_bytes() > 0).select(
-        "line_no", recv_ts=recv_ts, msg=json_text.str.json_decode(_MESSAGE)
+        "line_no", recv_prefix=prefix, msg=json_text.str.json_decode(_MESSAGE)
     )
+    field_recv = pl.coalesce([pl.col("msg").struct.field(f) for f in RECV_FIELDS])
     # Envelope fields win over top-level ones (the bare-payload case has no `data`).
     return decoded.select(
         "line_no",
-        "recv_ts",
+        pl.coalesce(receive_time(pl.col("recv_prefix")), receive_time(field_recv)).alias("recv_ts"),
+        "recv_prefix",
         *[
             pl.coalesce(pl.col("msg").struct.field("data").struct.field(k), pl.col("msg").struct.field(k)).alias(k)
             for k in _PAYLOAD
@@ -131,3 +162,206 @@ def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") 
     else:
         lazy = PARSERS[kind.name](messages)
     return kind.conform(lazy.collect())
+
+
+# -- recorded files: counts and clear errors ------------------------------------------------
+
+KNOWN_EVENTS = ("aggTrade", "trade", "markPriceUpdate")
+NO_EVENT = "no 'e' field"
+
+
+@dataclass
+class LineStats:
+    """What a recorded file held besides usable messages (counted, never fatal)."""
+
+    lines: int = 0
+    messages: int = 0
+    blank_lines: int = 0
+    truncated_last_line: int = 0
+    truncated_gzip: int = 0
+    unknown_events: dict[str, int] = field(default_factory=dict)
+    other_symbols: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: LineStats) -> None:
+        self.lines += other.lines
+        self.messages += other.messages
+        self.blank_lines += other.blank_lines
+        self.truncated_last_line += other.truncated_last_line
+        self.truncated_gzip += other.truncated_gzip
+        for mine, theirs in ((self.unknown_events, other.unknown_events), (self.other_symbols, other.other_symbols)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
+    @property
+    def unknown_event_count(self) -> int:
+        return sum(self.unknown_events.values())
+
+    @property
+    def other_symbol_count(self) -> int:
+        return sum(self.other_symbols.values())
+
+    def metadata(self) -> dict:
+        return {
+            "lines": self.lines,
+            "blank_lines": self.blank_lines,
+            "truncated_last_lines": self.truncated_last_line,
+            "truncated_gzip_streams": self.truncated_gzip,
+            "unknown_event_messages": self.unknown_event_count,
+            "unknown_events_by_type": dict(sorted(self.unknown_events.items())),
+            "other_symbol_messages": self.other_symbol_count,
+        }
+
+    def notable(self) -> bool:
+        return bool(self.blank_lines or self.truncated_last_line or self.truncated_gzip or self.unknown_events
+                    or self.other_symbols)  # fmt: skip
+
+    def describe(self) -> str:
+        parts = [f"{self.lines:,} lines"]
+        if self.blank_lines:
+            parts.append(f"{self.blank_lines:,} blank")
+        if self.truncated_last_line:
+            parts.append("a truncated last line (skipped)")
+        if self.truncated_gzip:
+            parts.append("a gzip stream cut short (read up to its end)")
+        if self.unknown_events:
+            kinds = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.unknown_events.items()))
+            parts.append(f"{self.unknown_event_count:,} messages of other event types ({kinds})")
+        if self.other_symbols:
+            symbols = ", ".join(sorted(self.other_symbols))
+            parts.append(f"{self.other_symbol_count:,} messages for other symbols ({symbols})")
+        return "; ".join(parts)
+
+
+def _line_checks(lines: pl.LazyFrame) -> dict:
+    """One pass of per-line facts: counts, the last non-blank line, the first incomplete lines."""
+    line = pl.col("line").str.strip_chars()
+    blank = line.is_null() | (line.str.len_bytes() == 0)
+    # A complete message ends with '}' and has balanced braces (Binance strings hold none).
+    complete = line.str.ends_with("}") & (
+        line.str.count_matches("{", literal=True) == line.str.count_matches("}", literal=True)
+    )
+    bad = ~blank & ~complete
+    row = lines.select(
+        lines=pl.len(),
+        blank=blank.sum(),
+        last_filled=pl.col("line_no").filter(~blank).max(),
+        incomplete=bad.sum(),
+        first_bad_no=pl.col("line_no").filter(bad).first(),
+        first_bad=pl.col("line").filter(bad).first(),
+    ).collect()
+    return row.row(0, named=True)
+
+
+_INT_FIELDS = {k for k, t in _PAYLOAD.items() if t == pl.Int64}
+_BOOL_FIELDS = {k for k, t in _PAYLOAD.items() if t == pl.Boolean}
+
+
+def _first_bad_line(path: Path, skip_line: int | None) -> tuple[int, str, str] | None:
+    """Error path only (after polars refused the file): the first line that is not valid JSON
+    or has a field of the wrong type, as (line number, text, reason)."""
+    import gzip
+    import json
+
+    with path.open("rb") as fh:
+        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
+    with opener(path, "rt", errors="replace") as fh:
+        for no, raw in enumerate(fh, 1):
+            text = raw.strip()
+            if not text or no == skip_line:
+                continue
+            try:
+                msg = json.loads(text[max(text.find("{"), 0):])
+            except json.JSONDecodeError as err:
+                return no, text, f"invalid JSON ({err})"
+            if not isinstance(msg, dict):
+                return no, text, "not a JSON object"
+            data = msg.get("data") if isinstance(msg.get("data"), dict) else msg
+            for key, value in data.items():
+                is_int = isinstance(value, int) and not isinstance(value, bool)
+                wrong_int = key in _INT_FIELDS and value is not None and not is_int
+                wrong_bool = key in _BOOL_FIELDS and value is not None and not isinstance(value, bool)
+                if wrong_int or wrong_bool:
+                    want = "an integer" if wrong_int else "true/false"
+                    return no, text, f"field {key!r} is not {want}: {value!r}"
+    return None
+
+
+def _short(text: str, n: int = 80) -> str:
+    return repr(text if len(text) <= n else text[: n - 3] + "...")
+
+
+def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[pl.DataFrame, LineStats]:
+    """A recorded JSONL file -> (decoded messages of known event types for `symbol`, counts).
+
+    Blank lines, one truncated last line, unknown event types and other symbols' messages are
+    counted and left out. Raises SourceError naming the file and line for an incomplete or
+    invalid line elsewhere, an unreadable receive-time prefix, a number that is not a number,
+    or a file whose messages are all for another symbol.
+    """
+    stats = LineStats()
+    lines = read_lines(path)
+    try:
+        facts = _line_checks(lines)
+    except pl.exceptions.NoDataError:
+        return pl.DataFrame(schema=decode_messages(read_lines_schema()).collect_schema()), stats
+    except Exception as err:  # noqa: BLE001 - e.g. a broken gzip stream: say what is wrong with it
+        raise explain_read_error(path, err, label) from None
+    stats.lines, stats.blank_lines = int(facts["lines"]), int(facts["blank"] or 0)
+    skip_line = None
+    if facts["incomplete"]:
+        only_last = facts["incomplete"] == 1 and facts["first_bad_no"] == facts["last_filled"]
+        if only_last:
+            stats.truncated_last_line = 1
+            skip_line = facts["first_bad_no"]
+        else:
+            no, text = facts["first_bad_no"], facts["first_bad"]
+            raise SourceError(
+                f"{label} line {no}: not a complete JSON message ({facts['incomplete']} such line(s); only a "
+                f"truncated last line is tolerated): {_short(text or '')}"
+            )
+    if skip_line is not None:
+        lines = lines.filter(pl.col("line_no") != skip_line)
+    try:
+        messages = decode_messages(lines).collect()
+    except pl.exceptions.ComputeError as err:
+        found = _first_bad_line(path, skip_line)
+        if found is None:
+            raise SourceError(f"{label}: cannot be decoded ({str(err).strip().splitlines()[0]})") from None
+        no, text, reason = found
+        raise SourceError(f"{label} line {no}: {reason}: {_short(text)}") from None
+    stats.messages = messages.height
+
+    bad_prefix = pl.col("recv_prefix").is_not_null() & pl.col("recv_ts").is_null()
+    hit = messages.filter(bad_prefix).head(1)
+    if hit.height:
+        raise SourceError(
+            f"{label} line {hit['line_no'][0]}: the text before the JSON is not a receive time: "
+            f"{_short(hit['recv_prefix'][0])}"
+        )
+    known = pl.col("e").is_in(KNOWN_EVENTS)
+    unknown = messages.filter(~known.fill_null(False)).group_by(pl.col("e").fill_null(NO_EVENT)).len()
+    stats.unknown_events = {e: int(n) for e, n in unknown.iter_rows()}
+    messages = messages.filter(known.fill_null(False))
+    if symbol is not None:
+        sym = pl.col("s").str.to_uppercase()
+        mine = sym.is_null() | (sym == symbol.upper())
+        others = messages.filter(~mine)
+        if others.height:
+            stats.other_symbols = {s: int(n) for s, n in others.group_by("s").len().iter_rows()}
+            messages = messages.filter(mine)
+            if messages.height == 0:
+                raise SourceError(
+                    f"{label} line {others['line_no'][0]}: the file is for another symbol: its messages are for "
+                    f"{', '.join(sorted(stats.other_symbols))}, none for {symbol}"
+                )
+    for col, events in (("p", KNOWN_EVENTS), ("q", ("aggTrade", "trade")), ("r", ("markPriceUpdate",))):
+        value = pl.col(col)
+        filled = value.is_not_null() & (value.str.len_bytes() > 0)
+        bad = messages.filter(pl.col("e").is_in(events) & filled & value.cast(pl.Float64, strict=False).is_null())
+        if bad.height:
+            raise SourceError(f"{label} line {bad['line_no'][0]}: field {col!r} is not a number: {_short(bad[col][0])}")
+    return messages, stats
+
+
+def read_lines_schema() -> pl.LazyFrame:
+    return pl.LazyFrame(schema={"line": pl.String, "line_no": pl.UInt32})

@@ -14,8 +14,29 @@ def _sample(settings: Settings) -> MarketDataSource:
     return SampleSource(trades_per_day=settings.sample.trades_per_day, seed=settings.sample.seed)
 
 
+def _tardis(settings: Settings) -> MarketDataSource:
+    from hedgegrid_assets.sources.tardis import from_settings
+
+    return from_settings(settings.tardis)
+
+
+def _csv(settings: Settings) -> MarketDataSource:
+    from hedgegrid_assets.sources.csv_generic import from_settings
+
+    return from_settings(settings)
+
+
+def _jsonl(settings: Settings) -> MarketDataSource:
+    from hedgegrid_assets.sources.jsonl import from_settings
+
+    return from_settings(settings)
+
+
 SOURCES: dict[str, Callable[[Settings], MarketDataSource]] = {
     "sample": _sample,
+    "tardis": _tardis,
+    "csv": _csv,
+    "jsonl": _jsonl,
 }
 
 

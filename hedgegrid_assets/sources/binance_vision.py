@@ -1,0 +1,249 @@
+"""data.binance.vision USDT-M futures files (`futures/um`) -> canonical frames.
+
+Config: `{"format": "binance", "base_path": DIR}`, optional `"trades": "aggTrades" | "trades"`
+(default: aggTrades when the day has that file, else trades). Files are found under their
+published names, either directly in DIR or in the site's tree below it
+(`[data/]futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-01-02.zip`):
+
+- trades: daily `SYMBOL-aggTrades-DATE.zip` (`agg_trade_id,price,quantity,first_trade_id,
+  last_trade_id,transact_time,is_buyer_maker`) or `SYMBOL-trades-DATE.zip`
+  (`id,price,qty,quote_qty,time,is_buyer_maker`), with or without a header row (Binance added
+  headers on 2022-08-11). ts_event = ts_init = the trade time (the files hold no receive
+  time); is_buyer_maker true means the aggressor SOLD.
+- mark prices: daily 1m `markPriceKlines` `SYMBOL-1m-DATE.zip`: one update per minute, the
+  minute's CLOSE at its close_time (hh:mm:59.999). The close is the last mark of the minute,
+  so at close_time it is exactly what a subscriber knew; the open at open_time would be as
+  honest, but the close keeps the most recent mark and puts each value at the end of the
+  interval it summarises, never before it was known.
+- funding: monthly `SYMBOL-fundingRate-YYYY-MM.zip` (`calc_time,funding_interval_hours,
+  last_funding_rate`). Each row is the rate settled at calc_time; it becomes an update with
+  next_funding_time = calc_time (rounded to the whole second: the file's times can be a few ms
+  late, the settlement is on the hour) and ts_event = ts_init = 1 ms before it. That is the
+  latest moment the rate was (practically) known before settling: putting it at the previous
+  settlement instead would hand a backtest the final rate 8 hours early. A partition therefore
+  holds the settlements in (day 00:00, next day 00:00]: 08:00, 16:00 and the next midnight,
+  the ones the funding coverage check expects. The next month's file is landed too, when
+  present, for the last day of a month (its midnight settlement is in that file).
+- Each zip is verified against its `.CHECKSUM` (`<sha256>  <name>.zip`) when one is present;
+  both are landed. The CSV inside a zip must be for the partition's symbol.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import zipfile
+from pathlib import Path
+
+import polars as pl
+
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.sources import parsing
+from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.csv_generic import Table, check_numbers, load_rows, read_table
+from hedgegrid_assets.sources.source_config import ConfigError, FileSource, PlannedFile
+
+TRADE_TYPES = {"aggtrades": "aggTrades", "aggtrade": "aggTrades", "trades": "trades", "trade": "trades"}
+TABLES = {
+    "aggTrades": Table(
+        columns={"timestamp": "transact_time", "price": "price", "size": "quantity",
+                 "aggressor_side": "is_buyer_maker", "trade_id": "agg_trade_id"},
+        has_header=None,
+        column_names=("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
+                      "is_buyer_maker"),
+        side_is_buyer_maker=True,
+    ),
+    "trades": Table(
+        columns={"timestamp": "time", "price": "price", "size": "qty", "aggressor_side": "is_buyer_maker",
+                 "trade_id": "id"},
+        has_header=None,
+        column_names=("id", "price", "qty", "quote_qty", "time", "is_buyer_maker"),
+        side_is_buyer_maker=True,
+    ),
+    "markPriceKlines": Table(
+        columns={"timestamp": "close_time", "mark_price": "close"},
+        has_header=None,
+        column_names=("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
+                      "taker_buy_volume", "taker_buy_quote_volume", "ignore"),
+    ),
+    "fundingRate": Table(
+        columns={"timestamp": "calc_time", "funding_rate": "last_funding_rate"},
+        has_header=None,
+        column_names=("calc_time", "funding_interval_hours", "last_funding_rate"),
+    ),
+}  # fmt: skip
+CHECKSUM_SUFFIX = ".CHECKSUM"
+NAME_PATTERNS = [
+    (r"-aggTrades-\d{4}-\d{2}-\d{2}\.zip$", "aggTrades"),
+    (r"-trades-\d{4}-\d{2}-\d{2}\.zip$", "trades"),
+    (r"-1m-\d{4}-\d{2}-\d{2}\.zip$", "markPriceKlines"),
+    (r"-fundingRate-\d{4}-\d{2}\.zip$", "fundingRate"),
+]
+FUNDING_LEAD = dt.timedelta(milliseconds=1)
+
+
+def names(part: PartitionContext) -> dict[str, str]:
+    s, d = part.instrument.symbol, part.day
+    nxt = (d.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    return {
+        "aggTrades": f"{s}-aggTrades-{d}.zip",
+        "trades": f"{s}-trades-{d}.zip",
+        "markPriceKlines": f"{s}-1m-{d}.zip",
+        "fundingRate": f"{s}-fundingRate-{d:%Y-%m}.zip",
+        "fundingRate_next": f"{s}-fundingRate-{nxt:%Y-%m}.zip",
+    }
+
+
+def _kind_of_name(name: str) -> str | None:
+    for pattern, what in NAME_PATTERNS:
+        if re.search(pattern, name):
+            return what
+    return None
+
+
+def verify_checksum(zip_path: Path, checksum_path: Path) -> None:
+    """SourceError unless the zip's sha256 is the one its .CHECKSUM file states."""
+    text = checksum_path.read_text(errors="replace").strip()
+    match = re.fullmatch(r"([0-9a-fA-F]{64})\s+\*?(\S+)", text.splitlines()[0].strip() if text else "")
+    if not match:
+        raise SourceError(f"{checksum_path}: not a checksum file ('<sha256>  <file>.zip'): {text[:80]!r}")
+    expected, named = match.group(1).lower(), match.group(2)
+    if Path(named).name != zip_path.name:
+        raise SourceError(f"{checksum_path}: names {named}, not {zip_path.name}")
+    digest = hashlib.sha256()
+    with zip_path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise SourceError(
+            f"{zip_path}: checksum mismatch: sha256 is {digest.hexdigest()}, {checksum_path.name} says {expected}"
+        )
+
+
+def check_member_symbol(path: Path, part: PartitionContext) -> None:
+    """The CSV inside a Binance zip is named after its symbol: refuse another symbol's file."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [n for n in zf.namelist() if not n.endswith("/")]
+    except (zipfile.BadZipFile, OSError) as err:
+        raise SourceError(f"{path}: unreadable zip file ({err})") from None
+    symbol = part.instrument.symbol
+    for member in members:
+        found = Path(member).name.split("-", 1)[0]
+        if found.isalnum() and found.upper() != symbol and found.upper().endswith(("USDT", "USDC", "BUSD", "USD")):
+            raise SourceError(f"{path} (member {member}): the file is for another symbol: {found}, not {symbol}")
+
+
+def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
+    frames = []
+    for path in paths:
+        check_member_symbol(path, part)
+        rows = load_rows(path, TABLES["fundingRate"], ["timestamp", "funding_rate"], [], part)
+        if rows is None:
+            continue
+        check_numbers(rows.frame, rows.cols, ["funding_rate"], rows.label)
+        settle = pl.col("_ts_event").dt.round("1s")
+        known = settle - FUNDING_LEAD
+        frames.append(
+            rows.frame.select(
+                ts_event=known,
+                ts_init=known,
+                rate=parsing.number(pl.col(rows.cols["funding_rate"])),
+                next_funding_time=settle,
+            ).filter(pl.col("ts_init").is_between(part.start, part.end, closed="left"))
+        )
+    if not frames:
+        return FUNDING_RATES.empty_frame()
+    # Unsorted monthly rows are fine: conform sorts by ts_init (a repeated row is left to quarantine).
+    return FUNDING_RATES.conform(pl.concat(frames))
+
+
+class BinanceVisionSource(FileSource):
+    """data.binance.vision futures/um files found by their published names under base_path."""
+
+    @property
+    def name(self) -> str:
+        return "csv"
+
+    @property
+    def trade_type(self) -> str | None:
+        value = self.config.raw.get("trades")
+        if value is None or str(value).lower() == "auto":
+            return None
+        try:
+            return TRADE_TYPES[str(value).lower()]
+        except KeyError:
+            where = f"source config {self.config.path}"
+            raise ConfigError(f"{where}: 'trades' must be aggTrades or trades, not {value!r}") from None
+
+    def _find(self, name: str, data_type: str, part: PartitionContext, monthly: bool = False) -> Path:
+        """The file under base_path, flat or in the site's tree; the flat path when nowhere."""
+        base = self.config.base_path
+        sym = part.instrument.symbol
+        period = "monthly" if monthly else "daily"
+        sub = Path("futures", "um", period, data_type, sym, *(["1m"] if data_type == "markPriceKlines" else []), name)
+        for candidate in (base / name, base / sub, base / "data" / sub):
+            if candidate.is_file():
+                return candidate
+        return base / name
+
+    def plan(self, part: PartitionContext) -> list[PlannedFile]:
+        n = names(part)
+        trade_type = self.trade_type
+        if trade_type is None:
+            agg = self._find(n["aggTrades"], "aggTrades", part)
+            plain = self._find(n["trades"], "trades", part)
+            trade_type = "aggTrades" if agg.is_file() or not plain.is_file() else "trades"
+        wanted = [
+            (self._find(n[trade_type], trade_type, part), (TRADES.name,), True, f"Binance daily {trade_type}"),
+            (self._find(n["markPriceKlines"], "markPriceKlines", part), (MARK_PRICES.name,), True,
+             "Binance daily markPriceKlines 1m"),
+            (self._find(n["fundingRate"], "fundingRate", part, monthly=True), (FUNDING_RATES.name,), True,
+             "Binance monthly fundingRate"),
+        ]  # fmt: skip
+        if (part.day + dt.timedelta(days=1)).month != part.day.month:
+            nxt = self._find(n["fundingRate_next"], "fundingRate", part, monthly=True)
+            wanted.append((nxt, (FUNDING_RATES.name,), False, "Binance monthly fundingRate (next month)"))
+        planned = []
+        for src, kinds, required, what in wanted:
+            planned.append(PlannedFile(src, src.name, kinds, required, what))
+            checksum = src.with_name(src.name + CHECKSUM_SUFFIX)
+            planned.append(PlannedFile(checksum, checksum.name, (), False, f"checksum of {src.name}"))
+        return planned
+
+    def verify_landed(self, landed: dict[str, Path], part: PartitionContext, log) -> None:
+        for name, path in landed.items():
+            if name.endswith(CHECKSUM_SUFFIX):
+                continue
+            checksum = landed.get(name + CHECKSUM_SUFFIX)
+            if checksum is None:
+                log(f"{name}: no {CHECKSUM_SUFFIX} file beside it; not verified")
+                continue
+            verify_checksum(path, checksum)
+            log(f"{name}: sha256 matches {checksum.name}")
+
+    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+        by_type: dict[str, list[Path]] = {}
+        for f in sorted(Path(p) for p in files):
+            what = _kind_of_name(f.name)
+            if what:
+                by_type.setdefault(what, []).append(f)
+        if kind is FUNDING_RATES:
+            return read_funding(by_type.get("fundingRate", []), part)
+        if kind is MARK_PRICES:
+            paths, table = by_type.get("markPriceKlines", []), TABLES["markPriceKlines"]
+        else:
+            trade_type = self.trade_type or ("aggTrades" if "aggTrades" in by_type else "trades")
+            paths, table = by_type.get(trade_type, []), TABLES[trade_type]
+        if not paths:
+            raise SourceError(
+                f"the raw zone for {part.day}|{part.instrument.symbol} has no Binance file for {kind.name} "
+                f"(landed: {', '.join(sorted(Path(f).name for f in files)) or 'nothing'}): "
+                "re-materialize raw_market_data"
+            )
+        frames = []
+        for path in paths:
+            check_member_symbol(path, part)
+            frames.append(read_table(path, table, kind, part))
+        return kind.conform(pl.concat(frames))

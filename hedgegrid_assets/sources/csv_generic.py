@@ -1,0 +1,471 @@
+"""Generic CSV files -> canonical frames, columnar (polars lazy scan, streaming collect).
+
+Config (the seed project's format, see source_config.py for paths and placeholders):
+
+    {"base_path": "data",
+     "files": {
+       "trades":  {"file_path": "BTCUSDT-trades.csv.gz",
+                   "columns": {"timestamp": "time", "price": "price", "size": "qty",
+                               "aggressor_side": "is_buyer_maker", "trade_id": "id"},
+                   "timestamp_format": "%Y-%m-%d %H:%M:%S.%f"},
+       "mark":    {"file_path": "...", "columns": {"timestamp": ..., "mark_price": ...}},
+       "funding": {"file_path": "...", "columns": {"timestamp": ..., "funding_rate": ...,
+                                                   "next_funding_time": ...}}}}
+
+Per file, all optional but `file_path`:
+- `columns`: role -> column name (or 0-based index). Roles: `timestamp`, `local_timestamp`
+  (receive time, becomes ts_init; else ts_init = timestamp), `symbol`, and per kind `price`,
+  `size`, `aggressor_side`, `trade_id` / `mark_price` / `funding_rate`, `next_funding_time`.
+  Unmapped roles are guessed from the header, case-insensitively (see GUESSES).
+- `timestamp_format`: a strftime format, `iso`, or an epoch unit; `timestamp_unit` (s, ms,
+  us, ns) fixes the epoch unit. Without them each timestamp column is detected: epoch numbers
+  (unit from magnitude) or ISO strings. The format applies to every timestamp column of the file.
+- `has_header` (default true), `column_names` (for headerless files), `separator` (`,`).
+- `symbol`: the symbol the file holds, when neither its path nor its columns say so (a
+  partition of another symbol then fails instead of reading it).
+- `side_is_buyer_maker`: true/false to say how to read the side column (default: from its
+  name; true/false values are read as buyer-is-maker anyway).
+
+Values: sides are buy/sell in any case, b/s, or a buyer-is-maker flag (true = the aggressor
+SOLD; a column named is_buyer_maker/buyer_maker/m may also hold 1/0); 'unknown' or empty is
+NO_AGGRESSOR. Without a trade id column each trade gets the stable id `L<line>`, its line
+number in the file. Empty numbers become null (quarantined later as not positive); text that
+is not a number, a timestamp that does not parse, or an unknown side fails the partition with
+the file, line and value. With a `symbol` column, rows of other symbols are skipped; a file
+with rows of other symbols only is an error.
+
+A file spanning many days (no `{date}` in its path) keeps the rows whose ts_init falls on the
+partition's UTC day: every row belongs to exactly one partition, the same one a per-day file
+split by receive time (as Tardis splits its files) would put it in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import polars as pl
+
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.sources import compressed, parsing
+from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.parsing import TimestampFormat
+from hedgegrid_assets.sources.source_config import (
+    ConfigError,
+    FileSource,
+    PlannedFile,
+    config_path_from_settings,
+    landed_names,
+    load_config,
+)
+
+# Roles each kind reads: required first.
+ROLES: dict[str, tuple[list[str], list[str]]] = {
+    TRADES.name: (["timestamp", "price", "size"], ["aggressor_side", "trade_id", "local_timestamp", "symbol"]),
+    MARK_PRICES.name: (["timestamp", "mark_price"], ["local_timestamp", "symbol"]),
+    FUNDING_RATES.name: (["timestamp", "funding_rate"], ["next_funding_time", "local_timestamp", "symbol"]),
+}
+# Header names tried for an unmapped role, in order; compared lower-case without punctuation.
+GUESSES: dict[str, list[str]] = {
+    "timestamp": ["timestamp", "ts_event", "time", "datetime", "date_time", "transact_time", "trade_time",
+                  "event_time", "exchange_timestamp", "ts", "date", "created_at", "T", "E"],
+    "local_timestamp": ["local_timestamp", "ts_init", "receive_time", "recv_time", "received_at", "recv_ts",
+                        "local_time", "receipt_timestamp"],
+    "price": ["price", "px", "trade_price", "p"],
+    "size": ["size", "amount", "qty", "quantity", "volume", "base_qty", "sz", "q"],
+    "aggressor_side": ["aggressor_side", "side", "taker_side", "aggressor", "direction", "is_buyer_maker",
+                       "buyer_maker", "isBuyerMaker", "m"],
+    "trade_id": ["trade_id", "id", "tid", "agg_trade_id", "aggregate_trade_id", "trade_no", "a"],
+    "mark_price": ["mark_price", "markprice", "mark", "mark_px", "value", "price", "p"],
+    "funding_rate": ["funding_rate", "fundingrate", "rate", "last_funding_rate", "funding", "r"],
+    "next_funding_time": ["next_funding_time", "nextfundingtime", "funding_timestamp", "funding_time",
+                          "next_funding_ts", "next_funding"],
+    "symbol": ["symbol", "instrument", "instrument_id", "ticker", "pair", "s"],
+}  # fmt: skip
+BUYER_MAKER_NAMES = {"isbuyermaker", "buyermaker", "m", "ismaker"}
+TIMESTAMP_ROLES = ("timestamp", "local_timestamp", "next_funding_time")
+SAMPLE_ROWS = 500
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class Table:
+    """How to read one CSV file into one kind."""
+
+    columns: dict = field(default_factory=dict)  # role -> column name or index (configured)
+    ts_format: TimestampFormat | None = None
+    has_header: bool | None = True  # None: detect (first cell not a number -> header)
+    column_names: tuple[str, ...] | None = None
+    separator: str = ","
+    multi_day: bool = False  # keep only the partition's day (by ts_init)
+    side_is_buyer_maker: bool | None = None  # None: from the column's name
+    strict_symbol: bool = False  # every row must be the partition's symbol (vendor per-symbol files)
+
+    @classmethod
+    def from_options(cls, options: dict, multi_day: bool, where: str) -> Table:
+        try:
+            ts_format = TimestampFormat.from_config(options.get("timestamp_format"), options.get("timestamp_unit"))
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        columns = options.get("columns") or {}
+        if not isinstance(columns, dict):
+            raise ConfigError(f"{where}: 'columns' must map roles to column names")
+        names = options.get("column_names")
+        return cls(
+            columns=dict(columns),
+            ts_format=ts_format,
+            has_header=_header_option(options.get("has_header", options.get("header", True))),
+            column_names=tuple(names) if names else None,
+            separator=str(options.get("separator", options.get("delimiter", ","))),
+            multi_day=multi_day,
+            side_is_buyer_maker=options.get("side_is_buyer_maker"),
+        )
+
+
+def _header_option(value) -> bool | None:
+    return None if str(value).lower() == "auto" else bool(value)
+
+
+def scan(path: Path, table: Table) -> pl.LazyFrame:
+    """Every column as String, plus `_line`: the row's line number in the file."""
+    kwargs: dict = {}
+    if not table.has_header and table.column_names:
+        kwargs["new_columns"] = list(table.column_names)
+    return pl.scan_csv(
+        path,
+        has_header=table.has_header,
+        separator=table.separator,
+        infer_schema=False,
+        row_index_name="_line",
+        row_index_offset=2 if table.has_header else 1,
+        truncate_ragged_lines=False,
+        **kwargs,
+    )
+
+
+def resolve_columns(
+    header: list[str], required: list[str], optional: list[str], table: Table, label: str
+) -> dict[str, str]:
+    """Role -> header column, from the config's mapping, else guessed; SourceError if required is missing."""
+    known = {*required, *optional}
+    unknown = [r for r in table.columns if r not in known]
+    if unknown:
+        raise SourceError(f"{label}: unknown column role(s) {unknown} in the config; roles: {required + optional}")
+    chosen: dict[str, str] = {}
+    for role, col in table.columns.items():
+        if isinstance(col, int) and not isinstance(col, bool):
+            if not 0 <= col < len(header):
+                raise SourceError(f"{label}: column index {col} for {role} is beyond the {len(header)} columns")
+            col = header[col]
+        if col not in header:
+            raise SourceError(
+                f"{label}: missing required column {col!r} (mapped to {role}); the header has: {', '.join(header)}"
+            )
+        chosen[role] = col
+    by_norm: dict[str, str] = {}
+    for h in header:
+        by_norm.setdefault(_norm(h), h)
+    for role in [*required, *optional]:
+        if role in chosen:
+            continue
+        taken = set(chosen.values())
+        for guess in GUESSES[role]:
+            h = by_norm.get(_norm(guess))
+            # Single letters (Binance payload names) only match exactly, case included.
+            if h is not None and h not in taken and (len(guess) > 1 or h == guess):
+                chosen[role] = h
+                break
+        if role not in chosen and role in required:
+            raise SourceError(
+                f"{label}: missing required column for {role} (looked for {', '.join(GUESSES[role][:6])}, ...; "
+                f"map it under 'columns'); the header has: {', '.join(header)}"
+            )
+    return chosen
+
+
+@dataclass
+class Rows:
+    """A CSV file's rows for one partition: raw String columns plus `_line`, `_ts_event`, `_ts_init`."""
+
+    frame: pl.DataFrame
+    cols: dict[str, str]  # role -> column
+    formats: dict[str, TimestampFormat]  # timestamp role -> how it is written
+    label: str
+
+
+def load_rows(path: Path, table: Table, required: list[str], optional: list[str], part: PartitionContext,
+              label: str | None = None) -> Rows | None:  # fmt: skip
+    """Open (plain/gz/zip/bz2), scan lazily, parse timestamps, keep the partition's rows, check
+    timestamps and symbols. None for an empty file (an empty day)."""
+    with compressed.opened(path) as opened:
+        label = label or opened.label
+        if opened.path.stat().st_size == 0 or _is_empty_gzip(opened.path):
+            return None
+        if table.has_header is None:
+            table = replace(table, has_header=_starts_with_header(opened.path, table.separator))
+        lf = scan(opened.path, table)
+        try:
+            header = [c for c in lf.collect_schema().names() if c != "_line"]
+        except pl.exceptions.NoDataError:
+            return None
+        except Exception as err:  # noqa: BLE001 - polars raises several types for unreadable input
+            raise read_error(err, path, opened.path, table, label) from None
+        cols = resolve_columns(header, required, optional, table, label)
+        try:
+            formats = _timestamp_formats(lf, cols, table)
+            frame = _collect(lf, cols, formats, table, part)
+        except SourceError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise read_error(err, path, opened.path, table, label) from None
+    _check_timestamps(frame, cols, formats, label)
+    frame = _select_symbol(frame, cols, table, part, label)
+    return Rows(frame, cols, formats, label)
+
+
+def read_table(
+    path: Path, table: Table, kind: DataKind, part: PartitionContext, label: str | None = None
+) -> pl.DataFrame:
+    """One landed CSV file (plain/gz/zip/bz2) -> the kind's canonical frame for the partition."""
+    required, optional = ROLES[kind.name]
+    rows = load_rows(path, table, required, optional, part, label)
+    if rows is None:
+        return kind.empty_frame()
+    frame, cols, formats, label = rows.frame, rows.cols, rows.formats, rows.label
+    if kind is TRADES:
+        out = _trades(frame, cols, table, label)
+    elif kind is MARK_PRICES:
+        check_numbers(frame, cols, ["mark_price"], label)
+        out = frame.select(pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init"),
+                           value=parsing.number(pl.col(cols["mark_price"])))  # fmt: skip
+    else:
+        check_numbers(frame, cols, ["funding_rate"], label)
+        nxt = pl.lit(None, dtype=parsing.UTC_NS)
+        if "next_funding_time" in cols:
+            nxt = check_timestamp_column(frame, cols, formats, "next_funding_time", label)
+        out = frame.select(pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init"),
+                           rate=parsing.number(pl.col(cols["funding_rate"])), next_funding_time=nxt)  # fmt: skip
+    return kind.conform(out)
+
+
+def _starts_with_header(path: Path, separator: str) -> bool:
+    """A header row is there when the first cell of the first line is not a number."""
+    import gzip
+
+    opener = gzip.open if compressed.packing(path) == "gzip" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    cell = first.split(separator, 1)[0].strip().strip('"')
+    return not re.fullmatch(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?", cell)
+
+
+def _is_empty_gzip(path: Path) -> bool:
+    if compressed.packing(path) != "gzip" or path.stat().st_size > 64:
+        return False
+    import gzip
+
+    try:
+        return gzip.decompress(path.read_bytes()) == b""
+    except (OSError, EOFError):
+        return False
+
+
+def _timestamp_formats(lf, cols: dict[str, str], table: Table) -> dict[str, TimestampFormat]:
+    roles = [r for r in TIMESTAMP_ROLES if r in cols]
+    if table.ts_format is not None:
+        return {r: table.ts_format for r in roles}
+    sample = lf.select([pl.col(cols[r]) for r in roles]).head(SAMPLE_ROWS).collect()
+    return {r: parsing.detect_format(sample.get_column(cols[r])) for r in roles}
+
+
+def read_error(err: Exception, path: Path, plain: Path, table: Table, label: str) -> SourceError:
+    """A polars read failure as a clear SourceError (a ragged row is located on its line)."""
+    if "more fields" in str(err):
+        line = _first_ragged_line(plain, table)
+        if line is not None:
+            return SourceError(f"{label} line {line[0]}: {line[1]} fields, the header has {line[2]}")
+    return compressed.explain_read_error(path, err, label)
+
+
+def _collect(lf, cols, formats, table: Table, part: PartitionContext) -> pl.DataFrame:
+    ts_event = parsing.parse_timestamp(pl.col(cols["timestamp"]), formats["timestamp"])
+    ts_init = (
+        parsing.parse_timestamp(pl.col(cols["local_timestamp"]), formats["local_timestamp"])
+        if "local_timestamp" in cols
+        else ts_event
+    )
+    # Only the mapped columns are materialized (projection pushdown into the scan).
+    lf = lf.select("_line", *dict.fromkeys(cols.values())).with_columns(_ts_event=ts_event, _ts_init=ts_init)
+    if table.multi_day:
+        # Unparsed timestamps stay (to be reported); other days' rows go before anything else is parsed.
+        in_day = pl.col("_ts_init").is_between(part.start, part.end, closed="left")
+        lf = lf.filter(pl.col("_ts_init").is_null() | in_day)
+    return lf.collect(engine="streaming")
+
+
+def _first_ragged_line(plain: Path, table: Table) -> tuple[int, int, int] | None:
+    """Error path only: the first line with more fields than the first line (csv module)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if compressed.packing(plain) == "gzip" else open
+    with opener(plain, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=table.separator)
+        width = None
+        for row in reader:
+            if width is None:
+                width = len(row)
+            elif len(row) > width:
+                return reader.line_num, len(row), width
+    return None
+
+
+def _check_timestamps(frame: pl.DataFrame, cols, formats, label: str) -> None:
+    for role, parsed in (("timestamp", "_ts_event"), ("local_timestamp", "_ts_init")):
+        if role not in cols:
+            continue
+        raw = pl.col(cols[role])
+        empty = raw.is_null() | (raw.str.strip_chars().str.len_bytes() == 0)
+        parsing.raise_if_bad(frame, empty, label, "_line", cols[role], f"column {cols[role]!r} is empty (no timestamp)")
+        parsing.raise_if_bad(
+            frame, pl.col(parsed).is_null(), label, "_line", cols[role],
+            f"column {cols[role]!r} is not a timestamp ({formats[role].describe()})",
+        )  # fmt: skip
+
+
+def check_timestamp_column(frame: pl.DataFrame, cols, formats, role: str, label: str) -> pl.Expr:
+    """An optional timestamp column's parsed expression; SourceError for a filled cell that does not parse."""
+    raw = pl.col(cols[role])
+    parsed = parsing.parse_timestamp(raw, formats[role])
+    filled = raw.is_not_null() & (raw.str.strip_chars().str.len_bytes() > 0)
+    parsing.raise_if_bad(
+        frame, filled & parsed.is_null(), label, "_line", cols[role],
+        f"column {cols[role]!r} is not a timestamp ({formats[role].describe()})",
+    )  # fmt: skip
+    return parsed
+
+
+def check_numbers(frame: pl.DataFrame, cols, roles: list[str], label: str) -> None:
+    for role in roles:
+        raw = pl.col(cols[role])
+        filled = raw.is_not_null() & (raw.str.strip_chars().str.len_bytes() > 0)
+        parsing.raise_if_bad(
+            frame, filled & parsing.number(raw).is_null(), label, "_line", cols[role],
+            f"column {cols[role]!r} is not a number",
+        )  # fmt: skip
+
+
+def _select_symbol(frame: pl.DataFrame, cols, table: Table, part: PartitionContext, label: str) -> pl.DataFrame:
+    """Rows of the partition's symbol. A file with only other symbols is an error, and with
+    `strict_symbol` (per-symbol vendor files) so is any row of another symbol."""
+    want = part.instrument.symbol
+    if "symbol" not in cols:
+        return frame
+    sym = parsing.norm_symbol(pl.col(cols["symbol"]))
+    ours = sym.is_null() | (sym == want)
+    if table.strict_symbol:
+        problem = f"the file is for another symbol, not {want}"
+        parsing.raise_if_bad(frame, ~ours, label, "_line", cols["symbol"], problem)
+        return frame
+    mine = frame.filter(ours)
+    if mine.height == 0 and frame.height:
+        row = frame.row(0, named=True)
+        others = frame.get_column(cols["symbol"]).unique().sort().head(5).to_list()
+        raise SourceError(
+            f"{label} line {row['_line']}: the file is for another symbol: it holds {', '.join(map(str, others))}, "
+            f"not {want}"
+        )
+    return mine
+
+
+def _trades(frame: pl.DataFrame, cols, table: Table, label: str) -> pl.DataFrame:
+    check_numbers(frame, cols, ["price", "size"], label)
+    if "aggressor_side" in cols:
+        side_col = cols["aggressor_side"]
+        buyer_maker = table.side_is_buyer_maker
+        if buyer_maker is None:
+            buyer_maker = _norm(side_col) in BUYER_MAKER_NAMES
+        side = parsing.aggressor_side(pl.col(side_col), bool(buyer_maker))
+        parsing.raise_if_bad(
+            frame, side.is_null(), label, "_line", side_col,
+            f"column {side_col!r} is not an aggressor side (buy/sell, b/s, or a buyer-is-maker true/false)",
+        )  # fmt: skip
+    else:
+        side = pl.lit("NO_AGGRESSOR").cast(parsing.AGGRESSOR_SIDE)
+    if "trade_id" in cols:
+        raw_id = pl.col(cols["trade_id"]).str.strip_chars()
+        trade_id = pl.when(raw_id.str.len_bytes() > 0).then(raw_id).otherwise(pl.format("L{}", pl.col("_line")))
+    else:
+        trade_id = pl.format("L{}", pl.col("_line"))
+    return frame.select(
+        pl.col("_ts_event").alias("ts_event"),
+        pl.col("_ts_init").alias("ts_init"),
+        price=parsing.number(pl.col(cols["price"])),
+        size=parsing.number(pl.col(cols["size"])),
+        aggressor_side=side,
+        trade_id=trade_id,
+    )
+
+
+class GenericCsvSource(FileSource):
+    """CSV files named in the config file, one per kind (see the module docstring)."""
+
+    @property
+    def name(self) -> str:
+        return "csv"
+
+    def _table(self, kind: DataKind) -> Table | None:
+        spec = self.config.spec(kind)
+        if spec is None:
+            return None
+        return Table.from_options(spec.options, not spec.per_day, f"source config {self.config.path} files.{spec.key}")
+
+    def plan(self, part: PartitionContext) -> list[PlannedFile]:
+        cfg = self.config
+        symbol = part.instrument.symbol
+        for spec in cfg.files:
+            declared = spec.options.get("symbol") or cfg.raw.get("symbol")
+            if declared and parsing.norm_symbol_text(str(declared)) != symbol:
+                raise SourceError(
+                    f"{spec.path_for(part)} is for {declared} (files.{spec.key}.symbol in {cfg.path}), not {symbol}: "
+                    f"it is a file for another symbol"
+                )
+        return landed_names([(spec.path_for(part), spec.key, spec.kind) for spec in cfg.files])
+
+    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+        table = self._table(kind)
+        if table is None:
+            return kind.empty_frame()
+        frames = [read_table(path, table, kind, part) for _, path in self.landed_for(kind, files, part)]
+        return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
+
+
+def from_settings(settings) -> FileSource:
+    """The CSV source for the config's `format`: generic (default), tardis or binance."""
+    path = config_path_from_settings(settings)
+    cfg = load_config(path, require_files=False)
+    if cfg.format in ("generic", "csv"):
+        cfg = load_config(path)
+        for spec in cfg.files:  # column roles and timestamp settings are checked now, not mid-run
+            where = f"source config {cfg.path} files.{spec.key}"
+            table = Table.from_options(spec.options, not spec.per_day, where)
+            required, optional = ROLES[spec.kind.name]
+            unknown = [r for r in table.columns if r not in (*required, *optional)]
+            if unknown:
+                raise ConfigError(
+                    f"{where}: unknown column role(s) {', '.join(unknown)}; roles: {', '.join(required + optional)}"
+                )
+        return GenericCsvSource(config_path=str(path))
+    if cfg.format == "tardis":
+        from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
+
+        return TardisCsvSource(config_path=str(path))
+    if cfg.format in ("binance", "binance_vision", "data.binance.vision"):
+        from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
+
+        return BinanceVisionSource(config_path=str(path))
+    raise ConfigError(f"source config {path}: unknown format {cfg.format!r}; use generic, tardis or binance")

@@ -1,0 +1,138 @@
+"""Recorded Binance USDT-M WebSocket messages (JSONL) -> canonical frames.
+
+Config: the seed project's websocket format (paths and placeholders as in source_config.py):
+
+    {"base_path": "/recordings",
+     "files": {"trades":  {"file_path": "{symbol_lower}/{date}.jsonl.gz"},
+               "mark":    {"file_path": "{symbol_lower}/{date}.jsonl.gz"},
+               "funding": {"file_path": "{symbol_lower}/{date}.jsonl.gz"}},
+     "trade_stream": "aggTrade"}
+
+One file may carry every kind (it is landed once). Lines are the bare payload, the
+combined-stream envelope or a Tardis replay line `<receive time> <json>`; `.jsonl` or
+`.jsonl.gz`. `ts_init` is the line's receive time (the replay prefix, or a recorder's
+top-level `local_timestamp`/`recv_ts`/... field) when it has one, otherwise the event time `E`.
+`trade_stream`: `aggTrade` or `trade`; by default aggTrade messages when the file has any,
+else trade messages (a file with both would otherwise count every trade twice).
+
+Not fatal, counted and logged as a warning (and returned by `read_frame_with_notes`): blank
+lines, a truncated last line (a recorder stopped mid-write; a gzip stream cut short is read up
+to where it ends), messages of other event types, messages for other symbols. Duplicate
+trades (same id, e.g. replayed after a reconnect) are left in the frame for the quarantine
+step, which drops and counts them. Messages are selected per partition by the day of ts_init
+when the file spans many days (no `{date}` in its path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from dagster import get_dagster_logger
+
+from hedgegrid_assets.frames import TRADES, DataKind, PartitionContext
+from hedgegrid_assets.sources import binance_ws, compressed
+from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.binance_ws import LineStats
+from hedgegrid_assets.sources.source_config import (
+    ConfigError,
+    FileSource,
+    PlannedFile,
+    config_path_from_settings,
+    landed_names,
+    load_config,
+)
+
+TRADE_STREAMS = {"aggtrade": "aggTrade", "aggtrades": "aggTrade", "trade": "trade", "trades": "trade"}
+
+
+def _ms(col: str) -> pl.Expr:
+    return pl.from_epoch(pl.col(col), time_unit="ms").dt.cast_time_unit("ns").dt.replace_time_zone("UTC")
+
+
+def read_recordings(
+    kind: DataKind, files: list[Path], part: PartitionContext, *, multi_day: bool, trade_stream: str | None = None
+) -> tuple[pl.DataFrame, LineStats]:
+    """Recorded files -> (the kind's canonical frame for the partition, what was skipped)."""
+    stats = LineStats()
+    chunks = []
+    for path in files:
+        messages, file_stats = _read_one(Path(path), part.instrument.symbol)
+        stats.add(file_stats)
+        chunks.append(messages)
+    if not chunks:
+        return kind.empty_frame(), stats
+    messages = pl.concat(chunks, how="vertical_relaxed")
+    if multi_day:
+        ts_init = pl.coalesce("recv_ts", _ms("E"))
+        messages = messages.filter(ts_init.is_between(part.start, part.end, closed="left"))
+    if kind is TRADES:
+        event = trade_stream
+        if event is None:
+            events = set(messages.get_column("e").unique().to_list())
+            event = "aggTrade" if "aggTrade" in events or "trade" not in events else "trade"
+        lazy = binance_ws.trades(messages.lazy(), event)
+    else:
+        lazy = binance_ws.PARSERS[kind.name](messages.lazy())
+    return kind.conform(lazy.collect()), stats
+
+
+def _read_one(path: Path, symbol: str) -> tuple[pl.DataFrame, LineStats]:
+    try:
+        with compressed.opened(path, member_suffix=".jsonl") as opened:
+            return binance_ws.read_recording(opened.path, opened.label, symbol)
+    except SourceError:
+        # A gzip stream cut short (the recorder stopped mid-write) is read up to where it ends;
+        # checked only now, so complete files are decompressed once.
+        if compressed.packing(path) != "gzip" or compressed.check_gzip(path):
+            raise
+    with compressed.salvaged(path) as opened:
+        messages, stats = binance_ws.read_recording(opened.path, opened.label, symbol)
+    stats.truncated_gzip = 1
+    return messages, stats
+
+
+class JsonlSource(FileSource):
+    """Recorded WebSocket JSONL files named in the config file."""
+
+    @property
+    def name(self) -> str:
+        return "jsonl"
+
+    def plan(self, part: PartitionContext) -> list[PlannedFile]:
+        return landed_names([(spec.path_for(part), spec.key, spec.kind) for spec in self.config.files])
+
+    def _trade_stream(self) -> str | None:
+        value = self.config.raw.get("trade_stream")
+        if value is None or str(value).lower() == "auto":
+            return None
+        try:
+            return TRADE_STREAMS[str(value).lower()]
+        except KeyError:
+            where = f"source config {self.config.path}"
+            raise ConfigError(f"{where}: trade_stream must be aggTrade or trade, not {value!r}") from None
+
+    def read_frame_with_notes(
+        self, kind: DataKind, files: list[Path], part: PartitionContext
+    ) -> tuple[pl.DataFrame, dict]:
+        """The frame plus counts of what was skipped (metadata for the run)."""
+        spec = self.config.spec(kind)
+        if spec is None:
+            return kind.empty_frame(), {}
+        paths = [path for _, path in self.landed_for(kind, files, part)]
+        frame, stats = read_recordings(kind, paths, part, multi_day=not spec.per_day, trade_stream=self._trade_stream())
+        if stats.notable():
+            get_dagster_logger().warning(
+                f"{part.day}|{part.instrument.symbol} {kind.name}: {', '.join(p.name for p in paths)}: "
+                f"{stats.describe()}"
+            )
+        return frame, stats.metadata()
+
+    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+        return self.read_frame_with_notes(kind, files, part)[0]
+
+
+def from_settings(settings) -> JsonlSource:
+    path = config_path_from_settings(settings)
+    load_config(path)  # a broken config fails here, when the code location loads
+    return JsonlSource(config_path=str(path))

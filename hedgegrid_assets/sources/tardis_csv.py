@@ -1,0 +1,109 @@
+"""Tardis downloadable CSV datasets (binance-futures) -> canonical frames.
+
+Config: `{"format": "tardis", "base_path": DIR}` (optional `"exchange"`, default
+`binance-futures`). Per partition it lands, from DIR, the files under their conventional names
+
+    binance-futures_trades_{YYYY-MM-DD}_{SYMBOL}.csv.gz
+    binance-futures_derivative_ticker_{YYYY-MM-DD}_{SYMBOL}.csv.gz
+
+(both required). Tardis splits files by `local_timestamp`, so a day's file is that day's
+partition; `timestamp`/`local_timestamp` are microseconds: ts_event = timestamp, ts_init =
+local_timestamp. Every row must be for the partition's symbol.
+
+- trades `exchange,symbol,timestamp,local_timestamp,id,side,price,amount`: side is the
+  taker's (buy -> BUYER, sell -> SELLER, unknown -> NO_AGGRESSOR), id the trade id.
+- derivative_ticker `exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,
+  predicted_funding_rate,open_interest,last_price,index_price,mark_price`: a row whenever a
+  field changes, with empty cells for what did not. Mark prices: the rows with a mark_price
+  that differs from the last one given (a row that only repeats the mark while another field
+  changed adds nothing). Funding: funding_rate with funding_timestamp as the next funding
+  time, both carried forward over empty cells, one update per change of (rate, next time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.sources import parsing
+from hedgegrid_assets.sources.csv_generic import Table, check_numbers, check_timestamp_column, load_rows, read_table
+from hedgegrid_assets.sources.parsing import TimestampFormat
+from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
+
+TRADES_TABLE = Table(
+    columns={"timestamp": "timestamp", "local_timestamp": "local_timestamp", "symbol": "symbol", "price": "price",
+             "size": "amount", "aggressor_side": "side", "trade_id": "id"},  # fmt: skip
+    ts_format=TimestampFormat("epoch", "us"),
+    side_is_buyer_maker=False,
+    strict_symbol=True,
+)
+TICKER_TABLE = Table(
+    columns={"timestamp": "timestamp", "local_timestamp": "local_timestamp", "symbol": "symbol",
+             "mark_price": "mark_price", "funding_rate": "funding_rate",
+             "next_funding_time": "funding_timestamp"},  # fmt: skip
+    ts_format=TimestampFormat("epoch", "us"),
+    strict_symbol=True,
+)
+TICKER_ROLES = ["timestamp", "local_timestamp", "symbol", "mark_price", "funding_rate", "next_funding_time"]
+
+
+def file_name(exchange: str, data_type: str, part: PartitionContext) -> str:
+    return f"{exchange}_{data_type}_{part.day.isoformat()}_{part.instrument.symbol}.csv.gz"
+
+
+def read_derivative_ticker(path: Path, kind: DataKind, part: PartitionContext) -> pl.DataFrame:
+    rows = load_rows(path, TICKER_TABLE, TICKER_ROLES, [], part)
+    if rows is None:
+        return kind.empty_frame()
+    frame, cols, label = rows.frame, rows.cols, rows.label
+    times = pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init")
+    if kind is MARK_PRICES:
+        check_numbers(frame, cols, ["mark_price"], label)
+        mark = parsing.number(pl.col(cols["mark_price"]))
+        previous = mark.forward_fill().shift(1)
+        changed = mark.is_not_null() & (previous.is_null() | (mark != previous))
+        out = frame.select(*times, value=mark, _keep=changed).filter("_keep").drop("_keep")
+        return kind.conform(out)
+    check_numbers(frame, cols, ["funding_rate"], label)
+    nxt = check_timestamp_column(frame, cols, rows.formats, "next_funding_time", label)
+    rate = parsing.number(pl.col(cols["funding_rate"]))
+    updates = frame.select(*times, rate=rate, next_funding_time=nxt, _given=rate.is_not_null() | nxt.is_not_null())
+    updates = updates.filter("_given").with_columns(pl.col("rate", "next_funding_time").forward_fill())
+    changed = (pl.col("rate") != pl.col("rate").shift(1)) | (
+        pl.col("next_funding_time") != pl.col("next_funding_time").shift(1)
+    )
+    keep = pl.col("rate").is_not_null() & (changed.fill_null(True) | pl.col("rate").shift(1).is_null())
+    return kind.conform(updates.filter(keep).drop("_given"))
+
+
+class TardisCsvSource(FileSource):
+    """Tardis CSV datasets found by their conventional names under base_path."""
+
+    @property
+    def name(self) -> str:
+        return "csv"
+
+    @property
+    def exchange(self) -> str:
+        return str(self.config.raw.get("exchange", "binance-futures"))
+
+    def plan(self, part: PartitionContext) -> list[PlannedFile]:
+        base = self.config.base_path
+        return [
+            PlannedFile(base / file_name(self.exchange, "trades", part), file_name(self.exchange, "trades", part),
+                        (TRADES.name,), True, "Tardis trades"),
+            PlannedFile(base / file_name(self.exchange, "derivative_ticker", part),
+                        file_name(self.exchange, "derivative_ticker", part),
+                        (MARK_PRICES.name, FUNDING_RATES.name), True, "Tardis derivative_ticker"),
+        ]  # fmt: skip
+
+    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+        frames = []
+        for _, path in self.landed_for(kind, files, part):
+            if kind is TRADES:
+                frames.append(read_table(path, TRADES_TABLE, kind, part))
+            else:
+                frames.append(read_derivative_ticker(path, kind, part))
+        return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
