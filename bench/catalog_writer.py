@@ -55,6 +55,15 @@ def generate(path: Path, n: int, seed: int = 1) -> None:
     ).sort("local_timestamp")
     with gzip.open(path, "wb", compresslevel=6) as out:
         frame.write_csv(out)
+    # The Tardis CSV source lands a day's derivative_ticker with its trades: an hourly one.
+    header = ("exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,"
+              "predicted_funding_rate,open_interest,last_price,index_price,mark_price")
+    hour = 3_600_000_000
+    rows = [f"binance-futures,{SYMBOL},{DAY_START_US + h * hour},{DAY_START_US + h * hour + 900},"
+            f"{DAY_START_US + (h // 8 + 1) * 8 * hour},0.0001,0.0001,1000,42000.1,42000.0,42000.05" for h in range(24)]
+    ticker = path.with_name(path.name.replace("_trades_", "_derivative_ticker_"))
+    with gzip.open(ticker, "wt") as out:
+        out.write("\n".join([header, *rows]) + "\n")
 
 
 # -- measurements, each run in a fresh process ------------------------------------------------
