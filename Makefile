@@ -29,11 +29,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 # dagster.yaml has no per-pool key in Dagster 1.13: the pool's limit lives in the instance database.
-$(DAGSTER_HOME)/.pool-tardis: $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
+$(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
 	$(VENV)/bin/dagster instance concurrency set tardis $(TARDIS_POOL_LIMIT)
 	@touch $@
 
-install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-tardis
+install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT)
 
 # Installed only when missing; needs root (or passwordless sudo). Without it the browser test skips.
 $(CHROMIUM):

@@ -24,6 +24,7 @@ from dagster import (
     BackfillPolicy,
     Failure,
     Jitter,
+    MaterializeResult,
     MetadataValue,
     Output,
     RetryPolicy,
@@ -32,7 +33,7 @@ from dagster import (
 
 from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
 from hedgegrid_assets.catalog.writer import CatalogPartition
-from hedgegrid_assets.checks import coverage, quarantine
+from hedgegrid_assets.checks import completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.partitions import partition_context, partitions_def
@@ -42,6 +43,7 @@ from hedgegrid_assets.sources.raw_zone import RawLanding, land_atomically, landi
 
 RAW_ASSET = "raw_market_data"
 INSTRUMENT_ASSET = "instrument_catalog"
+REPORT_ASSET = "catalog_report"
 
 # Non-blocking WARN checks computed with each kind's frame.
 WARN_CHECKS = {
@@ -105,7 +107,7 @@ def build_assets(settings: Settings) -> list:
         return Output(as_output(landings), metadata=_metadata(meta))
 
     kind_assets = [a for kind in KINDS.values() for a in _kind_assets(kind, parts, settings)]
-    return [raw_market_data, *kind_assets, _instrument_asset(parts, settings)]
+    return [raw_market_data, *kind_assets, _instrument_asset(parts, settings), _report_asset(parts, settings)]
 
 
 def _land(context, source: MarketDataSource, key: str, settings: Settings) -> RawLanding:
@@ -251,3 +253,33 @@ def _instrument_asset(parts, settings: Settings) -> AssetsDefinition:
         return as_output({key: partition_context(key, settings).instrument.nautilus for key in keys_of(context)})
 
     return instrument_catalog
+
+
+def _report_asset(parts, settings: Settings) -> AssetsDefinition:
+    @asset(
+        name=REPORT_ASSET,
+        partitions_def=parts,
+        backfill_policy=BACKFILL,
+        automation_condition=FOLLOW_RAW,
+        deps=[INSTRUMENT_ASSET, *[catalog_asset_name(k) for k in KINDS.values()]],
+        check_specs=[
+            AssetCheckSpec(
+                completeness.COMPLETE_CHECK,
+                asset=REPORT_ASSET,
+                partitions_def=parts,
+                description="Every kind and the instrument are in the catalog, no long trade gap, funding covered",
+            )
+        ],
+        group_name="catalog",
+        kinds={"nautilus"},
+        description="Completeness of the partition in the catalog, read back from the catalog files.",
+    )
+    def catalog_report(context: AssetExecutionContext) -> Iterator:
+        meta, checks = {}, {}
+        for key in keys_of(context):
+            meta[key], check = completeness.report(settings.catalog_path, partition_context(key, settings))
+            checks[key] = [check]
+        yield MaterializeResult(metadata=_metadata(meta))
+        yield from emit_checks(context, REPORT_ASSET, checks, blocking=set())
+
+    return catalog_report

@@ -15,7 +15,7 @@ from dagster import (
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, build_assets, catalog_asset_name
+from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, REPORT_ASSET, build_assets, catalog_asset_name
 from hedgegrid_assets.automation import build_daily_schedule, build_file_drop_sensor
 from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
@@ -51,7 +51,7 @@ def build_job(settings: Settings, kinds: Iterable[DataKind] = KINDS.values(), na
     frames = [k.name for k in kinds]
     if MARK_PRICES in kinds and TRADES not in kinds:
         frames.append(TRADES.name)  # mark prices are checked against the trades frame (not its catalog)
-    names = [RAW_ASSET, INSTRUMENT_ASSET, *frames, *[catalog_asset_name(k) for k in kinds]]
+    names = [RAW_ASSET, INSTRUMENT_ASSET, *frames, *[catalog_asset_name(k) for k in kinds], REPORT_ASSET]
     return define_asset_job(name, selection=AssetSelection.assets(*names), description="Raw -> frames -> catalog")
 
 

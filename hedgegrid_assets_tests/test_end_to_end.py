@@ -157,3 +157,34 @@ def test_failing_check_blocks_the_catalog_write(tmp_path):
     assert len(list((data / "funding_rate_update").rglob("*.parquet"))) == 1
     mats = {ev.event_specific_data.materialization.asset_key.to_user_string() for ev in result.get_asset_materialization_events()}
     assert catalog_asset_name(TRADES) not in mats and INSTRUMENT_ASSET in mats
+
+
+def test_catalog_report_says_what_is_complete(built):
+    result = built.results["2024-01-02|BTCUSDT"]
+    mats = {
+        ev.event_specific_data.materialization.asset_key.to_user_string(): ev.event_specific_data.materialization
+        for ev in result.get_asset_materialization_events()
+    }
+    report = mats["catalog_report"].metadata
+    assert report["rows"].value == {k: mats[f"{k}_catalog"].metadata["rows"].value for k in ("trades", "mark_prices", "funding_rates")}
+    assert report["instrument"].value is True and report["funding_settlements_covered"].value is True
+    gap_s = mats["trades"].metadata["largest_trade_gap_s"].value
+    assert report["largest_trade_gap_minutes"].value == pytest.approx(gap_s / 60, abs=1e-3)
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "partition_complete")
+    assert check.severity.value == "WARN"
+    assert check.passed == (gap_s / 60 <= built.settings.checks.max_trade_gap_minutes)
+
+
+def test_catalog_report_flags_missing_kinds(tmp_path):
+    from hedgegrid_assets.definitions import build_definitions, build_job
+    from hedgegrid_assets.frames import KINDS_BY_CLI_NAME
+    from hedgegrid_assets_tests.conftest import QUIET
+
+    settings = make_settings(tmp_path, symbols=["BTCUSDT"])
+    job = build_job(settings, [KINDS_BY_CLI_NAME["trades"]], name="trades_only")
+    result = build_definitions(settings, jobs=[job]).resolve_job_def("trades_only").execute_in_process(
+        partition_key=partition_key(DAYS[0], "BTCUSDT"), instance=make_instance(tmp_path), run_config=QUIET
+    )
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "partition_complete")
+    assert not check.passed
+    assert "no mark_prices file" in check.description and "no funding_rates file" in check.description

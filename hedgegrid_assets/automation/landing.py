@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bz2
 import datetime as dt
-import json
 import re
 import shutil
 import tempfile
@@ -74,57 +73,42 @@ class SourceLayout:
 
 
 def source_layout(settings: Settings) -> SourceLayout:
-    """The csv/jsonl source config's base_path and path templates (empty when there is none).
+    """The file source config's base_path and path templates (none without a usable config).
 
-    A relative base_path is taken relative to the config file's folder.
+    Read by the sources' own loader, so relative paths resolve exactly as the runs will
+    (base_path from the config file's folder, file paths from base_path).
     """
-    path = settings.source_config
-    if path is None or not Path(path).is_file():
+    from hedgegrid_assets.sources.source_config import ConfigError, load_config
+
+    if settings.source_config is None:
         return SourceLayout(None, ())
     try:
-        config = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        config = load_config(settings.source_config, require_files=False)
+    except ConfigError:
         return SourceLayout(None, ())
-    base = config.get("base_path") if isinstance(config, dict) else None
-    base_path = None
-    if isinstance(base, str) and base:
-        base_path = Path(base).expanduser()
-        if not base_path.is_absolute():
-            base_path = Path(path).resolve().parent / base_path
-    files = config.get("files", {}) if isinstance(config, dict) else {}
-    templates = [
-        spec.get("file_path")
-        for spec in (files.values() if isinstance(files, dict) else [])
-        if isinstance(spec, dict) and isinstance(spec.get("file_path"), str)
-    ]
-    return SourceLayout(base_path, tuple(template_regex(t) for t in templates))
+    return SourceLayout(config.base_path, tuple(template_regex(f.template) for f in config.files))
 
 
 def template_regex(template: str) -> re.Pattern:
     """`trades/{symbol}/{date}.csv` -> a regex matching the end of a file path, with named groups."""
+    groups = {"date": r"\d{4}-\d{2}-\d{2}", "symbol": r"[A-Za-z0-9]+", "symbol_lower": r"[a-z0-9]+"}
     out, seen = [], set()
     for literal, name in re.findall(r"([^{]*)(?:\{(\w*)\})?", template.replace("\\", "/")):
         out.append(re.escape(literal))
-        if not name:
-            continue
-        if name in seen:
-            out.append(f"(?P={name})")
-        elif name == "date":
-            out.append(r"(?P<date>\d{4}-\d{2}-\d{2})")
-        elif name == "symbol":
-            out.append(r"(?P<symbol>[A-Za-z0-9]+)")
-        elif name == "symbol_lower":
-            out.append(r"(?P<symbol_lower>[a-z0-9]+)")
+        if name not in groups:
+            out.append(r"[^/]*?" if name else "")  # a placeholder the sources do not fill
+        elif name in seen:
+            out.append(f"(?P={name})")  # the same value again
         else:
-            out.append(r"[^/]*?")
-        seen.add(name)
+            out.append(f"(?P<{name}>{groups[name]})")
+            seen.add(name)
     return re.compile(r"(?:^|/)" + "".join(out) + r"(?:\.gz|\.bz2|\.zip)?$")
 
 
 def _from_templates(path: Path, layout: SourceLayout) -> tuple[dt.date, str] | None:
-    text = path.resolve().as_posix()
+    texts = {path.absolute().as_posix(), path.resolve().as_posix()}
     for regex in layout.templates:
-        m = regex.search(text)
+        m = next((m for m in map(regex.search, texts) if m), None)
         if not m:
             continue
         groups = m.groupdict()
