@@ -4,7 +4,8 @@
     2024-01-01|BTCUSDT...2024-01-30|ETHUSDT` (one batched run, checks included, a real
     instance in a temporary DAGSTER_HOME), as a user backfills from the command line.
 (l) A bare Python loop over the same 60 partitions calling the same building blocks: land the
-    sample, parse, quarantine, validate (pandera + WARN checks + mark band), write the catalog.
+    sample, parse, quarantine, validate (pandera + WARN checks + mark band), write the catalog,
+    report completeness.
 Alternating repetitions, medians, ratio (target: d <= 1.5 x l).
 
     .venv/bin/python bench/backfill.py [--days 30] [--reps 2] [--trades-per-day 20000]
@@ -32,7 +33,7 @@ def loop(data_dir: Path, days: int) -> None:
     """The same work as the asset graph, with no Dagster at all."""
     import hedgegrid_assets  # noqa: F401
     from hedgegrid_assets.catalog.writer import CatalogPartition, write_instrument, write_partition
-    from hedgegrid_assets.checks import coverage, quarantine
+    from hedgegrid_assets.checks import completeness, coverage, quarantine
     from hedgegrid_assets.checks.validation import run_schema
     from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES
     from hedgegrid_assets.partitions import partition_context
@@ -69,6 +70,7 @@ def loop(data_dir: Path, days: int) -> None:
                 frames[kind.name] = frame
                 if all(r.passed for r in results if r.severity.value == "ERROR"):
                     write_partition(settings.catalog_path, CatalogPartition(kind, part, frame))
+            completeness.report(settings.catalog_path, part)
 
 
 def main() -> None:

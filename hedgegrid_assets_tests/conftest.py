@@ -50,6 +50,14 @@ def make_instance(root: Path) -> DagsterInstance:
     return DagsterInstance.from_config(str(home))
 
 
+def materializations(result) -> dict:
+    """A run's asset materializations by asset name."""
+    return {
+        ev.event_specific_data.materialization.asset_key.to_user_string(): ev.event_specific_data.materialization
+        for ev in result.get_asset_materialization_events()
+    }
+
+
 @dataclass
 class Built:
     settings: Settings

@@ -15,7 +15,7 @@ from hedgegrid_assets.assets import INSTRUMENT_ASSET, catalog_asset_name
 from hedgegrid_assets.frames import TRADES
 from hedgegrid_assets.settings import ChecksSettings
 from hedgegrid_assets.partitions import partition_key
-from hedgegrid_assets_tests.conftest import DAYS, SYMBOLS, build, make_instance, make_settings
+from hedgegrid_assets_tests.conftest import DAYS, SYMBOLS, build, make_instance, make_settings, materializations
 
 
 def frame(built, kind: str, day: dt.date, symbol: str) -> pl.DataFrame:
@@ -94,10 +94,7 @@ def test_one_file_per_kind_per_partition_with_closed_day_interval(built):
 
 def test_materializations_carry_metadata(built):
     result = built.results["2024-01-02|BTCUSDT"]
-    mats = {
-        ev.event_specific_data.materialization.asset_key.to_user_string(): ev.event_specific_data.materialization
-        for ev in result.get_asset_materialization_events()
-    }
+    mats = materializations(result)
     trades = mats["trades"].metadata
     assert trades["rows"].value > 1000
     assert trades["first_ts_event"].value.startswith("2024-01-02")
@@ -155,16 +152,13 @@ def test_failing_check_blocks_the_catalog_write(tmp_path):
     assert not (data / "trade_tick").exists()
     assert not (data / "mark_price_update").exists()
     assert len(list((data / "funding_rate_update").rglob("*.parquet"))) == 1
-    mats = {ev.event_specific_data.materialization.asset_key.to_user_string() for ev in result.get_asset_materialization_events()}
+    mats = materializations(result)
     assert catalog_asset_name(TRADES) not in mats and INSTRUMENT_ASSET in mats
 
 
 def test_catalog_report_says_what_is_complete(built):
     result = built.results["2024-01-02|BTCUSDT"]
-    mats = {
-        ev.event_specific_data.materialization.asset_key.to_user_string(): ev.event_specific_data.materialization
-        for ev in result.get_asset_materialization_events()
-    }
+    mats = materializations(result)
     report = mats["catalog_report"].metadata
     assert report["rows"].value == {k: mats[f"{k}_catalog"].metadata["rows"].value for k in ("trades", "mark_prices", "funding_rates")}
     assert report["instrument"].value is True and report["funding_settlements_covered"].value is True
