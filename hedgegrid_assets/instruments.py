@@ -53,14 +53,6 @@ class Instrument:
         return _precision(self.spec.step_size)
 
     @property
-    def tick_size(self) -> float:
-        return float(self.spec.tick_size)
-
-    @property
-    def step_size(self) -> float:
-        return float(self.spec.step_size)
-
-    @property
     def quote(self) -> str:
         return "USDT"
 

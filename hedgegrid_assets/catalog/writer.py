@@ -5,7 +5,7 @@ Two ways, selected by `settings.catalog_writer`:
   temporary file in the target directory, then renamed over the partition's file.
 - "nautilus": the reference: Nautilus objects -> `ParquetDataCatalog.write_data` into a private
   temporary catalog (Nautilus's own naming), then renamed into place. Kept to check the fast
-  path against (tests/test_catalog_writer.py) whenever nautilus_trader is upgraded.
+  path against (hedgegrid_assets_tests/test_catalog_writer.py) whenever nautilus_trader is upgraded.
 
 Either way Nautilus's after-the-write overlap check can never leave the real catalog broken:
 the file is renamed in whole or not at all, neighbouring days are untouched, and a foreign file
