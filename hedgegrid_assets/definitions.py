@@ -1,4 +1,4 @@
-"""The Dagster code location: assets, checks, IO managers and the source, from settings."""
+"""The Dagster code location from settings: assets and checks, jobs, schedule, sensor, IO managers, source."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, REPORT_ASSET, build_assets, catalog_asset_name
 from hedgegrid_assets.automation import build_daily_schedule, build_file_drop_sensor
-from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
+from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.frames.staging import FrameIOManager
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.raw_zone import RawZoneIOManager
