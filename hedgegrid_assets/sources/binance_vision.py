@@ -39,9 +39,8 @@ from pathlib import Path
 import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
-from hedgegrid_assets.sources import parsing
 from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.csv_generic import Table, check_numbers, load_rows, read_table
+from hedgegrid_assets.sources.csv_generic import Table, load_rows, read_table
 from hedgegrid_assets.sources.source_config import ConfigError, FileSource, PlannedFile
 
 TRADE_TYPES = {"aggtrades": "aggTrades", "aggtrade": "aggTrades", "trades": "trades", "trade": "trades"}
@@ -139,17 +138,16 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
     frames = []
     for path in paths:
         check_member_symbol(path, part)
-        rows = load_rows(path, TABLES["fundingRate"], ["timestamp", "funding_rate"], [], part)
+        rows = load_rows(path, TABLES["fundingRate"], ["timestamp", "funding_rate"], [], part, values=["funding_rate"])
         if rows is None:
             continue
-        check_numbers(rows.frame, rows.cols, ["funding_rate"], rows.label)
         settle = pl.col("_ts_event").dt.round("1s")
         known = settle - FUNDING_LEAD
         frames.append(
             rows.frame.select(
                 ts_event=known,
                 ts_init=known,
-                rate=parsing.number(pl.col(rows.cols["funding_rate"])),
+                rate=pl.col(rows.cols["funding_rate"]),
                 next_funding_time=settle,
             ).filter(pl.col("ts_init").is_between(part.start, part.end, closed="left"))
         )

@@ -85,6 +85,14 @@ GUESSES: dict[str, list[str]] = {
 }  # fmt: skip
 BUYER_MAKER_NAMES = {"isbuyermaker", "buyermaker", "m", "ismaker"}
 TIMESTAMP_ROLES = ("timestamp", "local_timestamp", "next_funding_time")
+NUMBER_ROLES = ("price", "size", "mark_price", "funding_rate")
+# The value roles each kind parses (numbers and the optional next_funding_time), in check order.
+VALUES: dict[str, list[str]] = {
+    TRADES.name: ["price", "size"],
+    MARK_PRICES.name: ["mark_price"],
+    FUNDING_RATES.name: ["funding_rate", "next_funding_time"],
+}
+_INTEGER_RE = r"^[+-]?\d+$"
 SAMPLE_ROWS = 500
 
 
@@ -130,9 +138,9 @@ def _header_option(value) -> bool | None:
     return None if str(value).lower() == "auto" else bool(value)
 
 
-def scan(path: Path, table: Table) -> pl.LazyFrame:
-    """Every column as String, plus `_line`: the row's line number in the file."""
-    kwargs: dict = {}
+def scan(path: Path, table: Table, dtypes: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
+    """Every column as String (but those in `dtypes`), plus `_line`: the row's line number in the file."""
+    kwargs: dict = {"schema_overrides": dtypes} if dtypes else {}
     if not table.has_header and table.column_names:
         kwargs["new_columns"] = list(table.column_names)
     return pl.scan_csv(
@@ -189,18 +197,27 @@ def resolve_columns(
 
 @dataclass
 class Rows:
-    """A CSV file's rows for one partition: raw String columns plus `_line`, `_ts_event`, `_ts_init`."""
+    """A CSV file's rows for one partition: the mapped columns (the parsed value roles as Float64
+    or Datetime, the rest as read: String) plus `_line`, `_ts_event`, `_ts_init`."""
 
     frame: pl.DataFrame
     cols: dict[str, str]  # role -> column
     formats: dict[str, TimestampFormat]  # timestamp role -> how it is written
     label: str
+    by_reader: bool = False  # values parsed by the CSV reader (fast path), not from text
 
 
 def load_rows(path: Path, table: Table, required: list[str], optional: list[str], part: PartitionContext,
-              label: str | None = None) -> Rows | None:  # fmt: skip
+              label: str | None = None, values: list[str] = ()) -> Rows | None:  # fmt: skip
     """Open (plain/gz/zip/bz2), scan lazily, parse timestamps, keep the partition's rows, check
-    timestamps and symbols. None for an empty file (an empty day)."""
+    timestamps and symbols, and parse the `values` roles in place (numbers -> Float64,
+    next_funding_time -> Datetime; a filled cell that does not parse is an error). None for an
+    empty file (an empty day).
+
+    Fast path first: when every timestamp is an integer epoch, polars parses the numbers and
+    timestamps itself while reading. Anything it cannot take (a malformed cell, an empty
+    timestamp) sends the file down the text path, which parses each column from its text and
+    names the first bad value's line: bad files pay for a second read, good ones do not."""
     with compressed.opened(path) as opened:
         label = label or opened.label
         if opened.path.stat().st_size == 0 or _is_empty_gzip(opened.path):
@@ -215,16 +232,23 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
         except Exception as err:  # noqa: BLE001 - polars raises several types for unreadable input
             raise read_error(err, path, opened.path, table, label) from None
         cols = resolve_columns(header, required, optional, table, label)
+        values = [r for r in values if r in cols]
         try:
             formats = _timestamp_formats(lf, cols, table)
-            frame = _collect(lf, cols, formats, table, part)
+            frame = _collect_typed(lf, opened.path, cols, formats, values, table, part)
+            parsed = frame is not None
+            if not parsed:
+                frame = _collect(lf, cols, formats, table, part)
         except SourceError:
             raise
         except Exception as err:  # noqa: BLE001
             raise read_error(err, path, opened.path, table, label) from None
-    _check_timestamps(frame, cols, formats, label)
+    if not parsed:
+        _check_timestamps(frame, cols, formats, label)
     frame = _select_symbol(frame, cols, table, part, label)
-    return Rows(frame, cols, formats, label)
+    if not parsed:
+        frame = _parse_values(frame, cols, formats, values, label)
+    return Rows(frame, cols, formats, label, by_reader=parsed)
 
 
 def read_table(
@@ -232,23 +256,18 @@ def read_table(
 ) -> pl.DataFrame:
     """One landed CSV file (plain/gz/zip/bz2) -> the kind's canonical frame for the partition."""
     required, optional = ROLES[kind.name]
-    rows = load_rows(path, table, required, optional, part, label)
+    rows = load_rows(path, table, required, optional, part, label, VALUES[kind.name])
     if rows is None:
         return kind.empty_frame()
-    frame, cols, formats, label = rows.frame, rows.cols, rows.formats, rows.label
+    frame, cols, label = rows.frame, rows.cols, rows.label
+    times = pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init")
     if kind is TRADES:
         out = _trades(frame, cols, table, label)
     elif kind is MARK_PRICES:
-        check_numbers(frame, cols, ["mark_price"], label)
-        out = frame.select(pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init"),
-                           value=parsing.number(pl.col(cols["mark_price"])))  # fmt: skip
+        out = frame.select(*times, value=pl.col(cols["mark_price"]))
     else:
-        check_numbers(frame, cols, ["funding_rate"], label)
-        nxt = pl.lit(None, dtype=parsing.UTC_NS)
-        if "next_funding_time" in cols:
-            nxt = check_timestamp_column(frame, cols, formats, "next_funding_time", label)
-        out = frame.select(pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init"),
-                           rate=parsing.number(pl.col(cols["funding_rate"])), next_funding_time=nxt)  # fmt: skip
+        nxt = pl.col(cols["next_funding_time"]) if "next_funding_time" in cols else pl.lit(None, dtype=parsing.UTC_NS)
+        out = frame.select(*times, rate=pl.col(cols["funding_rate"]), next_funding_time=nxt)
     return kind.conform(out)
 
 
@@ -289,6 +308,43 @@ def read_error(err: Exception, path: Path, plain: Path, table: Table, label: str
         if line is not None:
             return SourceError(f"{label} line {line[0]}: {line[1]} fields, the header has {line[2]}")
     return compressed.explain_read_error(path, err, label)
+
+
+def _collect_typed(lf, plain: Path, cols, formats, values: list[str], table: Table, part: PartitionContext):
+    """The fast path: a frame with every timestamp and value role parsed by the CSV reader, or
+    None when it does not apply (a timestamp that is not an integer epoch) or the file holds
+    anything the text path must look at (a cell polars cannot parse, a missing timestamp)."""
+    times = [r for r in ("timestamp", "local_timestamp") if r in cols]
+    if "next_funding_time" in values:
+        times.append("next_funding_time")
+    if any(formats[r].kind != "epoch" for r in times):
+        return None
+    sample = lf.select(*{cols[r] for r in times}).head(SAMPLE_ROWS).collect()
+    for r in times:
+        given = sample.get_column(cols[r]).drop_nulls()
+        if not given.str.contains(_INTEGER_RE).all():
+            return None
+    dtypes = {cols[r]: pl.Float64 for r in values if r in NUMBER_ROLES} | {cols[r]: pl.Int64 for r in times}
+    ns = {r: parsing.epoch_int_ns(pl.col(cols[r]), formats[r].unit) for r in times}
+    ts_init = ns.get("local_timestamp", ns["timestamp"])
+    unread = ns["timestamp"].is_null() | ts_init.is_null()
+    parsed = {"_ts_event": parsing.from_epoch_ns(ns["timestamp"]), "_ts_init": parsing.from_epoch_ns(ts_init)}
+    if "next_funding_time" in times:  # empty is allowed; a value past int64 ns is not
+        col, nxt = cols["next_funding_time"], ns["next_funding_time"]
+        unread = unread | (pl.col(col).is_not_null() & nxt.is_null())
+        parsed[col] = parsing.from_epoch_ns(nxt)
+    typed = scan(plain, table, dtypes).select("_line", *dict.fromkeys(cols.values()))
+    typed = typed.with_columns(**parsed, _unread=unread)
+    if table.multi_day:
+        in_day = pl.col("_ts_init").is_between(part.start, part.end, closed="left")
+        typed = typed.filter(pl.col("_ts_init").is_null() | in_day)
+    try:
+        frame = typed.collect(engine="streaming")
+    except pl.exceptions.ComputeError:
+        return None  # a cell the reader could not parse: the text path finds and names it
+    if frame.get_column("_unread").any():
+        return None
+    return frame.drop("_unread")
 
 
 def _collect(lf, cols, formats, table: Table, part: PartitionContext) -> pl.DataFrame:
@@ -337,26 +393,25 @@ def _check_timestamps(frame: pl.DataFrame, cols, formats, label: str) -> None:
         )  # fmt: skip
 
 
-def check_timestamp_column(frame: pl.DataFrame, cols, formats, role: str, label: str) -> pl.Expr:
-    """An optional timestamp column's parsed expression; SourceError for a filled cell that does not parse."""
-    raw = pl.col(cols[role])
-    parsed = parsing.parse_timestamp(raw, formats[role])
-    filled = raw.is_not_null() & (raw.str.strip_chars().str.len_bytes() > 0)
-    parsing.raise_if_bad(
-        frame, filled & parsed.is_null(), label, "_line", cols[role],
-        f"column {cols[role]!r} is not a timestamp ({formats[role].describe()})",
-    )  # fmt: skip
-    return parsed
-
-
-def check_numbers(frame: pl.DataFrame, cols, roles: list[str], label: str) -> None:
-    for role in roles:
-        raw = pl.col(cols[role])
+def _parse_values(frame: pl.DataFrame, cols, formats, values: list[str], label: str) -> pl.DataFrame:
+    """The text path's value roles, parsed in place (numbers -> Float64, timestamps -> Datetime).
+    An empty cell becomes null; a filled one that does not parse is a SourceError naming its line."""
+    for role in values:
+        col = cols[role]
+        if frame.schema[col] != pl.String:  # two roles on one column: parsed already
+            continue
+        raw = pl.col(col)
+        if role in NUMBER_ROLES:
+            parsed, what = parsing.number(raw), "a number"
+        else:
+            parsed, what = parsing.parse_timestamp(raw, formats[role]), f"a timestamp ({formats[role].describe()})"
+        frame = frame.with_columns(_parsed=parsed)
         filled = raw.is_not_null() & (raw.str.strip_chars().str.len_bytes() > 0)
         parsing.raise_if_bad(
-            frame, filled & parsing.number(raw).is_null(), label, "_line", cols[role],
-            f"column {cols[role]!r} is not a number",
-        )  # fmt: skip
+            frame, filled & pl.col("_parsed").is_null(), label, "_line", col, f"column {col!r} is not {what}"
+        )
+        frame = frame.with_columns(pl.col("_parsed").alias(col)).drop("_parsed")
+    return frame
 
 
 def _select_symbol(frame: pl.DataFrame, cols, table: Table, part: PartitionContext, label: str) -> pl.DataFrame:
@@ -365,7 +420,7 @@ def _select_symbol(frame: pl.DataFrame, cols, table: Table, part: PartitionConte
     want = part.instrument.symbol
     if "symbol" not in cols:
         return frame
-    sym = parsing.norm_symbol(pl.col(cols["symbol"]))
+    sym = parsing.by_distinct(frame, cols["symbol"], parsing.norm_symbol)
     ours = sym.is_null() | (sym == want)
     if table.strict_symbol:
         problem = f"the file is for another symbol, not {want}"
@@ -383,13 +438,12 @@ def _select_symbol(frame: pl.DataFrame, cols, table: Table, part: PartitionConte
 
 
 def _trades(frame: pl.DataFrame, cols, table: Table, label: str) -> pl.DataFrame:
-    check_numbers(frame, cols, ["price", "size"], label)
     if "aggressor_side" in cols:
         side_col = cols["aggressor_side"]
         buyer_maker = table.side_is_buyer_maker
         if buyer_maker is None:
             buyer_maker = _norm(side_col) in BUYER_MAKER_NAMES
-        side = parsing.aggressor_side(pl.col(side_col), bool(buyer_maker))
+        side = parsing.by_distinct(frame, side_col, lambda text: parsing.aggressor_side(text, bool(buyer_maker)))
         parsing.raise_if_bad(
             frame, side.is_null(), label, "_line", side_col,
             f"column {side_col!r} is not an aggressor side (buy/sell, b/s, or a buyer-is-maker true/false)",
@@ -404,8 +458,8 @@ def _trades(frame: pl.DataFrame, cols, table: Table, label: str) -> pl.DataFrame
     return frame.select(
         pl.col("_ts_event").alias("ts_event"),
         pl.col("_ts_init").alias("ts_init"),
-        price=parsing.number(pl.col(cols["price"])),
-        size=parsing.number(pl.col(cols["size"])),
+        price=pl.col(cols["price"]),
+        size=pl.col(cols["size"]),
         aggressor_side=side,
         trade_id=trade_id,
     )

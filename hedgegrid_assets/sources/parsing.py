@@ -95,16 +95,7 @@ def epoch_ns(text: pl.Expr, unit: str | None = None) -> pl.Expr:
     parts = t.str.extract_groups(r"^([+-]?)(\d+)(?:\.(\d*))?$")
     sign = pl.when(parts.struct.field("1") == "-").then(-1).otherwise(1)
     whole = parts.struct.field("2").cast(pl.Int64, strict=False)
-    if unit is not None:
-        factor = pl.lit(UNIT_NS[unit], dtype=pl.Int64)
-    else:
-        factor = (
-            pl.when(whole < 100_000_000_000).then(pl.lit(UNIT_NS["s"]))
-            .when(whole < 100_000_000_000_000).then(pl.lit(UNIT_NS["ms"]))
-            .when(whole < 100_000_000_000_000_000).then(pl.lit(UNIT_NS["us"]))
-            .otherwise(pl.lit(UNIT_NS["ns"]))
-            .cast(pl.Int64)
-        )  # fmt: skip
+    factor = _unit_factor(whole, unit)  # whole is unsigned here: the sign is apart
     # The fraction as billionths of one unit, then scaled to ns: exact integer arithmetic.
     frac9 = parts.struct.field("3").fill_null("").str.slice(0, 9).str.pad_end(9, "0").cast(pl.Int64, strict=False)
     exact = sign * (whole * factor + (frac9 * factor) // 1_000_000_000)
@@ -126,10 +117,34 @@ def epoch_ns(text: pl.Expr, unit: str | None = None) -> pl.Expr:
     )  # fmt: skip
 
 
+def _unit_factor(whole: pl.Expr, unit: str | None) -> pl.Expr:
+    """ns per unit: fixed, or per value from its magnitude (see the module docstring)."""
+    if unit is not None:
+        return pl.lit(UNIT_NS[unit], dtype=pl.Int64)
+    return (
+        pl.when(whole.abs() < 100_000_000_000).then(pl.lit(UNIT_NS["s"]))
+        .when(whole.abs() < 100_000_000_000_000).then(pl.lit(UNIT_NS["ms"]))
+        .when(whole.abs() < 100_000_000_000_000_000).then(pl.lit(UNIT_NS["us"]))
+        .otherwise(pl.lit(UNIT_NS["ns"]))
+        .cast(pl.Int64)
+    )  # fmt: skip
+
+
+def epoch_int_ns(whole: pl.Expr, unit: str | None = None) -> pl.Expr:
+    """Int64 epoch numbers (read as integers by the CSV reader) -> Int64 ns; null where it overflows."""
+    factor = _unit_factor(whole, unit)
+    fits = whole.abs() <= pl.lit(9_000_000_000_000_000_000, dtype=pl.Int64) // factor
+    return pl.when(fits).then(whole * factor).otherwise(pl.lit(None, dtype=pl.Int64))
+
+
+def from_epoch_ns(ns: pl.Expr) -> pl.Expr:
+    return pl.from_epoch(ns, time_unit="ns").dt.replace_time_zone("UTC")
+
+
 def parse_timestamp(text: pl.Expr, fmt: TimestampFormat) -> pl.Expr:
     """A String column -> Datetime(ns, UTC); unparseable values become null."""
     if fmt.kind == "epoch":
-        return pl.from_epoch(epoch_ns(text, fmt.unit), time_unit="ns").dt.replace_time_zone("UTC")
+        return from_epoch_ns(epoch_ns(text, fmt.unit))
     t = text.str.strip_chars()
     if fmt.kind == "strftime":
         return t.str.to_datetime(fmt.fmt, time_unit="ns", strict=False, time_zone="UTC")
@@ -164,6 +179,14 @@ def aggressor_side(text: pl.Expr, buyer_maker_column: bool = False) -> pl.Expr:
     if not buyer_maker_column:
         expr = expr.when(t.is_in(BUY_WORDS)).then(pl.lit("BUYER")).when(t.is_in(SELL_WORDS)).then(pl.lit("SELLER"))
     return expr.otherwise(pl.lit(None, dtype=pl.String)).cast(AGGRESSOR_SIDE)
+
+
+def by_distinct(frame: pl.DataFrame, column: str, parse) -> pl.Expr:
+    """`parse(pl.col(column))`, evaluated once per distinct value and mapped back by hash: for
+    low-cardinality text (sides, symbols), where per-row string work would dominate."""
+    distinct = frame.get_column(column).unique()
+    parsed = distinct.to_frame().select(parse(pl.col(column))).to_series()
+    return pl.col(column).replace_strict(distinct, parsed, return_dtype=parsed.dtype)
 
 
 def first_bad(frame: pl.DataFrame, bad: pl.Expr, *columns: str) -> dict | None:
