@@ -51,7 +51,7 @@ def test_clean_frame_passes(part):
         ({"size": (1, 0.0015)}, "not a multiple of 0.001"),
         ({"price": (3, -1.0)}, "greater_than(0)"),
         ({"price": (3, float("nan"))}, "not_nullable"),
-        ({"trade_id": (4, "0")}, "field_uniqueness"),
+        ({"trade_id": (4, "0")}, "duplicate trade_id"),
         ({"ts_event": (0, START - S)}, "outside the partition's UTC day"),
         ({"ts_init": (4, START + dt.timedelta(days=1))}, "outside the partition's UTC day"),
         ({"ts_init": (2, START + 2 * S + dt.timedelta(minutes=5))}, "ts_init - ts_event outside"),
@@ -123,3 +123,18 @@ def test_mark_price_band(part):
     result = coverage.mark_price_band(marks, t, part)
     assert not result.passed and result.metadata["failure_count"].value == 1
     assert "47000" in result.metadata["failing_rows_sample"].value
+
+
+def test_unique_key_hash_pass_never_hides_a_duplicate(part):
+    from hedgegrid_assets.frames.kind import surely_distinct
+
+    frame = trades(n=6)
+    assert surely_distinct(frame, ("trade_id",)) and surely_distinct(frame, ("ts_event", "ts_init"))
+    dup = trades(n=6, trade_id=(5, "2"))
+    assert not surely_distinct(dup, ("trade_id",))
+    result = run_schema(TRADES, dup, part)
+    assert not result.passed and result.metadata["failing_rows"].value == 2  # both rows named
+    # A mark repeated at the same (ts_event, ts_init) is a duplicate key for marks.
+    marks = MARK_PRICES.conform(pl.DataFrame({"ts_event": [START, START], "ts_init": [START, START], "value": [1.0, 1.0]}))
+    assert not surely_distinct(marks, MARK_PRICES.unique_key)
+    assert "duplicate ts_event/ts_init" in run_schema(MARK_PRICES, marks, part).metadata["failures_by_check"].value

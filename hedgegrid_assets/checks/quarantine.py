@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from hedgegrid_assets.frames import DataKind, PartitionContext
+from hedgegrid_assets.frames.kind import key_expr, surely_distinct
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Quarantine:
         return self.rows.height
 
 
-def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
+def _reason(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> pl.Expr:
     """First defect of each row, or null for a good row."""
     rules: list[tuple[pl.Expr, str]] = []
     for col in kind.positive:
@@ -39,7 +40,8 @@ def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
     for col in ("ts_event", "ts_init"):
         c = pl.col(col)
         rules.append((c.is_null() | (c < part.start) | (c >= part.end), f"{col} outside {part.day}"))
-    rules.append((pl.struct(list(kind.unique_key)).is_first_distinct().not_(), f"duplicate {'/'.join(kind.unique_key)}"))
+    if not surely_distinct(frame, kind.unique_key):
+        rules.append((key_expr(kind.unique_key).is_first_distinct().not_(), f"duplicate {'/'.join(kind.unique_key)}"))
     expr = pl.lit(None, dtype=pl.String)
     for cond, text in reversed(rules):
         expr = pl.when(cond).then(pl.lit(text)).otherwise(expr)
@@ -48,10 +50,12 @@ def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
 
 def split(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> tuple[pl.DataFrame, Quarantine]:
     """(good rows, quarantined rows with their reason)."""
-    marked = frame.with_columns(_reason(kind, part).alias("reason"))
+    marked = frame.with_columns(_reason(kind, frame, part).alias("reason"))
     bad = marked.filter(pl.col("reason").is_not_null())
+    if bad.is_empty():  # the usual case: no filtered copy of a big day
+        return frame, Quarantine(bad)
     good = marked.filter(pl.col("reason").is_null()).drop("reason")
-    counts = dict(bad.group_by("reason").len().sort("reason").iter_rows()) if bad.height else {}
+    counts = dict(bad.group_by("reason").len().sort("reason").iter_rows())
     return good, Quarantine(bad, counts)
 
 

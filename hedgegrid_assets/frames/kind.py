@@ -90,7 +90,7 @@ class DataKind:
         schema = schema.update_columns(
             {col: {"checks": [*schema.columns[col].checks, *checks]} for col, checks in extra.items()}
         )
-        schema.checks = [*schema.checks, sorted_by_ts_init(), receive_latency(part.checks)]
+        schema.checks = [*schema.checks, sorted_by_ts_init(), receive_latency(part.checks), unique_key(self.unique_key)]
         return schema
 
     def empty_frame(self) -> pl.DataFrame:
@@ -102,7 +102,10 @@ class DataKind:
     def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Canonical column order and types, sorted by ts_init (stable: keeps receive order)."""
         schema = self.polars_schema()
-        return frame.select([pl.col(n).cast(t) for n, t in schema.items()]).sort("ts_init", maintain_order=True)
+        frame = frame.select([pl.col(n).cast(t) for n, t in schema.items()])
+        if frame.get_column("ts_init").is_sorted():  # the usual case: no sorted copy of a big day
+            return frame
+        return frame.sort("ts_init", maintain_order=True)
 
 
 # -- checks shared by every kind ------------------------------------------------------------
@@ -126,6 +129,28 @@ def on_grid(increment: str) -> pa.Check:
         return d.lazyframe.select((ticks - ticks.round()).abs() <= 1e-6)
 
     return pa.Check(check, name=f"on_grid({increment})", error=f"not a multiple of {increment}")
+
+
+def key_expr(columns: tuple[str, ...]) -> pl.Expr:
+    return pl.col(columns[0]) if len(columns) == 1 else pl.struct(list(columns))
+
+
+def surely_distinct(frame: pl.DataFrame | pl.LazyFrame, columns: tuple[str, ...]) -> bool:
+    """True when the rows' key is certainly distinct: its 64-bit hashes all are (a collision can
+    only make this False, never wrongly True). About 5x cheaper than an exact search for
+    duplicates of millions of strings, which then runs only when this says False."""
+    return frame.lazy().select(key_expr(columns).hash().n_unique() == pl.len()).collect().item()
+
+
+def unique_key(columns: tuple[str, ...]) -> pa.Check:
+    """No two rows share the kind's key (pandera's `unique=` field, with a hash pass first)."""
+
+    def check(d: PolarsData):
+        if surely_distinct(d.lazyframe, columns):
+            return True
+        return d.lazyframe.select(key_expr(columns).is_duplicated().not_())
+
+    return pa.Check(check, name=f"unique({'/'.join(columns)})", error=f"duplicate {'/'.join(columns)}")
 
 
 def sorted_by_ts_init() -> pa.Check:

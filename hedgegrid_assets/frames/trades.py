@@ -26,7 +26,8 @@ class TradesFrame(pa.DataFrameModel):
     price: pl.Float64 = pa.Field(gt=0)
     size: pl.Float64 = pa.Field(gt=0)
     aggressor_side: AGGRESSOR_SIDE = pa.Field(description="BUYER or SELLER: the taker's side")
-    trade_id: pl.String = pa.Field(unique=True, str_length={"min_value": 1})
+    # Unique too: DataKind.unique_key below, checked with the other row rules.
+    trade_id: pl.String = pa.Field(str_length={"min_value": 1})
 
     class Config:
         strict = True

@@ -197,8 +197,9 @@ def resolve_columns(
 
 @dataclass
 class Rows:
-    """A CSV file's rows for one partition: the mapped columns (the parsed value roles as Float64
-    or Datetime, the rest as read: String) plus `_line`, `_ts_event`, `_ts_init`."""
+    """A CSV file's rows for one partition: `_line`, `_ts_event`, `_ts_init` and the mapped columns
+    (the parsed value roles as Float64 or Datetime, the rest as read: String), but for the
+    timestamp and symbol columns, whose work is done (dropped to spare memory on big days)."""
 
     frame: pl.DataFrame
     cols: dict[str, str]  # role -> column
@@ -246,6 +247,7 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
     if not parsed:
         _check_timestamps(frame, cols, formats, label)
     frame = _select_symbol(frame, cols, table, part, label)
+    frame = frame.drop(_spent_columns(cols))
     if not parsed:
         frame = _parse_values(frame, cols, formats, values, label)
     return Rows(frame, cols, formats, label, by_reader=parsed)
@@ -259,16 +261,20 @@ def read_table(
     rows = load_rows(path, table, required, optional, part, label, VALUES[kind.name])
     if rows is None:
         return kind.empty_frame()
-    frame, cols, label = rows.frame, rows.cols, rows.label
+    out = _kind_frame(kind, rows, table)
+    del rows  # the file's columns go before conform's sort may copy the frame
+    return kind.conform(out)
+
+
+def _kind_frame(kind: DataKind, rows: Rows, table: Table) -> pl.DataFrame:
+    frame, cols = rows.frame, rows.cols
     times = pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init")
     if kind is TRADES:
-        out = _trades(frame, cols, table, label)
-    elif kind is MARK_PRICES:
-        out = frame.select(*times, value=pl.col(cols["mark_price"]))
-    else:
-        nxt = pl.col(cols["next_funding_time"]) if "next_funding_time" in cols else pl.lit(None, dtype=parsing.UTC_NS)
-        out = frame.select(*times, rate=pl.col(cols["funding_rate"]), next_funding_time=nxt)
-    return kind.conform(out)
+        return _trades(frame, cols, table, rows.label)
+    if kind is MARK_PRICES:
+        return frame.select(*times, value=pl.col(cols["mark_price"]))
+    nxt = pl.col(cols["next_funding_time"]) if "next_funding_time" in cols else pl.lit(None, dtype=parsing.UTC_NS)
+    return frame.select(*times, rate=pl.col(cols["funding_rate"]), next_funding_time=nxt)
 
 
 def _starts_with_header(path: Path, separator: str) -> bool:
@@ -393,6 +399,12 @@ def _check_timestamps(frame: pl.DataFrame, cols, formats, label: str) -> None:
         )  # fmt: skip
 
 
+def _spent_columns(cols: dict[str, str]) -> set[str]:
+    """Columns read only for timestamps and symbol, both parsed or checked by now."""
+    spent = {"timestamp", "local_timestamp", "symbol"}
+    return {c for r, c in cols.items() if r in spent} - {c for r, c in cols.items() if r not in spent}
+
+
 def _parse_values(frame: pl.DataFrame, cols, formats, values: list[str], label: str) -> pl.DataFrame:
     """The text path's value roles, parsed in place (numbers -> Float64, timestamps -> Datetime).
     An empty cell becomes null; a filled one that does not parse is a SourceError naming its line."""
@@ -420,16 +432,20 @@ def _select_symbol(frame: pl.DataFrame, cols, table: Table, part: PartitionConte
     want = part.instrument.symbol
     if "symbol" not in cols:
         return frame
-    sym = parsing.by_distinct(frame, cols["symbol"], parsing.norm_symbol)
-    ours = sym.is_null() | (sym == want)
+    col = cols["symbol"]
+    spelled = frame.get_column(col).unique().drop_nulls()  # symbols are few: judge each spelling once
+    mine_spelled = spelled.filter(spelled.to_frame().select(parsing.norm_symbol(pl.col(col)) == want).to_series())
+    if mine_spelled.len() == spelled.len():
+        return frame  # every row is the partition's symbol (or has none)
+    ours = pl.col(col).is_null() | pl.col(col).is_in(mine_spelled.implode())
     if table.strict_symbol:
         problem = f"the file is for another symbol, not {want}"
-        parsing.raise_if_bad(frame, ~ours, label, "_line", cols["symbol"], problem)
+        parsing.raise_if_bad(frame, ~ours, label, "_line", col, problem)
         return frame
     mine = frame.filter(ours)
     if mine.height == 0 and frame.height:
         row = frame.row(0, named=True)
-        others = frame.get_column(cols["symbol"]).unique().sort().head(5).to_list()
+        others = spelled.sort().head(5).to_list()
         raise SourceError(
             f"{label} line {row['_line']}: the file is for another symbol: it holds {', '.join(map(str, others))}, "
             f"not {want}"
