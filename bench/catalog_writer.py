@@ -9,7 +9,10 @@ repetitions, each measurement in its own process (clean peak RSS):
   (r) reading the file back with catalog.trade_ticks(): ours vs Nautilus's
 Prints medians, peak RSS and the ratios against (a) measured in the same run.
 
-    .venv/bin/python bench/catalog_writer.py [--trades 5000000] [--reps 3]
+    .venv/bin/python bench/catalog_writer.py [--trades 5000000] [--reps 3] [--steps a,b,c]
+
+(b) writes the frame (c) staged, so it needs c; the read-back comparison needs a and b.
+A big day's memory alone: --trades 20000000 --steps c --reps 1.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trades", type=int, default=5_000_000)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--steps", default="a,b,c", help="which of a,b,c to run (default: all)")
     ap.add_argument("--step", choices=["nautilus", "writer", "read"], help=argparse.SUPPRESS)
     ap.add_argument("--rss-of", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
@@ -146,10 +150,13 @@ def main() -> None:
         return run_read(Path(a.args[0]))
 
     OUT.mkdir(parents=True, exist_ok=True)
-    raw_dir = OUT / "input"
+    steps = [s for s in ("a", "c", "b") if s in a.steps.split(",")]
+    if "b" in steps and "c" not in steps:
+        sys.exit("--steps: b writes the frame that c stages; add c")
+    raw_dir = OUT / f"input_{a.trades}"
     raw_dir.mkdir(exist_ok=True)
     csv = raw_dir / f"binance-futures_trades_{DAY}_{SYMBOL}.csv.gz"
-    if not csv.exists() or pl.scan_csv(csv).select(pl.len()).collect().item() != a.trades:
+    if not csv.exists():
         t0 = time.perf_counter()
         generate(csv, a.trades)
         print(f"generated {a.trades:,} trades: {csv} ({csv.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s)")
@@ -159,7 +166,7 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     results: dict[str, list[dict]] = {"a": [], "b": [], "c": [], "read_ours": [], "read_nautilus": []}
     for rep in range(a.reps):
-        for step in ("a", "c", "b"):
+        for step in steps:
             work = OUT / f"work_{step}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
@@ -183,26 +190,30 @@ def main() -> None:
             print(f"rep {rep + 1} ({step}): {r['wall_s']:.2f}s wall, {r['peak_rss_mb']:.0f} MB peak RSS", flush=True)
         ours = OUT / "work_b" / "catalog"
         theirs = OUT / "work_a" / "catalog"
-        for name, cat in (("read_ours", ours), ("read_nautilus", theirs)):
+        for name, cat in (("read_ours", ours), ("read_nautilus", theirs)) if {"a", "b"} <= set(steps) else ():
             r = measured(with_rss([sys.executable, __file__, "--step", "read", str(cat)]))
             results[name].append(r)
 
     med = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in results.items() if v}
-    a_wall, a_rss = med["a"]["wall_s"], med["a"]["peak_rss_mb"]
+    a_wall, a_rss = (med["a"]["wall_s"], med["a"]["peak_rss_mb"]) if "a" in med else (None, None)
     print(f"\n{a.trades:,} trades, median of {a.reps} alternating repetitions")
-    print(f"{'':38}{'wall s':>9}{'peak RSS MB':>13}{'speed-up vs (a)':>17}")
+    print(f"{'':38}{'wall s':>9}{'peak RSS MB':>13}{'speed-up vs (a)':>17}{'memory vs (a)':>15}")
     labels = {
         "a": "(a) Nautilus load_trades + write_data",
         "b": "(b) hedgegrid Arrow writer alone",
         "c": "(c) hedgegrid build end to end",
     }
     for k, label in labels.items():
+        if k not in med:
+            continue
         w, r = med[k]["wall_s"], med[k]["peak_rss_mb"]
-        print(f"{label:38}{w:9.2f}{r:13.0f}{a_wall / w:16.1f}x")
-    print(f"(b) writer's own time inside its process: {med['b']['inner_s']:.2f}s")
-    ro, rn = med["read_ours"]["inner_s"], med["read_nautilus"]["inner_s"]
-    print(f"read back with catalog.trade_ticks(): ours {ro:.2f}s, Nautilus's file {rn:.2f}s (ratio {ro / rn:.2f})")
-    print(f"memory: (b) {med['b']['peak_rss_mb'] / a_rss:.2f}x and (c) {med['c']['peak_rss_mb'] / a_rss:.2f}x of (a)'s peak RSS")
+        vs = f"{a_wall / w:16.1f}x{r / a_rss:14.2f}x" if a_wall else ""
+        print(f"{label:38}{w:9.2f}{r:13.0f}{vs}")
+    if "b" in med:
+        print(f"(b) writer's own time inside its process: {med['b']['inner_s']:.2f}s")
+    if "read_ours" in med:
+        ro, rn = med["read_ours"]["inner_s"], med["read_nautilus"]["inner_s"]
+        print(f"read back with catalog.trade_ticks(): ours {ro:.2f}s, Nautilus's file {rn:.2f}s (ratio {ro / rn:.2f})")
 
 
 if __name__ == "__main__":
