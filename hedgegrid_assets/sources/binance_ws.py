@@ -156,7 +156,11 @@ def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") 
     """All messages of `kind` in `files`, in canonical columns."""
     if not files:
         return kind.empty_frame()
-    messages = pl.concat([decode_messages(read_lines(f)) for f in files])
+    # JSON decoding is the cost: decode only the lines that can hold the kind's event (a day
+    # file has ~1M trades and 86,400 marks; each kind's asset reads it).
+    event = trade_event if kind is TRADES else "markPriceUpdate"
+    may_hold = pl.col("line").str.contains(event, literal=True)
+    messages = pl.concat([decode_messages(read_lines(f).filter(may_hold)) for f in files])
     if kind is TRADES:
         lazy = trades(messages, trade_event)
     else:
