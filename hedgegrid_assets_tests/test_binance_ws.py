@@ -68,3 +68,16 @@ def test_mark_prices_and_funding_changes(tmp_path):
     rates = binance_ws.read_kind(FUNDING_RATES, files)
     assert rates["rate"].to_list() == [0.0001, 0.00012]
     assert rates["next_funding_time"].to_list() == [dt.datetime(2024, 1, 2, 8, tzinfo=dt.UTC)] * 2
+
+
+def test_each_kind_decodes_only_its_lines_but_a_broken_line_fails_every_kind(tmp_path):
+    import pytest
+
+    good = [json.dumps({"stream": "btcusdt@aggTrade", "data": AGG}), json.dumps({"stream": "btcusdt@markPrice", "data": MARK})]
+    files = write(tmp_path, good)
+    assert binance_ws.read_kind(TRADES, files).height == 1 and binance_ws.read_kind(MARK_PRICES, files).height == 1
+    # Cut before the event name: no kind's text filter would pick it, yet it must not pass unseen.
+    broken = write(tmp_path, [*good, '{"stream":"btcusdt@aggTr'])
+    for kind in (TRADES, MARK_PRICES, FUNDING_RATES):
+        with pytest.raises(pl.exceptions.ComputeError):
+            binance_ws.read_kind(kind, broken)

@@ -116,5 +116,29 @@ def test_tardis_ticker_with_empty_cells_reads_the_same_both_ways(tmp_path, monke
 def test_iso_timestamps_take_the_text_path(tmp_path):
     path = write_packed(tmp_path / "m.csv", csv_text(["time", "mark"], [["2024-01-02T00:00:01Z", "1.5"]]))
     rows = load_rows(path, Table(), *ROLES[MARK_PRICES.name], part_for(), values=VALUES[MARK_PRICES.name])
-    assert not rows.by_reader and rows.frame.schema["mark"] == pl.Float64
+    assert not rows.by_reader and rows.frame.schema["_v_mark_price"] == pl.Float64
     assert Path(rows.label).name == "m.csv"
+
+
+def test_smallest_int64_epoch_is_not_a_time_on_either_path(tmp_path, monkeypatch):
+    path = write_packed(tmp_path / "m.csv", csv_text(["time", "mark"], [[G + 1, "1.5"], [-(2**63), "1.6"]]))
+    needle = "m.csv line 3: column 'time' is not a timestamp (epoch number, unit from its magnitude): '-9223372036854775808'"
+    for fast_path in (True, False):
+        with monkeypatch.context() as m:
+            if not fast_path:
+                m.setattr(csv_generic, "_collect_typed", lambda *a, **k: None)
+            with pytest.raises(SourceError) as err:
+                read_table(path, Table(), MARK_PRICES, part_for())
+        assert needle in str(err.value)
+
+
+def test_one_column_in_two_roles(tmp_path, monkeypatch):
+    # The id is the timestamp's or the price's text: a column read as a number for one role
+    # stays text for the other.
+    rows = [[G + 1, "42000.5", "0.1"], [G + 2, "42001", "0.2"]]
+    path = write_packed(tmp_path / "t.csv", csv_text(["time", "price", "qty"], rows))
+    for id_column, ids in (("time", [str(G + 1), str(G + 2)]), ("price", ["42000.5", "42001"])):
+        table = Table(columns={"timestamp": "time", "price": "price", "size": "qty", "trade_id": id_column})
+        frame = read_both_ways(monkeypatch, lambda t=table: read_table(path, t, TRADES, part_for()))
+        assert frame.get_column("trade_id").to_list() == ids
+        assert frame.get_column("price").to_list() == [42000.5, 42001.0]

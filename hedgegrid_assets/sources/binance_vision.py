@@ -40,7 +40,7 @@ import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.csv_generic import Table, load_rows, read_table
+from hedgegrid_assets.sources.csv_generic import Table, load_rows, read_table, value
 from hedgegrid_assets.sources.source_config import ConfigError, FileSource, PlannedFile
 
 TRADE_TYPES = {"aggtrades": "aggTrades", "aggtrade": "aggTrades", "trades": "trades", "trade": "trades"}
@@ -147,7 +147,7 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
             rows.frame.select(
                 ts_event=known,
                 ts_init=known,
-                rate=pl.col(rows.cols["funding_rate"]),
+                rate=value("funding_rate"),
                 next_funding_time=settle,
             ).filter(pl.col("ts_init").is_between(part.start, part.end, closed="left"))
         )

@@ -152,14 +152,23 @@ def funding_rates(messages: pl.LazyFrame) -> pl.LazyFrame:
 PARSERS = {TRADES.name: trades, MARK_PRICES.name: mark_prices, FUNDING_RATES.name: funding_rates}
 
 
+def complete_message(line: pl.Expr) -> pl.Expr:
+    """A complete message ends with '}' and has balanced braces (Binance strings hold none)."""
+    return line.str.ends_with("}") & (
+        line.str.count_matches("{", literal=True) == line.str.count_matches("}", literal=True)
+    )
+
+
 def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") -> pl.DataFrame:
     """All messages of `kind` in `files`, in canonical columns."""
     if not files:
         return kind.empty_frame()
     # JSON decoding is the cost: decode only the lines that can hold the kind's event (a day
-    # file has ~1M trades and 86,400 marks; each kind's asset reads it).
+    # file has ~1M trades and 86,400 marks; each kind's asset reads it), and every line that
+    # does not look complete, so that a broken line fails every kind as before.
     event = trade_event if kind is TRADES else "markPriceUpdate"
-    may_hold = pl.col("line").str.contains(event, literal=True)
+    line = pl.col("line").str.strip_chars()
+    may_hold = line.str.contains(event, literal=True) | ~complete_message(line)
     messages = pl.concat([decode_messages(read_lines(f).filter(may_hold)) for f in files])
     if kind is TRADES:
         lazy = trades(messages, trade_event)
@@ -240,11 +249,7 @@ def _line_checks(lines: pl.LazyFrame) -> dict:
     """One pass of per-line facts: counts, the last non-blank line, the first incomplete lines."""
     line = pl.col("line").str.strip_chars()
     blank = line.is_null() | (line.str.len_bytes() == 0)
-    # A complete message ends with '}' and has balanced braces (Binance strings hold none).
-    complete = line.str.ends_with("}") & (
-        line.str.count_matches("{", literal=True) == line.str.count_matches("}", literal=True)
-    )
-    bad = ~blank & ~complete
+    bad = ~blank & ~complete_message(line)
     row = lines.select(
         lines=pl.len(),
         blank=blank.sum(),

@@ -93,6 +93,11 @@ VALUES: dict[str, list[str]] = {
     FUNDING_RATES.name: ["funding_rate", "next_funding_time"],
 }
 _INTEGER_RE = r"^[+-]?\d+$"
+
+
+def value(role: str) -> pl.Expr:
+    """A parsed value role's column in `Rows.frame` (Float64, or Datetime for next_funding_time)."""
+    return pl.col(f"_v_{role}")
 SAMPLE_ROWS = 500
 
 
@@ -197,9 +202,9 @@ def resolve_columns(
 
 @dataclass
 class Rows:
-    """A CSV file's rows for one partition: `_line`, `_ts_event`, `_ts_init` and the mapped columns
-    (the parsed value roles as Float64 or Datetime, the rest as read: String), but for the
-    timestamp and symbol columns, whose work is done (dropped to spare memory on big days)."""
+    """A CSV file's rows for one partition: `_line`, `_ts_event`, `_ts_init`, the parsed value
+    roles (`value(role)`: Float64, or Datetime) and the other mapped columns as read (String).
+    Columns whose work is done (timestamps, symbol, parsed values) are dropped: big days."""
 
     frame: pl.DataFrame
     cols: dict[str, str]  # role -> column
@@ -211,9 +216,9 @@ class Rows:
 def load_rows(path: Path, table: Table, required: list[str], optional: list[str], part: PartitionContext,
               label: str | None = None, values: list[str] = ()) -> Rows | None:  # fmt: skip
     """Open (plain/gz/zip/bz2), scan lazily, parse timestamps, keep the partition's rows, check
-    timestamps and symbols, and parse the `values` roles in place (numbers -> Float64,
-    next_funding_time -> Datetime; a filled cell that does not parse is an error). None for an
-    empty file (an empty day).
+    timestamps and symbols, and parse the `values` roles into `value(role)` columns (numbers ->
+    Float64, next_funding_time -> Datetime; a filled cell that does not parse is an error).
+    None for an empty file (an empty day).
 
     Fast path first: when every timestamp is an integer epoch, polars parses the numbers and
     timestamps itself while reading. Anything it cannot take (a malformed cell, an empty
@@ -247,9 +252,9 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
     if not parsed:
         _check_timestamps(frame, cols, formats, label)
     frame = _select_symbol(frame, cols, table, part, label)
-    frame = frame.drop(_spent_columns(cols))
     if not parsed:
         frame = _parse_values(frame, cols, formats, values, label)
+    frame = frame.drop(_spent_columns(cols, values))
     return Rows(frame, cols, formats, label, by_reader=parsed)
 
 
@@ -272,9 +277,9 @@ def _kind_frame(kind: DataKind, rows: Rows, table: Table) -> pl.DataFrame:
     if kind is TRADES:
         return _trades(frame, cols, table, rows.label)
     if kind is MARK_PRICES:
-        return frame.select(*times, value=pl.col(cols["mark_price"]))
-    nxt = pl.col(cols["next_funding_time"]) if "next_funding_time" in cols else pl.lit(None, dtype=parsing.UTC_NS)
-    return frame.select(*times, rate=pl.col(cols["funding_rate"]), next_funding_time=nxt)
+        return frame.select(*times, value=value("mark_price"))
+    nxt = value("next_funding_time") if "next_funding_time" in cols else pl.lit(None, dtype=parsing.UTC_NS)
+    return frame.select(*times, rate=value("funding_rate"), next_funding_time=nxt)
 
 
 def _starts_with_header(path: Path, separator: str) -> bool:
@@ -325,20 +330,26 @@ def _collect_typed(lf, plain: Path, cols, formats, values: list[str], table: Tab
         times.append("next_funding_time")
     if any(formats[r].kind != "epoch" for r in times):
         return None
+    numbers = [r for r in values if r in NUMBER_ROLES]
+    typed_cols = [cols[r] for r in (*times, *numbers)]
+    text_cols = {c for r, c in cols.items() if r not in (*times, *numbers)}
+    if len(set(typed_cols)) < len(typed_cols) or text_cols & set(typed_cols):
+        return None  # a column serving two roles of different types: read it as text
     sample = lf.select(*{cols[r] for r in times}).head(SAMPLE_ROWS).collect()
     for r in times:
         given = sample.get_column(cols[r]).drop_nulls()
         if not given.str.contains(_INTEGER_RE).all():
             return None
-    dtypes = {cols[r]: pl.Float64 for r in values if r in NUMBER_ROLES} | {cols[r]: pl.Int64 for r in times}
+    dtypes = {cols[r]: pl.Float64 for r in numbers} | {cols[r]: pl.Int64 for r in times}
     ns = {r: parsing.epoch_int_ns(pl.col(cols[r]), formats[r].unit) for r in times}
     ts_init = ns.get("local_timestamp", ns["timestamp"])
     unread = ns["timestamp"].is_null() | ts_init.is_null()
     parsed = {"_ts_event": parsing.from_epoch_ns(ns["timestamp"]), "_ts_init": parsing.from_epoch_ns(ts_init)}
+    parsed |= {f"_v_{r}": pl.col(cols[r]) for r in numbers}
     if "next_funding_time" in times:  # empty is allowed; a value past int64 ns is not
-        col, nxt = cols["next_funding_time"], ns["next_funding_time"]
-        unread = unread | (pl.col(col).is_not_null() & nxt.is_null())
-        parsed[col] = parsing.from_epoch_ns(nxt)
+        nxt = ns["next_funding_time"]
+        unread = unread | (pl.col(cols["next_funding_time"]).is_not_null() & nxt.is_null())
+        parsed["_v_next_funding_time"] = parsing.from_epoch_ns(nxt)
     typed = scan(plain, table, dtypes).select("_line", *dict.fromkeys(cols.values()))
     typed = typed.with_columns(**parsed, _unread=unread)
     if table.multi_day:
@@ -399,30 +410,28 @@ def _check_timestamps(frame: pl.DataFrame, cols, formats, label: str) -> None:
         )  # fmt: skip
 
 
-def _spent_columns(cols: dict[str, str]) -> set[str]:
-    """Columns read only for timestamps and symbol, both parsed or checked by now."""
-    spent = {"timestamp", "local_timestamp", "symbol"}
+def _spent_columns(cols: dict[str, str], values: list[str]) -> set[str]:
+    """Columns read only for timestamps, symbol and values: parsed or checked by now."""
+    spent = {"timestamp", "local_timestamp", "symbol", *values}
     return {c for r, c in cols.items() if r in spent} - {c for r, c in cols.items() if r not in spent}
 
 
 def _parse_values(frame: pl.DataFrame, cols, formats, values: list[str], label: str) -> pl.DataFrame:
-    """The text path's value roles, parsed in place (numbers -> Float64, timestamps -> Datetime).
-    An empty cell becomes null; a filled one that does not parse is a SourceError naming its line."""
+    """The text path's value roles, parsed into `value(role)` columns (numbers -> Float64,
+    timestamps -> Datetime). An empty cell becomes null; a filled one that does not parse is a
+    SourceError naming its line."""
     for role in values:
         col = cols[role]
-        if frame.schema[col] != pl.String:  # two roles on one column: parsed already
-            continue
         raw = pl.col(col)
         if role in NUMBER_ROLES:
             parsed, what = parsing.number(raw), "a number"
         else:
             parsed, what = parsing.parse_timestamp(raw, formats[role]), f"a timestamp ({formats[role].describe()})"
-        frame = frame.with_columns(_parsed=parsed)
+        frame = frame.with_columns(parsed.alias(f"_v_{role}"))
         filled = raw.is_not_null() & (raw.str.strip_chars().str.len_bytes() > 0)
         parsing.raise_if_bad(
-            frame, filled & pl.col("_parsed").is_null(), label, "_line", col, f"column {col!r} is not {what}"
+            frame, filled & value(role).is_null(), label, "_line", col, f"column {col!r} is not {what}"
         )
-        frame = frame.with_columns(pl.col("_parsed").alias(col)).drop("_parsed")
     return frame
 
 
@@ -474,8 +483,8 @@ def _trades(frame: pl.DataFrame, cols, table: Table, label: str) -> pl.DataFrame
     return frame.select(
         pl.col("_ts_event").alias("ts_event"),
         pl.col("_ts_init").alias("ts_init"),
-        price=pl.col(cols["price"]),
-        size=pl.col(cols["size"]),
+        price=value("price"),
+        size=value("size"),
         aggressor_side=side,
         trade_id=trade_id,
     )

@@ -118,13 +118,18 @@ def epoch_ns(text: pl.Expr, unit: str | None = None) -> pl.Expr:
 
 
 def _unit_factor(whole: pl.Expr, unit: str | None) -> pl.Expr:
-    """ns per unit: fixed, or per value from its magnitude (see the module docstring)."""
+    """ns per unit: fixed, or per value from its magnitude (see the module docstring).
+    Magnitudes by `is_between`, not `abs()`, which wraps at -2**63."""
     if unit is not None:
         return pl.lit(UNIT_NS[unit], dtype=pl.Int64)
+
+    def below(limit: int) -> pl.Expr:
+        return whole.is_between(-limit + 1, limit - 1)
+
     return (
-        pl.when(whole.abs() < 100_000_000_000).then(pl.lit(UNIT_NS["s"]))
-        .when(whole.abs() < 100_000_000_000_000).then(pl.lit(UNIT_NS["ms"]))
-        .when(whole.abs() < 100_000_000_000_000_000).then(pl.lit(UNIT_NS["us"]))
+        pl.when(below(100_000_000_000)).then(pl.lit(UNIT_NS["s"]))
+        .when(below(100_000_000_000_000)).then(pl.lit(UNIT_NS["ms"]))
+        .when(below(100_000_000_000_000_000)).then(pl.lit(UNIT_NS["us"]))
         .otherwise(pl.lit(UNIT_NS["ns"]))
         .cast(pl.Int64)
     )  # fmt: skip
@@ -133,8 +138,8 @@ def _unit_factor(whole: pl.Expr, unit: str | None) -> pl.Expr:
 def epoch_int_ns(whole: pl.Expr, unit: str | None = None) -> pl.Expr:
     """Int64 epoch numbers (read as integers by the CSV reader) -> Int64 ns; null where it overflows."""
     factor = _unit_factor(whole, unit)
-    fits = whole.abs() <= pl.lit(9_000_000_000_000_000_000, dtype=pl.Int64) // factor
-    return pl.when(fits).then(whole * factor).otherwise(pl.lit(None, dtype=pl.Int64))
+    limit = pl.lit(9_000_000_000_000_000_000, dtype=pl.Int64) // factor
+    return pl.when(whole.is_between(-limit, limit)).then(whole * factor).otherwise(pl.lit(None, dtype=pl.Int64))
 
 
 def from_epoch_ns(ns: pl.Expr) -> pl.Expr:

@@ -27,7 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
-from hedgegrid_assets.sources.csv_generic import VALUES, Table, load_rows, read_table
+from hedgegrid_assets.sources.csv_generic import VALUES, Table, load_rows, read_table, value
 from hedgegrid_assets.sources.parsing import TimestampFormat
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
 
@@ -56,15 +56,15 @@ def read_derivative_ticker(path: Path, kind: DataKind, part: PartitionContext) -
     rows = load_rows(path, TICKER_TABLE, TICKER_ROLES, [], part, values=VALUES[kind.name])
     if rows is None:
         return kind.empty_frame()
-    frame, cols = rows.frame, rows.cols
+    frame = rows.frame
     times = pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init")
     if kind is MARK_PRICES:
-        mark = pl.col(cols["mark_price"])
+        mark = value("mark_price")
         previous = mark.forward_fill().shift(1)
         changed = mark.is_not_null() & (previous.is_null() | (mark != previous))
         out = frame.select(*times, value=mark, _keep=changed).filter("_keep").drop("_keep")
         return kind.conform(out)
-    rate, nxt = pl.col(cols["funding_rate"]), pl.col(cols["next_funding_time"])
+    rate, nxt = value("funding_rate"), value("next_funding_time")
     updates = frame.select(*times, rate=rate, next_funding_time=nxt, _given=rate.is_not_null() | nxt.is_not_null())
     updates = updates.filter("_given").with_columns(pl.col("rate", "next_funding_time").forward_fill())
     changed = (pl.col("rate") != pl.col("rate").shift(1)) | (
