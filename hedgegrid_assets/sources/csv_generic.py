@@ -254,7 +254,7 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
     frame = _select_symbol(frame, cols, table, part, label)
     if not parsed:
         frame = _parse_values(frame, cols, formats, values, label)
-    frame = frame.drop(_spent_columns(cols, values))
+    frame = frame.drop(_spent_columns(cols, values), strict=False)  # the fast path renamed its numbers
     return Rows(frame, cols, formats, label, by_reader=parsed)
 
 
@@ -345,12 +345,14 @@ def _collect_typed(lf, plain: Path, cols, formats, values: list[str], table: Tab
     ts_init = ns.get("local_timestamp", ns["timestamp"])
     unread = ns["timestamp"].is_null() | ts_init.is_null()
     parsed = {"_ts_event": parsing.from_epoch_ns(ns["timestamp"]), "_ts_init": parsing.from_epoch_ns(ts_init)}
-    parsed |= {f"_v_{r}": pl.col(cols[r]) for r in numbers}
     if "next_funding_time" in times:  # empty is allowed; a value past int64 ns is not
         nxt = ns["next_funding_time"]
         unread = unread | (pl.col(cols["next_funding_time"]).is_not_null() & nxt.is_null())
         parsed["_v_next_funding_time"] = parsing.from_epoch_ns(nxt)
-    typed = scan(plain, table, dtypes).select("_line", *dict.fromkeys(cols.values()))
+    # Numbers come out of the reader final: renamed in the projection, never copied.
+    renamed = {cols[r]: f"_v_{r}" for r in numbers}
+    columns = [pl.col(c).alias(renamed.get(c, c)) for c in dict.fromkeys(cols.values())]
+    typed = scan(plain, table, dtypes).select("_line", *columns)
     typed = typed.with_columns(**parsed, _unread=unread)
     if table.multi_day:
         in_day = pl.col("_ts_init").is_between(part.start, part.end, closed="left")
