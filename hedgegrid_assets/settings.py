@@ -111,7 +111,7 @@ class Settings(BaseSettings):
         "config's base_path, else none (the sensor stays idle).",
     )
     landing_settle_seconds: float = Field(
-        10.0, ge=0, description="The sensor leaves files modified more recently than this alone (still being written)."
+        10.0, ge=0, description="The sensor leaves files changed more recently than this alone (still being written or copied)."
     )
     automation_running: bool = Field(
         False, description="Start the schedule and the sensor RUNNING; default STOPPED until turned on in the UI."

@@ -100,7 +100,8 @@ class Landing:
     def __init__(self, tmp_path: Path, **overrides):
         self.dir = tmp_path / "landing"
         self.dir.mkdir(exist_ok=True)
-        settings = make_settings(tmp_path, **({"landing_dir": self.dir} | overrides))
+        # Files are ticked at once after they are written: no settle time unless a test asks.
+        settings = make_settings(tmp_path, **({"landing_dir": self.dir, "landing_settle_seconds": 0} | overrides))
         self.defs = build_definitions(settings)
         self.repo = self.defs.get_repository_def()
         self.sensor = self.repo.get_sensor_def(FILE_DROP_SENSOR)
@@ -198,6 +199,19 @@ def test_two_files_with_the_same_mtime_are_both_picked_up(tmp_path):
     assert not landing.tick().run_requests
 
 
+def test_a_file_copied_with_an_older_mtime_than_the_last_handled_is_picked_up(tmp_path):
+    landing = Landing(tmp_path)
+    landing.drop("BTCUSDT_2024-01-02.jsonl", ws_line("BTCUSDT", dt.datetime(2024, 1, 2, 1, tzinfo=UTC)) + "\n", mtime_ns=T0 + 10**12)
+    assert landing.keys(landing.tick()) == ["2024-01-02|BTCUSDT"]
+    # `cp -p` / `rsync -a` of a file written long before: its mtime is older than the cursor's.
+    old = landing.drop("ETHUSDT_2024-01-02.jsonl", ws_line("ETHUSDT", dt.datetime(2024, 1, 2, 1, tzinfo=UTC)) + "\n", mtime_ns=T0)
+    data = landing.tick()
+    assert [(r.partition_key, r.run_key) for r in data.run_requests] == [("2024-01-02|ETHUSDT", run_key(old, "2024-01-02|ETHUSDT"))]
+    assert not landing.tick().run_requests
+    # A cursor from before change times (keyed "mtime_ns") still reads.
+    assert Cursor.parse('{"mtime_ns": 5, "seen": ["x"]}') == Cursor(5, frozenset(["x"]))
+
+
 def test_time_range_read_from_a_csv_without_date_in_its_name(tmp_path):
     landing = Landing(tmp_path)
     body = tardis_rows(
@@ -278,7 +292,10 @@ def test_files_still_being_written_wait(tmp_path):
     landing.drop("BTCUSDT-2024-01-01.csv", "x", mtime_ns=dt.datetime.now(UTC).timestamp().__int__() * 10**9)
     data = landing.tick()
     assert not data.run_requests and "still being written" in data.skip_message
-    assert Cursor.parse(landing.cursor).mtime_ns == -1  # not consumed
+    assert Cursor.parse(landing.cursor).changed_ns == -1  # not consumed
+    # Copied in just now with an old mtime kept (cp -p): just as fresh, it waits too.
+    landing.drop("ETHUSDT-2024-01-01.csv", "x", mtime_ns=T0)
+    assert not landing.tick().run_requests and Cursor.parse(landing.cursor).changed_ns == -1
 
 
 def test_source_config_path_templates_map_files_and_give_the_folder(tmp_path):
@@ -296,7 +313,7 @@ def test_source_config_path_templates_map_files_and_give_the_folder(tmp_path):
             }
         )
     )
-    settings = make_settings(tmp_path, source_config=config)
+    settings = make_settings(tmp_path, source_config=config, landing_settle_seconds=0)
     defs = build_definitions(settings)
     sensor = defs.get_repository_def().get_sensor_def(FILE_DROP_SENSOR)
     assert str(base) in sensor.description

@@ -7,10 +7,13 @@ partitions (see `landing.py`) and requests one build run per partition.
 Deduplication is by run key, `<path>:<mtime_ns>:<size>:<partition>`: Dagster never launches
 two runs with the same key for a sensor, so a file never triggers twice, while a file that is
 rewritten (new mtime or size) triggers again. The cursor only saves work: it remembers the
-newest mtime handled (and which files carried it), so older files are not re-read each tick.
-Resetting the cursor in the UI rescans the whole folder without re-running anything already
-requested. A file that is still being written (modified less than `landing_settle_seconds`
-ago) waits for a later tick. A file that cannot be read is logged and skipped until it changes.
+newest change time handled (and which files carried it), so older files are not re-read each
+tick. A file's change time is the later of its mtime and its ctime: the ctime is set by the
+system whenever a file appears (copied, moved in) or changes, so a file copied with its old
+mtime kept (`cp -p`, `rsync -a`) is still new. Resetting the cursor in the UI rescans the
+whole folder without re-running anything already requested. A file changed less than
+`landing_settle_seconds` ago (still being written or copied) waits for a later tick. A file
+that cannot be read is logged and skipped until it changes.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ MAX_FILES_PER_TICK = 200
 
 @dataclass(frozen=True, order=True)
 class LandedFile:
-    mtime_ns: int
+    changed_ns: int  # max(mtime, ctime): when it last appeared or changed here
     path: Path
     size: int
+    mtime_ns: int  # the content's version, with size (the run key)
 
     @property
     def fingerprint(self) -> str:
@@ -60,9 +64,9 @@ class LandedFile:
 
 @dataclass(frozen=True)
 class Cursor:
-    """The newest mtime handled, and the fingerprints of the files that carry exactly it."""
+    """The newest change time handled, and the fingerprints of the files that carry exactly it."""
 
-    mtime_ns: int = -1
+    changed_ns: int = -1
     seen: frozenset[str] = frozenset()
 
     @classmethod
@@ -71,20 +75,21 @@ class Cursor:
             return cls()
         try:
             data = json.loads(text)
-            return cls(int(data["mtime_ns"]), frozenset(data.get("seen", [])))
+            # "mtime_ns": a cursor written before change times (it still bounds what was handled).
+            return cls(int(data.get("changed_ns", data.get("mtime_ns"))), frozenset(data.get("seen", [])))
         except (ValueError, KeyError, TypeError):
             return cls()  # unreadable cursor: rescan; run keys still prevent duplicates
 
     def dump(self) -> str:
-        return json.dumps({"mtime_ns": self.mtime_ns, "seen": sorted(self.seen)})
+        return json.dumps({"changed_ns": self.changed_ns, "seen": sorted(self.seen)})
 
     def is_new(self, f: LandedFile) -> bool:
-        return f.mtime_ns > self.mtime_ns or (f.mtime_ns == self.mtime_ns and f.fingerprint not in self.seen)
+        return f.changed_ns > self.changed_ns or (f.changed_ns == self.changed_ns and f.fingerprint not in self.seen)
 
     def advance(self, f: LandedFile) -> Cursor:
-        if f.mtime_ns > self.mtime_ns:
-            return Cursor(f.mtime_ns, frozenset([f.fingerprint]))
-        return Cursor(self.mtime_ns, self.seen | {f.fingerprint})
+        if f.changed_ns > self.changed_ns:
+            return Cursor(f.changed_ns, frozenset([f.fingerprint]))
+        return Cursor(self.changed_ns, self.seen | {f.fingerprint})
 
 
 def landing_folder(settings: Settings) -> Path | None:
@@ -106,7 +111,7 @@ def list_landed(folder: Path) -> list[LandedFile]:
                 st = path.stat()
             except FileNotFoundError:  # moved away while listing
                 continue
-            files.append(LandedFile(st.st_mtime_ns, path.resolve(), st.st_size))
+            files.append(LandedFile(max(st.st_mtime_ns, st.st_ctime_ns), path.resolve(), st.st_size, st.st_mtime_ns))
     return sorted(files)
 
 
@@ -134,8 +139,9 @@ def build_file_drop_sensor(settings: Settings, job: UnresolvedAssetJobDefinition
         today = dt.datetime.now(dt.timezone.utc).date()
         layout = source_layout(settings)
         new = [f for f in list_landed(folder) if cursor.is_new(f)]
-        waiting = [f for f in new if f.mtime_ns > settled_before]
-        todo = [f for f in new if f.mtime_ns <= settled_before][:MAX_FILES_PER_TICK]
+        # By change time, so the cursor never passes a file that is still waiting.
+        waiting = [f for f in new if f.changed_ns > settled_before]
+        todo = [f for f in new if f.changed_ns <= settled_before][:MAX_FILES_PER_TICK]
 
         requests, notes = [], []
         for f in todo:
