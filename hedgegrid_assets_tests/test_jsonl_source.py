@@ -202,6 +202,9 @@ def test_every_line_shape_and_counts(tmp_path):
     assert [p.name for p in landed] == ["btcusdt-2024-01-02.jsonl.gz"]  # one file carries every kind: landed once
     assert landed[0].read_bytes() == rec.read_bytes()
 
+    from hedgegrid_assets.sources.jsonl import _decoded
+
+    _decoded.cache_clear()
     trades, notes = source.read_frame_with_notes(TRADES, landed, part_for())
     assert notes["blank_lines"] == 2 and notes["truncated_last_lines"] == 1
     assert notes["unknown_events_by_type"] == {"no 'e' field": 1, "bookTicker": 1}
@@ -216,6 +219,8 @@ def test_every_line_shape_and_counts(tmp_path):
     funding = source.read_frame(FUNDING_RATES, landed, part_for())
     assert funding["rate"].to_list() == [float(f["r"]) for f in truth.funding]
     assert funding["next_funding_time"].dt.epoch("ms").to_list() == [f["T"] for f in truth.funding]
+    assert (_decoded.cache_info().misses, _decoded.cache_info().hits) == (1, 2)  # decoded once for 3 kinds
+    assert source.read_frame_with_notes(FUNDING_RATES, landed, part_for())[1] == notes  # counts given to every kind
 
 
 def test_receive_time_fields_and_epoch_prefixes(tmp_path):

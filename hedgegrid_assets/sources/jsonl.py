@@ -25,6 +25,8 @@ when the file spans many days (no `{date}` in its path).
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -78,6 +80,16 @@ def read_recordings(
 
 
 def _read_one(path: Path, symbol: str) -> tuple[pl.DataFrame, LineStats]:
+    """One landed file's messages for `symbol`, decoded once for all the kinds read from it
+    (each kind's asset asks in turn; the landed file never changes, its stat keys the memo)."""
+    st = path.stat()
+    messages, stats = _decoded(str(path), st.st_ino, st.st_size, st.st_mtime_ns, symbol)
+    return messages, copy.deepcopy(stats)
+
+
+@lru_cache(maxsize=1)  # one file: the next partition's file evicts it
+def _decoded(path_text: str, _ino: int, _size: int, _mtime_ns: int, symbol: str) -> tuple[pl.DataFrame, LineStats]:
+    path = Path(path_text)
     try:
         with compressed.opened(path, member_suffix=".jsonl") as opened:
             return binance_ws.read_recording(opened.path, opened.label, symbol)
