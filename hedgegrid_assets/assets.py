@@ -233,7 +233,8 @@ def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: Mark
         "quarantine_file": MetadataValue.path(str(side_file)) if side_file else "(none)",
         **({"skipped_while_parsing": MetadataValue.json(notes)} if notes else {}),
     }
-    checks = [run_schema(kind, frame, part, extra_metadata=q_meta), *[fn(frame, part) for _, fn, _ in warn_checks]]
+    schema = run_schema(kind, frame, part, extra_metadata=q_meta, quarantined=quarantined.counts)
+    checks = [schema, *[fn(frame, part) for _, fn, _ in warn_checks]]
     return frame, _frame_metadata(kind, frame, part) | q_meta, checks
 
 

@@ -334,3 +334,13 @@ def test_dagster_run_fails_with_the_sources_message_and_quarantines_with_counts(
     description = failure.step_failure_data.user_failure_data.description
     assert "2024-01-02|BTCUSDT" in description and "t.csv" in description and "line 3" in description
     assert "'price' is not a number: '42,000.1'" in description
+
+
+@pytest.mark.parametrize("config", [{"format": "tardis", "base_path": "."}, {"base_path": "."}])
+def test_jsonl_source_refuses_a_config_without_files(tmp_path, config):
+    from hedgegrid_assets.sources.jsonl import from_settings as jsonl_from_settings
+
+    path = write_config(tmp_path / "c.json", config)
+    with pytest.raises(ConfigError) as err:
+        jsonl_from_settings(Settings(source="jsonl", source_config=path))
+    assert str(path) in str(err.value) and ("CSV layout" in str(err.value) or "names no file" in str(err.value))

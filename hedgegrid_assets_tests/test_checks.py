@@ -138,3 +138,14 @@ def test_unique_key_hash_pass_never_hides_a_duplicate(part):
     marks = MARK_PRICES.conform(pl.DataFrame({"ts_event": [START, START], "ts_init": [START, START], "value": [1.0, 1.0]}))
     assert not surely_distinct(marks, MARK_PRICES.unique_key)
     assert "duplicate ts_event/ts_init" in run_schema(MARK_PRICES, marks, part).metadata["failures_by_check"].value
+
+
+def test_a_partition_mostly_quarantined_fails(part):
+    frame = trades(n=2)
+    few = run_schema(TRADES, frame, part, quarantined={"price not a positive number": 1})
+    assert few.passed  # a bad row of three: set aside, the partition stands
+    most = run_schema(TRADES, frame, part, quarantined={"ts_event outside 2024-01-02": 3})
+    assert not most.passed and most.severity.value == "ERROR"
+    assert most.description.startswith("3 of 5 rows quarantined (ts_event outside 2024-01-02: 3): more than 50%")
+    everything = run_schema(TRADES, frame.head(0), part, quarantined={"duplicate trade_id": 4})
+    assert not everything.passed and everything.description.startswith("4 of 4 rows quarantined")

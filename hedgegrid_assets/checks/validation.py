@@ -31,10 +31,30 @@ def failing_rows(frame: pl.DataFrame, failure_cases: pl.DataFrame) -> pl.DataFra
 
 
 def run_schema(
-    kind: DataKind, frame: pl.DataFrame, part: PartitionContext, extra_metadata: dict | None = None
+    kind: DataKind,
+    frame: pl.DataFrame,
+    part: PartitionContext,
+    extra_metadata: dict | None = None,
+    quarantined: dict[str, int] | None = None,
 ) -> AssetCheckResult:
-    """The blocking ERROR check: the canonical schema plus the partition's own checks."""
+    """The blocking ERROR check: the canonical schema plus the partition's own checks, and no
+    more than `max_quarantined_share` of the rows set aside (`quarantined`: count by reason)."""
     extra = extra_metadata or {}
+    n_quarantined = sum((quarantined or {}).values())
+    total = frame.height + n_quarantined
+    if n_quarantined and n_quarantined > part.checks.max_quarantined_share * total:
+        reasons = ", ".join(f"{reason}: {n:,}" for reason, n in sorted(quarantined.items(), key=lambda x: -x[1]))
+        return AssetCheckResult(
+            check_name=schema_check_name(kind),
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=(
+                f"{n_quarantined:,} of {total:,} rows quarantined ({reasons}): more than "
+                f"{part.checks.max_quarantined_share:.0%}, so the input is wrong as a whole (another day's or "
+                "symbol's file?), not a few bad rows"
+            ),
+            metadata={"partition": f"{part.day}|{part.instrument.symbol}", "rows": frame.height, **extra},
+        )
     try:
         kind.schema(part).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:

@@ -146,5 +146,11 @@ class JsonlSource(FileSource):
 
 def from_settings(settings) -> JsonlSource:
     path = config_path_from_settings(settings)
-    load_config(path)  # a broken config fails here, when the code location loads
+    cfg = load_config(path, require_files=False)  # a broken config fails here, when the code location loads
+    if cfg.format != "generic":
+        raise ConfigError(
+            f"source config {path}: format {cfg.format!r} is a CSV layout (use --source csv); the jsonl source "
+            "reads a config naming its files under 'files'"
+        )
+    load_config(path)
     return JsonlSource(config_path=str(path))
