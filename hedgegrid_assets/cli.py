@@ -20,8 +20,9 @@ Settings not given as flags come from HEDGEGRID_* environment variables and hedg
 """
 
 
-# Runs log in full to the instance (the UI shows them); the terminal gets warnings only.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Runs log in full to the instance (the UI shows them); the terminal gets this command's own
+# lines: the outcome per partition, what was set aside or warned about, one reason per failure.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class UsageError(Exception):
@@ -92,6 +93,12 @@ def _settings(args: argparse.Namespace):
         raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     if args.end <= args.start:
         raise UsageError(f"--end {args.end} must be after --start {args.start} (end is exclusive)")
+    today = dt.datetime.now(dt.UTC).date()
+    if args.end > today:  # a day is a partition once it has closed (UTC)
+        raise UsageError(
+            f"--end {args.end}: {max(args.start, today)} has not closed yet (UTC); the last day to build is "
+            f"{today - dt.timedelta(days=1)} (--end {today})"
+        )
     for symbol in settings.symbols:
         try:
             instrument_for(symbol, settings)  # unknown symbols fail here, before any run
@@ -111,10 +118,13 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def _failure_reason(result) -> str:
-    for ev in result.get_asset_check_evaluations():
-        if not ev.passed and ev.severity.value == "ERROR":
-            desc = ev.description or ""
-            return f"check {ev.check_name} on {ev.asset_key.to_user_string()} failed: {desc}".rstrip(": ")
+    failed = [
+        f"check {ev.check_name} on {ev.asset_key.to_user_string()} failed: {ev.description or ''}".rstrip(": ")
+        for ev in result.get_asset_check_evaluations()
+        if not ev.passed and ev.severity.value == "ERROR"
+    ]
+    if failed:
+        return "; ".join(failed)
     for ev in result.get_step_failure_events():
         err = ev.step_failure_data.error
         user = ev.step_failure_data.user_failure_data
@@ -123,6 +133,28 @@ def _failure_reason(result) -> str:
         )
         return f"step {ev.step_key}: {message.strip().splitlines()[0]}"
     return "run failed (see the Dagster run log)"
+
+
+def _notes(result) -> list[str]:
+    """What a successful run set aside, skipped or warned about (the details are in the UI)."""
+    notes, skips = [], {}
+    for ev in result.get_asset_materialization_events():
+        mat = ev.event_specific_data.materialization
+        meta = mat.metadata
+        name = mat.asset_key.to_user_string()
+        if "quarantined_rows" in meta and meta["quarantined_rows"].value:
+            reasons = ", ".join(f"{r}: {n:,}" for r, n in meta["quarantined_by_reason"].value.items())
+            notes.append(f"{name}: {meta['quarantined_rows'].value:,} row(s) quarantined ({reasons})")
+        skipped = meta["skipped_while_parsing"].value if "skipped_while_parsing" in meta else {}
+        said = [f"{k.replace('_', ' ')}: {v:,}" for k, v in skipped.items() if k != "lines" and isinstance(v, int) and v]
+        if said:  # one file read for several kinds says the same for each: said once
+            skips.setdefault(", ".join(said), []).append(name)
+    notes += [f"{', '.join(names)}: skipped while parsing ({said})" for said, names in skips.items()]
+    for ev in result.get_asset_check_evaluations():
+        if not ev.passed and ev.severity.value == "WARN":
+            desc = f": {ev.description}" if ev.description else ""
+            notes.append(f"warning: {ev.check_name} on {ev.asset_key.to_user_string()}{desc}")
+    return notes
 
 
 def build(args: argparse.Namespace) -> int:
@@ -159,6 +191,8 @@ def build(args: argparse.Namespace) -> int:
             rows[str(key)] = counts
             detail = "  ".join(f"{k}={v:,}" for k, v in counts.items())
             print(f"[{i}/{len(keys)}] {key}  ok  {detail}  ({elapsed:.1f}s)", flush=True)
+            for note in _notes(result):
+                print(f"      {note}", flush=True)
         else:
             reason = _failure_reason(result)
             failures.append((str(key), reason))

@@ -69,7 +69,8 @@ def run_schema(
             check_name=schema_check_name(kind),
             passed=False,
             severity=AssetCheckSeverity.ERROR,
-            description=f"{rows.height or cases.height} of {frame.height} rows fail validation",
+            description=f"{rows.height or cases.height} of {frame.height} rows fail validation: "
+            f"{_worst(summary, frame.columns)}",
             metadata={
                 "partition": f"{part.day}|{part.instrument.symbol}",
                 "rows": frame.height,
@@ -86,6 +87,18 @@ def run_schema(
         severity=AssetCheckSeverity.ERROR,
         metadata={"rows": frame.height, "failure_count": 0, **extra},
     )
+
+
+def _worst(summary: pl.DataFrame, columns: list[str], n: int = 3) -> str:
+    """The most frequent failures in a line: '[<column>] <check> (<count>, e.g. <value>)'."""
+    parts = []
+    for column, check, failures, example in summary.head(n).iter_rows():
+        where = f"{column} " if column in columns else ""  # frame-wide checks name the model instead
+        text = "" if example is None else str(example)
+        text = text if len(text) <= 60 else text[:57] + "..."
+        parts.append(f"{where}{check} ({failures:,}{f', e.g. {text}' if text else ''})")
+    more = f"; and {summary.height - n} more" if summary.height > n else ""
+    return "; ".join(parts) + more
 
 
 def markdown_table(frame: pl.DataFrame) -> str:
