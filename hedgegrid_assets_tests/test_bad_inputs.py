@@ -153,6 +153,8 @@ ERRORS: list[Case] = [
      ["t.csv line 2", "another symbol", "ETHUSDT, not BTCUSDT"]),
     ("other_symbol_config", lambda t: (generic(t, options={"symbol": "ETHUSDT"})[0], TRADES),
      ["t.csv is for ETHUSDT", "another symbol"]),
+    ("other_symbol_path", lambda t: (generic(t, name="ETHUSDT-trades.csv")[0], TRADES),
+     ["ETHUSDT-trades.csv is for ETHUSDT (its path says so), not BTCUSDT", "put {symbol} in files.trades.file_path"]),
     ("corrupt_gzip", lambda t: (generic(t, name="t.csv.gz", text=gz_bytes(csv_text(HEADER, good_rows(300)))[:40] + b"\x00" * 40
                                         + gz_bytes(csv_text(HEADER, good_rows(300)))[80:])[0], TRADES),
      ["t.csv.gz", "unreadable gzip"]),

@@ -32,7 +32,9 @@ NO_AGGRESSOR. Without a trade id column each trade gets the stable id `L<line>`,
 number in the file. Empty numbers become null (quarantined later as not positive); text that
 is not a number, a timestamp that does not parse, or an unknown side fails the partition with
 the file, line and value. With a `symbol` column, rows of other symbols are skipped; a file
-with rows of other symbols only is an error.
+with rows of other symbols only is an error. A path without `{symbol}` that names another
+symbol (`ETHUSDT-trades.csv` for BTCUSDT) is an error; a file that says its symbol nowhere
+(column, path, `symbol` option) is read for every symbol built from it.
 
 A file spanning many days (no `{date}` in its path) keeps the rows whose ts_init falls on the
 partition's UTC day: every row belongs to exactly one partition, the same one a per-day file
@@ -48,6 +50,7 @@ from pathlib import Path
 import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
 from hedgegrid_assets.sources import compressed, parsing
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.parsing import TimestampFormat
@@ -515,6 +518,12 @@ class GenericCsvSource(FileSource):
                     f"{spec.path_for(part)} is for {declared} (files.{spec.key}.symbol in {cfg.path}), not {symbol}: "
                     f"it is a file for another symbol"
                 )
+            named = None if declared or "{symbol" in spec.template else symbol_in_path(spec.path_for(part))
+            if named and named != symbol:
+                raise SourceError(
+                    f"{spec.path_for(part)} is for {named} (its path says so), not {symbol}: it is a file for another "
+                    f"symbol; put {{symbol}} in files.{spec.key}.file_path ({cfg.path}) to read each symbol's own file"
+                )
         return landed_names([(spec.path_for(part), spec.key, spec.kind) for spec in cfg.files])
 
     def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
@@ -523,6 +532,13 @@ class GenericCsvSource(FileSource):
             return kind.empty_frame()
         frames = [read_table(path, table, kind, part) for _, path in self.landed_for(kind, files, part)]
         return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
+
+
+def symbol_in_path(path: Path) -> str | None:
+    """A bundled spec's symbol named by a word of the path ('BTCUSDT-2024-01-05.csv', 'btcusdt/x.csv')."""
+    words = set(re.split(r"[^0-9A-Z]+", str(path).upper()))
+    found = sorted(words & BINANCE_USDM_SPECS.keys())
+    return found[0] if len(found) == 1 else None
 
 
 def from_settings(settings) -> FileSource:
