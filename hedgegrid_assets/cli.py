@@ -69,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"comma-separated kinds to build: {','.join(KINDS_BY_CLI_NAME)} (default: all)")
     b.add_argument("--config", metavar="FILE", help="source config file (csv/jsonl sources)")
     b.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
-    b.add_argument("--data-dir", metavar="DIR", help="raw and staging zones (default: ./data)")
+    b.add_argument("--data-dir", metavar="DIR", help="raw and staging zones (default: data/ in the project folder)")
     return top
 
 

@@ -139,6 +139,9 @@ ERRORS: list[Case] = [
                                               + [["2024/01/02 00:00:03", "1.0", "0.010", "buy", 3]],
                                          options={"timestamp_format": "%Y-%m-%d %H:%M:%S"})[0], TRADES),
      ["t.csv line 4", "not a timestamp (format '%Y-%m-%d %H:%M:%S')", "'2024/01/02 00:00:03'"]),
+    # Not ISO and no timestamp_format: refused, never guessed day- or month-first.
+    ("slashed_date_without_format", lambda t: (generic(t, rows=[["01/02/2024 00:00:0%d" % i, "1.0", "0.010", "buy", i] for i in range(1, 3)])[0], TRADES),
+     ["t.csv line 2", "'time' is not a timestamp (ISO 8601 like 2024-01-05T12:00:00Z; set timestamp_format", "'01/02/2024 00:00:01'"]),
     ("garbage_epoch", lambda t: (generic(t, rows=replace_row(2, {"time": "17041536x0000"}))[0], TRADES),
      ["t.csv line 4", "'time' is not a timestamp (epoch number", "'17041536x0000'"]),
     ("empty_timestamp", lambda t: (generic(t, rows=replace_row(2, {"time": ""}))[0], TRADES),
@@ -249,9 +252,10 @@ def test_bad_input_fails_with_file_line_and_problem(tmp_path, name, make, needle
         (json.dumps({"land": "symlink", "files": {"trades": "t.csv"}}), "'land' must be one of copy, hardlink"),
         (json.dumps({"files": {"trades": {"file_path": "t.csv", "columns": {"px": "price"}}}}), "unknown column role(s) px"),
         (json.dumps({"files": {"trades": {"file_path": "t.csv", "timestamp_unit": "minutes"}}}), "timestamp_unit 'minutes'"),
+        (json.dumps({"files": {"trades": {"file_path": "t.csv", "has_header": "maybe"}}}), "has_header must be true, false or auto, not 'maybe'"),
         (None, "needs a config file"),
     ],
-    ids=["invalid_json", "unknown_kind", "no_file_path", "unknown_format", "bad_land_mode", "unknown_role", "bad_unit", "no_config"],
+    ids=["invalid_json", "unknown_kind", "no_file_path", "unknown_format", "bad_land_mode", "unknown_role", "bad_unit", "bad_header", "no_config"],
 )
 def test_bad_config_fails_when_the_source_is_built(tmp_path, config, needle):
     path = None

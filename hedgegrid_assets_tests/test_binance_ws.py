@@ -70,6 +70,13 @@ def test_mark_prices_and_funding_changes(tmp_path):
     assert rates["next_funding_time"].to_list() == [dt.datetime(2024, 1, 2, 8, tzinfo=dt.UTC)] * 2
 
 
+def test_receive_time_prefix_with_an_offset():
+    times = ["2024-01-02T00:00:00.0010000Z", "2024-01-02T00:00:00.0010000+00:00", "2024-01-02T01:00:00.001+01:00",
+             "2024-01-02 00:00:00.001", "1704153600.001"]  # fmt: skip
+    got = pl.DataFrame({"t": times}).select(binance_ws.receive_time(pl.col("t")).dt.epoch("ns")).to_series().to_list()
+    assert got == [(T0 + 1) * 1_000_000] * len(times)
+
+
 def test_each_kind_decodes_only_its_lines_but_a_broken_line_fails_every_kind(tmp_path):
     import pytest
 

@@ -142,3 +142,11 @@ def test_one_column_in_two_roles(tmp_path, monkeypatch):
         frame = read_both_ways(monkeypatch, lambda t=table: read_table(path, t, TRADES, part_for()))
         assert frame.get_column("trade_id").to_list() == ids
         assert frame.get_column("price").to_list() == [42000.5, 42001.0]
+
+
+@pytest.mark.parametrize("has_header", [False, "false", "no", "auto"])
+def test_headerless_file_keeps_its_first_row(tmp_path, has_header):
+    path = write_packed(tmp_path / "t.csv", csv_text(None, [[G + 1, "42000.1", "0.1"], [G + 2, "42000.2", "0.2"]]))
+    options = {"has_header": has_header, "column_names": ["time", "price", "qty"]}
+    table = Table.from_options(options, multi_day=False, where="test")
+    assert read_table(path, table, TRADES, part_for()).get_column("price").to_list() == [42000.1, 42000.2]

@@ -173,6 +173,8 @@ def test_multi_day_file_guessed_columns_buyer_maker_and_derived_ids(tmp_path):
         ("date", lambda ms: ms_text(ms, "%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z", {}, False),  # ISO, Z
         ("date", lambda ms: (dt.datetime.fromtimestamp(ms / 1000, dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S.%f+02:00"), {}, False),
         ("date", lambda ms: ms_text(ms, "%d/%m/%Y %H:%M:%S.%f"), {"timestamp_format": "%d/%m/%Y %H:%M:%S.%f"}, False),
+        # ISO rows may differ in separator and offset from row to row: each value is read on its own.
+        ("date", lambda ms: ms_text(ms, "%Y-%m-%d %H:%M:%S.%f") if ms % 2 else ms_text(ms, "%Y-%m-%dT%H:%M:%S.%f+00:00"), {}, False),
     ],
 )
 def test_timestamp_spellings(tmp_path, header, render, options, whole_seconds):

@@ -22,7 +22,7 @@ import polars as pl
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.compressed import explain_read_error
-from hedgegrid_assets.sources.parsing import epoch_ns
+from hedgegrid_assets.sources.parsing import epoch_ns, from_epoch_ns
 
 # Binance trades that are not market trades (`X` of the `trade` stream).
 NON_MARKET_TRADES = ["INSURANCE_FUND", "ADL", "NA"]
@@ -62,21 +62,18 @@ def read_lines(path: Path) -> pl.LazyFrame:
 
 
 def receive_time(text: pl.Expr) -> pl.Expr:
-    """A receive time written as ISO text ('T' or ' ', optional 'Z') or an epoch number -> UTC ns."""
+    """A receive time written as ISO text ('T' or ' ', 'Z', an offset or none) or an epoch number
+    -> UTC ns. Three fixed layouts rather than parsing.iso_timestamp's general one: this runs on
+    every line of a replay (Tardis writes '...T00:00:00.1234567Z')."""
     t = text.str.strip_chars()
     numeric = t.str.contains(r"^\d+(?:\.\d*)?$")
-    iso = t.str.strip_suffix("Z")
-    return (
-        pl.when(numeric)
-        .then(pl.from_epoch(epoch_ns(t), time_unit="ns"))
-        .otherwise(
-            pl.coalesce(
-                iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ns", strict=False),
-                iso.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="ns", strict=False),
-            )
-        )
-        .dt.replace_time_zone("UTC")
-    )
+
+    def parse(layout: str) -> pl.Expr:
+        return t.str.to_datetime(layout, time_unit="ns", strict=False)
+
+    naive = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f"), parse("%Y-%m-%d %H:%M:%S%.f")).dt.replace_time_zone("UTC")
+    iso = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f%#z").dt.convert_time_zone("UTC"), naive)
+    return pl.when(numeric).then(from_epoch_ns(epoch_ns(t))).otherwise(iso)
 
 
 def decode_messages(lines: pl.LazyFrame) -> pl.LazyFrame:

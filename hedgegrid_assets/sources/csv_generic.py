@@ -134,7 +134,7 @@ class Table:
         return cls(
             columns=dict(columns),
             ts_format=ts_format,
-            has_header=_header_option(options.get("has_header", options.get("header", True))),
+            has_header=_header_option(options.get("has_header", options.get("header", True)), where),
             column_names=tuple(names) if names else None,
             separator=str(options.get("separator", options.get("delimiter", ","))),
             multi_day=multi_day,
@@ -142,8 +142,16 @@ class Table:
         )
 
 
-def _header_option(value) -> bool | None:
-    return None if str(value).lower() == "auto" else bool(value)
+def _header_option(value, where: str) -> bool | None:
+    """true/false (JSON or text), or 'auto'."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    raise ConfigError(f"{where}: has_header must be true, false or auto, not {value!r}")
 
 
 def scan(path: Path, table: Table, dtypes: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:

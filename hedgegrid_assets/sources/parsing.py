@@ -70,7 +70,9 @@ class TimestampFormat:
     def describe(self) -> str:
         if self.kind == "epoch":
             return f"epoch {self.unit}" if self.unit else "epoch number, unit from its magnitude"
-        return "ISO 8601" if self.kind == "iso" else f"format {self.fmt!r}"
+        if self.kind == "iso":
+            return "ISO 8601 like 2024-01-05T12:00:00Z; set timestamp_format for another layout"
+        return f"format {self.fmt!r}"
 
 
 def python_to_chrono(fmt: str) -> str:
@@ -153,8 +155,21 @@ def parse_timestamp(text: pl.Expr, fmt: TimestampFormat) -> pl.Expr:
     t = text.str.strip_chars()
     if fmt.kind == "strftime":
         return t.str.to_datetime(fmt.fmt, time_unit="ns", strict=False, time_zone="UTC")
-    # ISO: accept 'T' or ' ' as the separator, 'Z' or an offset (converted) or none (UTC).
-    return t.str.to_datetime(time_unit="ns", strict=False, time_zone="UTC")
+    return iso_timestamp(t)
+
+
+def iso_timestamp(t: pl.Expr) -> pl.Expr:
+    """ISO 8601 text -> UTC: 'T' or ' ' between date and time, any fraction, 'Z' or an offset
+    (converted) or none (UTC), or a date alone; each value on its own (a column may mix them).
+    Only ISO layouts: '01/05/2024' is null, never guessed day- or month-first."""
+    t = t.str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T").str.replace(r"\s+([+-]\d{2}:?\d{2}|Z)$", "${1}")
+
+    def parse(layout: str) -> pl.Expr:
+        return t.str.to_datetime(layout, time_unit="ns", strict=False)
+
+    zoned = parse("%Y-%m-%dT%H:%M:%S%.f%#z").dt.convert_time_zone("UTC")
+    naive = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f"), parse("%Y-%m-%dT%H:%M"), parse("%Y-%m-%d"))
+    return pl.coalesce(zoned, naive.dt.replace_time_zone("UTC"))
 
 
 def number(text: pl.Expr) -> pl.Expr:
