@@ -236,10 +236,14 @@ def test_bad_input_fails_with_file_line_and_problem(tmp_path, name, make, needle
     source, kind = make(tmp_path)
     with pytest.raises(SourceError) as err:
         landed = land(source, tmp_path / "landing")
-        source.read_frame(kind, landed, part_for())
+        source.read_frame_with_notes(kind, landed, part_for())  # as the frame asset does
     message = str(err.value)
     for needle in needles:
         assert needle in message, f"{needle!r} not in: {message}"
+    # The user's own file is named; a landed copy only as where it was read from.
+    said, _, copy = message.partition(" (read from the landed copy ")
+    assert str(tmp_path / "landing") not in said, message
+    assert not copy or copy.startswith(str(tmp_path / "landing")), message
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,8 @@ class JsonlSource(FileSource):
         if spec is None:
             return kind.empty_frame(), {}
         paths = [path for _, path in self.landed_for(kind, files, part)]
-        frame, stats = read_recordings(kind, paths, part, multi_day=not spec.per_day, trade_stream=self._trade_stream())
+        with self.naming_originals(paths, part):
+            frame, stats = read_recordings(kind, paths, part, multi_day=not spec.per_day, trade_stream=self._trade_stream())
         if stats.notable():
             get_dagster_logger().warning(
                 f"{part.day}|{part.instrument.symbol} {kind.name}: {', '.join(p.name for p in paths)}: "

@@ -28,9 +28,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError
@@ -215,7 +219,40 @@ class FileSource(MarketDataSource):
                 raise SourceError(f"{p.source}: cannot be read ({err.strerror or err})") from None
             landed[p.name] = dest
             request.log(f"landed {p.source} as {p.name} ({dest.stat().st_size:,} bytes, {self.config.land_mode})")
-        self.verify_landed(landed, part, request.log)
+        try:
+            self.verify_landed(landed, part, request.log)
+        except SourceError as err:  # name the user's files, not copies in a folder about to vanish
+            text = str(err)
+            for p in planned:
+                text = text.replace(str(request.dest / p.name), str(p.source))
+            raise SourceError(text) from None
+
+    @contextmanager
+    def naming_originals(self, files: list[Path], part: PartitionContext) -> Iterator[None]:
+        """A SourceError about a landed copy also names the file it was landed from."""
+        try:
+            yield
+        except SourceError as err:
+            text = str(err)
+            try:
+                originals = {p.name: p.source for p in self.plan(part)}
+            except SourceError:
+                raise err from None
+            copies = []
+            for f in files:
+                source = originals.get(Path(f).name)
+                if source is not None and str(f) in text:
+                    text = text.replace(str(f), str(source))
+                    copies.append(str(f))
+            if copies:
+                text += f" (read from the landed copy {', '.join(copies)})"
+            raise SourceError(text) from None
+
+    def read_frame_with_notes(
+        self, kind: DataKind, files: list[Path], part: PartitionContext
+    ) -> tuple[pl.DataFrame, dict]:
+        with self.naming_originals(files, part):
+            return super().read_frame_with_notes(kind, files, part)
 
     def landed_for(self, kind: DataKind, files: list[Path], part: PartitionContext) -> list[tuple[PlannedFile, Path]]:
         """The landed copies this kind reads, matched by name to today's plan."""
