@@ -89,3 +89,24 @@ def test_bad_rows_are_quarantined_counted_and_the_rest_is_written(tmp_path):
     assert len(ParquetDataCatalog(str(settings.catalog_path)).trade_ticks()) == all_trades.height - 5
     (landed,) = (settings.raw_dir / "recording" / "2024-01-02" / "BTCUSDT").iterdir()
     assert hashlib.sha256(landed.read_bytes()).hexdigest() == digest
+
+
+def test_a_bad_row_does_not_make_a_good_one_with_its_id_a_duplicate():
+    from hedgegrid_assets.checks import quarantine
+    from hedgegrid_assets.frames.trades import AGGRESSOR_SIDE
+    from hedgegrid_assets.partitions import partition_context
+    from hedgegrid_assets.settings import Settings
+
+    start = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+    times = [start + dt.timedelta(seconds=i) for i in range(5)]
+    frame = TRADES.conform(
+        pl.DataFrame(
+            {"ts_event": times, "ts_init": times, "price": [-5.0, 42000.1, 42000.2, 42000.3, 42000.4], "size": [0.1] * 5,
+             "aggressor_side": ["BUYER"] * 5, "trade_id": ["2", "2", "3", "3", "4"]}  # fmt: skip
+        ).with_columns(pl.col("aggressor_side").cast(AGGRESSOR_SIDE))
+    )
+    good, q = quarantine.split(TRADES, frame, partition_context("2024-01-02|BTCUSDT", Settings()))
+    # Trade 2's bad copy goes for its price, its good copy stays; trade 3's repeat is the duplicate.
+    assert good.select("trade_id", "price").rows() == [("2", 42000.1), ("3", 42000.2), ("4", 42000.4)]
+    assert q.counts == {"duplicate trade_id": 1, "price not a positive number": 1}
+    assert q.rows.select("trade_id", "reason").rows() == [("2", "price not a positive number"), ("3", "duplicate trade_id")]

@@ -28,8 +28,8 @@ class Quarantine:
         return self.rows.height
 
 
-def _reason(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> pl.Expr:
-    """First defect of each row, or null for a good row."""
+def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
+    """First defect of each row on its own, or null for a good row."""
     rules: list[tuple[pl.Expr, str]] = []
     for col in kind.positive:
         c = pl.col(col)
@@ -40,8 +40,6 @@ def _reason(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> pl.E
     for col in ("ts_event", "ts_init"):
         c = pl.col(col)
         rules.append((c.is_null() | (c < part.start) | (c >= part.end), f"{col} outside {part.day}"))
-    if not surely_distinct(frame, kind.unique_key):
-        rules.append((key_expr(kind.unique_key).is_first_distinct().not_(), f"duplicate {'/'.join(kind.unique_key)}"))
     expr = pl.lit(None, dtype=pl.String)
     for cond, text in reversed(rules):
         expr = pl.when(cond).then(pl.lit(text)).otherwise(expr)
@@ -50,7 +48,14 @@ def _reason(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> pl.E
 
 def split(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> tuple[pl.DataFrame, Quarantine]:
     """(good rows, quarantined rows with their reason)."""
-    marked = frame.with_columns(_reason(kind, frame, part).alias("reason"))
+    marked = frame.with_columns(_reason(kind, part).alias("reason"))
+    if not surely_distinct(frame, kind.unique_key):
+        # Among the rows good on their own, the first of a key is kept: a bad row (a price of
+        # -5) does not make a later good row with its id a duplicate.
+        good_alone = pl.col("reason").is_null()
+        repeat = good_alone & key_expr(kind.unique_key).is_first_distinct().over(good_alone).not_()
+        duplicate = pl.when(repeat).then(pl.lit(f"duplicate {'/'.join(kind.unique_key)}"))
+        marked = marked.with_columns(reason=pl.coalesce("reason", duplicate))
     bad = marked.filter(pl.col("reason").is_not_null())
     if bad.is_empty():  # the usual case: no filtered copy of a big day
         return frame, Quarantine(bad)
