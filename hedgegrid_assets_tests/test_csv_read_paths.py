@@ -46,6 +46,9 @@ def test_tricky_but_valid_trades_read_the_same_both_ways(tmp_path, monkeypatch):
     rows_fast = load_rows(path, table, *ROLES[TRADES.name], part_for(), values=VALUES[TRADES.name])
     assert rows_fast.by_reader
     fast = frame_rows(read_both_ways(monkeypatch, lambda: read_table(path, table, TRADES, part_for())), TRADES)
+    notes: dict = {}
+    read_table(path, table, TRADES, part_for(), notes=notes)
+    assert notes == {"other_symbol_rows": 1}  # the ETHUSDT row, said (the other day's row is not another symbol)
     prices = [r[0] for r in fast]
     assert prices[0] == 42000.1 and prices[1] != prices[1] and prices[3] == 42000.1
     assert [r[1] for r in fast] == [0.01, 0.02, None, 0.001]

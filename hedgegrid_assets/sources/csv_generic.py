@@ -222,6 +222,7 @@ class Rows:
     formats: dict[str, TimestampFormat]  # timestamp role -> how it is written
     label: str
     by_reader: bool = False  # values parsed by the CSV reader (fast path), not from text
+    other_symbol_rows: int = 0  # rows of other symbols left out (a file holding several)
 
 
 def load_rows(path: Path, table: Table, required: list[str], optional: list[str], part: PartitionContext,
@@ -262,21 +263,26 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
             raise read_error(err, path, opened.path, table, label) from None
     if not parsed:
         _check_timestamps(frame, cols, formats, label)
+    read = frame.height
     frame = _select_symbol(frame, cols, table, part, label)
     if not parsed:
         frame = _parse_values(frame, cols, formats, values, label)
     frame = frame.drop(_spent_columns(cols, values), strict=False)  # the fast path renamed its numbers
-    return Rows(frame, cols, formats, label, by_reader=parsed)
+    return Rows(frame, cols, formats, label, by_reader=parsed, other_symbol_rows=read - frame.height)
 
 
 def read_table(
-    path: Path, table: Table, kind: DataKind, part: PartitionContext, label: str | None = None
-) -> pl.DataFrame:
-    """One landed CSV file (plain/gz/zip/bz2) -> the kind's canonical frame for the partition."""
+    path: Path, table: Table, kind: DataKind, part: PartitionContext, label: str | None = None,
+    notes: dict | None = None,
+) -> pl.DataFrame:  # fmt: skip
+    """One landed CSV file (plain/gz/zip/bz2) -> the kind's canonical frame for the partition;
+    rows left out without failing are counted into `notes` (other symbols' rows)."""
     required, optional = ROLES[kind.name]
     rows = load_rows(path, table, required, optional, part, label, VALUES[kind.name])
     if rows is None:
         return kind.empty_frame()
+    if notes is not None and rows.other_symbol_rows:
+        notes["other_symbol_rows"] = notes.get("other_symbol_rows", 0) + rows.other_symbol_rows
     out = _kind_frame(kind, rows, table)
     del rows  # the file's columns go before conform's sort may copy the frame
     return kind.conform(out)
@@ -535,11 +541,19 @@ class GenericCsvSource(FileSource):
         return landed_names([(spec.path_for(part), spec.key, spec.kind) for spec in cfg.files])
 
     def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+        return self.read_frame_with_notes(kind, files, part)[0]
+
+    def read_frame_with_notes(
+        self, kind: DataKind, files: list[Path], part: PartitionContext
+    ) -> tuple[pl.DataFrame, dict]:
         table = self._table(kind)
         if table is None:
-            return kind.empty_frame()
-        frames = [read_table(path, table, kind, part) for _, path in self.landed_for(kind, files, part)]
-        return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
+            return kind.empty_frame(), {}
+        notes: dict = {}
+        landed = self.landed_for(kind, files, part)
+        with self.naming_originals([path for _, path in landed], part):
+            frames = [read_table(path, table, kind, part, notes=notes) for _, path in landed]
+        return (kind.conform(pl.concat(frames)) if frames else kind.empty_frame()), notes
 
 
 def symbol_in_path(path: Path) -> str | None:
