@@ -72,7 +72,8 @@ def test_mark_prices_and_funding_changes(tmp_path):
 
 def test_receive_time_prefix_with_an_offset():
     times = ["2024-01-02T00:00:00.0010000Z", "2024-01-02T00:00:00.0010000+00:00", "2024-01-02T01:00:00.001+01:00",
-             "2024-01-02 00:00:00.001", "1704153600.001"]  # fmt: skip
+             "2024-01-02 00:00:00.001", "2024-01-02 00:00:00.001Z", "2024-01-02 02:00:00.001+02:00",
+             "1704153600.001"]  # fmt: skip
     got = pl.DataFrame({"t": times}).select(binance_ws.receive_time(pl.col("t")).dt.epoch("ns")).to_series().to_list()
     assert got == [(T0 + 1) * 1_000_000] * len(times)
 

@@ -161,29 +161,30 @@ def test_multi_day_file_guessed_columns_buyer_maker_and_derived_ids(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("header", "render", "options", "whole_seconds"),
+    ("header", "render", "options", "step_ms"),
     [
-        ("ts", lambda ms: str(ms // 1000), {}, True),  # seconds
-        ("ts", lambda ms: f"{ms // 1000}.{ms % 1000:03d}", {}, False),  # decimal seconds
-        ("ts", lambda ms: str(ms), {}, False),  # ms
-        ("ts", lambda ms: str(ms * 1000), {}, False),  # µs
-        ("ts", lambda ms: str(ms * 1_000_000), {}, False),  # ns
-        ("ts", lambda ms: str(ms), {"timestamp_unit": "ms"}, False),  # explicit unit
-        ("ts", lambda ms: str(ms // 1000), {"timestamp_format": "s"}, True),
-        ("date", lambda ms: ms_text(ms, "%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z", {}, False),  # ISO, Z
-        ("date", lambda ms: (dt.datetime.fromtimestamp(ms / 1000, dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S.%f+02:00"), {}, False),
-        ("date", lambda ms: ms_text(ms, "%d/%m/%Y %H:%M:%S.%f"), {"timestamp_format": "%d/%m/%Y %H:%M:%S.%f"}, False),
+        ("ts", lambda ms: str(ms // 1000), {}, 1000),  # seconds
+        ("ts", lambda ms: f"{ms // 1000}.{ms % 1000:03d}", {}, 1),  # decimal seconds
+        ("ts", lambda ms: str(ms), {}, 1),  # ms
+        ("ts", lambda ms: str(ms * 1000), {}, 1),  # µs
+        ("ts", lambda ms: str(ms * 1_000_000), {}, 1),  # ns
+        ("ts", lambda ms: str(ms), {"timestamp_unit": "ms"}, 1),  # explicit unit
+        ("ts", lambda ms: str(ms // 1000), {"timestamp_format": "s"}, 1000),
+        ("date", lambda ms: ms_text(ms, "%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z", {}, 1),  # ISO, Z
+        ("date", lambda ms: (dt.datetime.fromtimestamp(ms / 1000, dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S.%f+02:00"), {}, 1),
+        ("date", lambda ms: ms_text(ms, "%d/%m/%Y %H:%M:%S.%f"), {"timestamp_format": "%d/%m/%Y %H:%M:%S.%f"}, 1),
         # ISO rows may differ in separator and offset from row to row: each value is read on its own.
-        ("date", lambda ms: ms_text(ms, "%Y-%m-%d %H:%M:%S.%f") if ms % 2 else ms_text(ms, "%Y-%m-%dT%H:%M:%S.%f+00:00"), {}, False),
+        ("date", lambda ms: ms_text(ms, "%Y-%m-%d %H:%M:%S.%f") if ms % 2 else ms_text(ms, "%Y-%m-%dT%H:%M:%S.%f+00:00"), {}, 1),
+        ("date", lambda ms: ms_text(ms - ms % 60_000, "%Y-%m-%dt%H:%Mz"), {}, 60_000),  # minutes, lower-case t and z
     ],
 )
-def test_timestamp_spellings(tmp_path, header, render, options, whole_seconds):
+def test_timestamp_spellings(tmp_path, header, render, options, step_ms):
     truth = make_truth(n_trades=20)
     rows = [[render(t["T"]), t["p"], t["q"], "b" if not t["m"] else "S", t["a"]] for t in truth.trades]
     path = write_packed(tmp_path / "t.csv", csv_text([header, "px", "amount", "taker_side", "tid"], rows))
     cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "files": {"trades": {"file_path": "t.csv", **options}}})
     frame = GenericCsvSource(config_path=str(cfg)).read_frame(TRADES, [path], part_for())
-    expected_ms = [t["T"] // 1000 * 1000 if whole_seconds else t["T"] for t in truth.trades]
+    expected_ms = [t["T"] // step_ms * step_ms for t in truth.trades]  # written to the second/minute
     assert frame["ts_event"].dt.epoch("ns").to_list() == [ms * 1_000_000 for ms in expected_ms]
     assert frame["aggressor_side"].cast(pl.String).to_list() == ["SELLER" if t["m"] else "BUYER" for t in truth.trades]
 

@@ -10,7 +10,9 @@ rewritten (new mtime or size) triggers again. The cursor only saves work: it rem
 newest change time handled (and which files carried it), so older files are not re-read each
 tick. A file's change time is the later of its mtime and its ctime: the ctime is set by the
 system whenever a file appears (copied, moved in) or changes, so a file copied with its old
-mtime kept (`cp -p`, `rsync -a`) is still new. Resetting the cursor in the UI rescans the
+mtime kept (`cp -p`, `rsync -a`) is still new. (So is a file whose ctime moved for another
+reason, e.g. a hard link made by `"land": "hardlink"`: it is mapped again on the next tick,
+which may read it, but its run keys are the same, so nothing runs twice.) Resetting the cursor in the UI rescans the
 whole folder without re-running anything already requested. A file changed less than
 `landing_settle_seconds` ago (still being written or copied) waits for a later tick. A file
 that cannot be read is logged and skipped until it changes.

@@ -62,9 +62,10 @@ def read_lines(path: Path) -> pl.LazyFrame:
 
 
 def receive_time(text: pl.Expr) -> pl.Expr:
-    """A receive time written as ISO text ('T' or ' ', 'Z', an offset or none) or an epoch number
-    -> UTC ns. Three fixed layouts rather than parsing.iso_timestamp's general one: this runs on
-    every line of a replay (Tardis writes '...T00:00:00.1234567Z')."""
+    """A receive time written as ISO text (date, 'T' or ' ', time to the second with any
+    fraction, then 'Z', an offset or none) or an epoch number -> UTC ns. Fixed layouts rather
+    than parsing.iso_timestamp's general one: this runs on every line of a replay (Tardis
+    writes '...T00:00:00.1234567Z')."""
     t = text.str.strip_chars()
     numeric = t.str.contains(r"^\d+(?:\.\d*)?$")
 
@@ -72,7 +73,8 @@ def receive_time(text: pl.Expr) -> pl.Expr:
         return t.str.to_datetime(layout, time_unit="ns", strict=False)
 
     naive = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f"), parse("%Y-%m-%d %H:%M:%S%.f")).dt.replace_time_zone("UTC")
-    iso = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f%#z").dt.convert_time_zone("UTC"), naive)
+    zoned = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f%#z"), parse("%Y-%m-%d %H:%M:%S%.f%#z")).dt.convert_time_zone("UTC")
+    iso = pl.coalesce(zoned, naive)
     return pl.when(numeric).then(from_epoch_ns(epoch_ns(t))).otherwise(iso)
 
 

@@ -162,12 +162,12 @@ def iso_timestamp(t: pl.Expr) -> pl.Expr:
     """ISO 8601 text -> UTC: 'T' or ' ' between date and time, any fraction, 'Z' or an offset
     (converted) or none (UTC), or a date alone; each value on its own (a column may mix them).
     Only ISO layouts: '01/05/2024' is null, never guessed day- or month-first."""
-    t = t.str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T").str.replace(r"\s+([+-]\d{2}:?\d{2}|Z)$", "${1}")
+    t = t.str.replace(r"^(\d{4}-\d{2}-\d{2})[ Tt]", "${1}T").str.replace(r"\s+([+-]\d{2}:?\d{2}|[Zz])$", "${1}")
 
     def parse(layout: str) -> pl.Expr:
         return t.str.to_datetime(layout, time_unit="ns", strict=False)
 
-    zoned = parse("%Y-%m-%dT%H:%M:%S%.f%#z").dt.convert_time_zone("UTC")
+    zoned = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f%#z"), parse("%Y-%m-%dT%H:%M%#z")).dt.convert_time_zone("UTC")
     naive = pl.coalesce(parse("%Y-%m-%dT%H:%M:%S%.f"), parse("%Y-%m-%dT%H:%M"), parse("%Y-%m-%d"))
     return pl.coalesce(zoned, naive.dt.replace_time_zone("UTC"))
 
