@@ -39,7 +39,7 @@ from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, D
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError, TransientSourceError
-from hedgegrid_assets.sources.raw_zone import RawLanding, land_atomically, landing_dir
+from hedgegrid_assets.sources.raw_zone import SHARED, RawLanding, land_atomically, landing_dir
 
 RAW_ASSET = "raw_market_data"
 INSTRUMENT_ASSET = "instrument_catalog"
@@ -112,7 +112,8 @@ def build_assets(settings: Settings) -> list:
 
 def _land(context, source: MarketDataSource, key: str, settings: Settings) -> RawLanding:
     part = partition_context(key, settings)
-    request = lambda tmp: source.land(LandingRequest(part, tuple(KINDS.values()), tmp, context.log.info))  # noqa: E731
+    shared = settings.raw_dir / SHARED
+    request = lambda tmp: source.land(LandingRequest(part, tuple(KINDS.values()), tmp, context.log.info, shared))  # noqa: E731
     try:
         return land_atomically(landing_dir(settings.raw_dir, source.name, key), source.name, request)
     except TransientSourceError as err:  # the only errors the RetryPolicy may retry

@@ -383,3 +383,32 @@ def test_binance_vision_through_hedgegrid_build(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2024-01-02|BTCUSDT  ok  trades=100  mark_prices=1,440  funding_rates=3" in proc.stdout
     assert catalog_trades(tmp_path / "d" / "catalog") == expected_trades(truth)
+
+
+def test_a_file_feeding_many_partitions_is_copied_once(tmp_path):
+    """Default "land": "copy" of a multi-day file: one copy in the raw zone, each partition's
+    landing a link to it; the original can change without touching what was landed."""
+    import json as _json
+
+    days = [DAY, DAY + dt.timedelta(days=1)]
+    truths = [make_truth(d, n_trades=40) for d in days]
+    rows = [[t["T"], t["p"], t["q"], "buy", t["a"]] for tr in truths for t in tr.trades]
+    original = write_packed(tmp_path / "in" / "all.csv", csv_text(["time", "price", "qty", "side", "id"], rows))
+    cfg = write_config(tmp_path / "c.json", {"base_path": "in", "files": {"trades": {"file_path": "all.csv"}}})
+    settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=cfg)
+    instance = make_instance(tmp_path)
+    assert all(r.success for r in build(settings, instance, [partition_key(d, "BTCUSDT") for d in days]).values())
+    landed = [settings.raw_dir / "csv" / d.isoformat() / "BTCUSDT" / "all.csv" for d in days]
+    kept = list((settings.raw_dir / "_shared").glob("*/all.csv"))
+    assert len(kept) == 1 and kept[0].read_bytes() == original.read_bytes()
+    assert {p.stat().st_ino for p in landed} == {kept[0].stat().st_ino} != {original.stat().st_ino}
+    manifest = _json.loads((settings.raw_dir / "_manifests" / days[0].isoformat() / "BTCUSDT.json").read_text())
+    assert manifest["files"][0]["sha256"] == hashlib.sha256(original.read_bytes()).hexdigest()
+    assert len(catalog_trades(settings.catalog_path)) == 80
+
+    # The original is rewritten: the next landing keeps a new copy; what was landed stays as it was.
+    before = landed[1].read_bytes()
+    original.write_text(original.read_text() + f"{truths[0].trades[-1]['T'] + 1},42000.1,0.001,sell,999999\n")
+    assert build(settings, instance, [partition_key(days[0], "BTCUSDT")])[str(partition_key(days[0], "BTCUSDT"))].success
+    assert len(list((settings.raw_dir / "_shared").glob("*/all.csv"))) == 2
+    assert landed[1].read_bytes() == before and landed[0].read_bytes() == original.read_bytes()

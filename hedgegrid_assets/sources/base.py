@@ -30,6 +30,7 @@ class LandingRequest:
     kinds: tuple[DataKind, ...]
     dest: Path  # an empty temporary folder; the caller renames it into the raw zone
     log: Callable[[str], None]
+    shared: Path | None = None  # the raw zone's store for files many partitions read (raw_zone.py)
 
 
 class MarketDataSource(ConfigurableResource, ABC):
@@ -40,8 +41,9 @@ class MarketDataSource(ConfigurableResource, ABC):
     def name(self) -> str: ...
 
     @abstractmethod
-    def land(self, request: LandingRequest) -> None:
-        """Write the partition's raw files, exactly as received, into `request.dest`."""
+    def land(self, request: LandingRequest) -> dict[str, str] | None:
+        """Write the partition's raw files, exactly as received, into `request.dest`; may return
+        the sha256 of files it already knows (by name), so that they are not read again."""
 
     @abstractmethod
     def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:

@@ -538,7 +538,7 @@ class GenericCsvSource(FileSource):
                     f"{spec.path_for(part)} is for {named} (its path says so), not {symbol}: it is a file for another "
                     f"symbol; put {{symbol}} in files.{spec.key}.file_path ({cfg.path}) to read each symbol's own file"
                 )
-        return landed_names([(spec.path_for(part), spec.key, spec.kind) for spec in cfg.files])
+        return landed_names(list(cfg.files), part)
 
     def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         return self.read_frame_with_notes(kind, files, part)[0]

@@ -112,7 +112,7 @@ class JsonlSource(FileSource):
         return "jsonl"
 
     def plan(self, part: PartitionContext) -> list[PlannedFile]:
-        return landed_names([(spec.path_for(part), spec.key, spec.kind) for spec in self.config.files])
+        return landed_names(list(self.config.files), part)
 
     def _trade_stream(self) -> str | None:
         value = self.config.raw.get("trade_stream")

@@ -4,13 +4,22 @@ Layout: `<data_dir>/raw/<source>/<date>/<SYMBOL>/<files>` and
 `<data_dir>/raw/_manifests/<date>/<SYMBOL>.json` (which source landed last, file sizes and
 sha256). Landings are atomic (a temporary folder renamed into place); nothing ever edits a
 landed file: parsing only reads, and bad rows are quarantined to the staging area.
+
+A file that feeds many partitions (a CSV or JSONL spanning many days) is copied once, into
+`<data_dir>/raw/_shared/<key>/<name>` (key: the original's path, size and mtime), and each
+partition's landing is a hard link to that copy: one copy on disk however many partitions
+read it, and still a copy (the original may change; the landed bytes never do). A kept copy
+no landing links to any more (its original changed and every partition was landed again)
+is removed after a day.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -51,13 +60,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def land_atomically(directory: Path, source: str, land: Callable[[Path], None]) -> RawLanding:
-    """Run `land(tmp)` into a temporary sibling folder, then swap it in whole."""
+def land_atomically(directory: Path, source: str, land: Callable[[Path], dict | None]) -> RawLanding:
+    """Run `land(tmp)` into a temporary sibling folder, then swap it in whole. `land` may return
+    the sha256 of files it already knows (by name), which are then not read again."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.landing-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
-        land(tmp)
+        known = land(tmp) or {}
         old = None
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex[:8]}")
@@ -68,11 +78,53 @@ def land_atomically(directory: Path, source: str, land: Callable[[Path], None]) 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     files = [
-        RawFile(str(p.relative_to(directory)), p.stat().st_size, _sha256(p))
+        RawFile(str(p.relative_to(directory)), p.stat().st_size, known.get(str(p.relative_to(directory))) or _sha256(p))
         for p in sorted(directory.rglob("*"))
         if p.is_file()
     ]
     return RawLanding(source=source, directory=str(directory), files=files)
+
+
+SHARED = "_shared"
+ORPHAN_AGE_S = 86_400
+
+
+def land_shared(src: Path, shared_dir: Path, dest: Path) -> str:
+    """Link `dest` to the raw zone's one copy of `src` (made now if there is none); its sha256."""
+    st = src.stat()
+    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    kept = shared_dir / key / src.name
+    digest_file = kept.with_name(kept.name + ".sha256")
+    if not (kept.exists() and digest_file.exists()):
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_name(f".{kept.name}.{uuid.uuid4().hex[:8]}.tmp")
+        digest = hashlib.sha256()
+        try:
+            with src.open("rb") as fh, tmp.open("wb") as out:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
+            after = src.stat()
+            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                raise OSError(f"{src} changed while it was copied; land it again once it is complete")
+            os.replace(tmp, kept)  # two landings at once: the same bytes either way
+            digest_file.write_text(digest.hexdigest())
+        finally:
+            tmp.unlink(missing_ok=True)
+    os.link(kept, dest)
+    _prune_orphans(shared_dir, keep=kept.parent)
+    return digest_file.read_text().strip()
+
+
+def _prune_orphans(shared_dir: Path, keep: Path) -> None:
+    """Kept copies no landing links to (link count 1) and untouched for a day go."""
+    cutoff = time.time() - ORPHAN_AGE_S
+    for entry in shared_dir.iterdir():
+        if entry == keep or not entry.is_dir():
+            continue
+        data = [f for f in entry.iterdir() if not f.name.endswith(".sha256") and not f.name.startswith(".")]
+        if data and all(f.stat().st_nlink == 1 and f.stat().st_mtime < cutoff for f in data):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def landing_dir(raw_dir: Path, source: str, key) -> Path:

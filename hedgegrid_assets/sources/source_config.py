@@ -14,8 +14,10 @@ A config names, per data kind, the file to read:
   span many days, and each partition keeps the rows whose `ts_init` falls on its UTC day.
 - Relative paths are taken from `base_path`; a relative `base_path` from the folder of the
   config file (not the working directory, which differs between the CLI and Dagster).
-- `"land": "copy"` (default) copies each file into the raw zone; `"hardlink"` links it
-  instead (no extra space for big multi-day files, falls back to a copy across file systems).
+- `"land": "copy"` (default) copies each file into the raw zone (a file feeding many
+  partitions, with no `{date}` in its path, once: each partition links to that one copy, see
+  raw_zone.py); `"hardlink"` links the original itself (no copy at all, falls back to a copy
+  across file systems).
   A hard link shares the bytes with the original: a tool that later edits the original in
   place (a recorder appending to it) changes the landed copy too. The manifest's sha256 still
   records what was landed, but use `copy` for files that are still being written.
@@ -38,6 +40,7 @@ import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError
+from hedgegrid_assets.sources.raw_zone import land_shared
 
 # Config key -> kind (the seed format's names first).
 KIND_KEYS: dict[str, DataKind] = {
@@ -155,19 +158,24 @@ class PlannedFile:
     kinds: tuple[str, ...] = ()  # kinds parsed from it (kind names)
     required: bool = True
     what: str = ""  # for the missing-file message, e.g. "trades (files.trades.file_path)"
+    shared: bool = False  # feeds many partitions (no {date} in its path): kept once in the raw zone
 
 
-def landed_names(specs: list[tuple[Path, str, DataKind]]) -> list[PlannedFile]:
+def landed_names(specs: list[FileSpec], part: PartitionContext) -> list[PlannedFile]:
     """Land each distinct file once, under its own name (prefixed by the key on a name clash)."""
     by_source: dict[Path, list[tuple[str, DataKind]]] = {}
-    for src, key, kind in specs:
-        by_source.setdefault(src, []).append((key, kind))
+    many_days: set[Path] = set()
+    for spec in specs:
+        src = spec.path_for(part)
+        by_source.setdefault(src, []).append((spec.key, spec.kind))
+        if not spec.per_day:
+            many_days.add(src)
     names = [src.name for src in by_source]
     planned = []
     for src, users in by_source.items():
         name = src.name if names.count(src.name) == 1 else f"{users[0][0]}--{src.name}"
         keys = ", ".join(f"files.{k}.file_path" for k, _ in users)
-        planned.append(PlannedFile(src, name, tuple(k.name for _, k in users), True, keys))
+        planned.append(PlannedFile(src, name, tuple(k.name for _, k in users), True, keys, src in many_days))
     return planned
 
 
@@ -197,7 +205,7 @@ class FileSource(MarketDataSource):
     def verify_landed(self, landed: dict[str, Path], part: PartitionContext, log) -> None:
         """Hook: check the landed copies (checksums) before the landing is committed."""
 
-    def land(self, request: LandingRequest) -> None:
+    def land(self, request: LandingRequest) -> dict[str, str]:
         part = request.part
         planned = self.plan(part)
         missing = [p for p in planned if p.required and not p.source.is_file()]
@@ -208,17 +216,23 @@ class FileSource(MarketDataSource):
                 + (f" (from {p.what})" if p.what else "")
             )
         landed: dict[str, Path] = {}
+        known: dict[str, str] = {}
         for p in planned:
             if not p.source.is_file():
                 request.log(f"optional file {p.source} is absent; skipped")
                 continue
             dest = request.dest / p.name
+            how = self.config.land_mode
             try:
-                land_file(p.source, dest, self.config.land_mode)
+                if p.shared and how == "copy" and request.shared is not None:
+                    known[p.name] = land_shared(p.source, request.shared, dest)
+                    how = "one copy in the raw zone for every partition it feeds, linked"
+                else:
+                    land_file(p.source, dest, how)
             except OSError as err:
                 raise SourceError(f"{p.source}: cannot be read ({err.strerror or err})") from None
             landed[p.name] = dest
-            request.log(f"landed {p.source} as {p.name} ({dest.stat().st_size:,} bytes, {self.config.land_mode})")
+            request.log(f"landed {p.source} as {p.name} ({dest.stat().st_size:,} bytes, {how})")
         try:
             self.verify_landed(landed, part, request.log)
         except SourceError as err:  # name the user's files, not copies in a folder about to vanish
@@ -226,6 +240,7 @@ class FileSource(MarketDataSource):
             for p in planned:
                 text = text.replace(str(request.dest / p.name), str(p.source))
             raise SourceError(text) from None
+        return known
 
     @contextmanager
     def naming_originals(self, files: list[Path], part: PartitionContext) -> Iterator[None]:
