@@ -111,7 +111,10 @@ def land_shared(src: Path, shared_dir: Path, dest: Path) -> str:
             digest_file.write_text(digest.hexdigest())
         finally:
             tmp.unlink(missing_ok=True)
-    os.link(kept, dest)
+    try:
+        os.link(kept, dest)
+    except OSError:  # a file system without hard links: a copy, as before
+        shutil.copyfile(kept, dest)
     _prune_orphans(shared_dir, keep=kept.parent)
     return digest_file.read_text().strip()
 
