@@ -51,7 +51,10 @@ def generic(tmp: Path, rows=None, header=HEADER, name="t.csv", kind="trades", op
         path.write_bytes(text)
     else:
         write_packed(path, text)
-    cfg = write_config(tmp / "c.json", {"base_path": "in", "files": {kind: {"file_path": name, **(options or {})}}})
+    options = dict(options or {})
+    if "USDT" not in name.upper():  # the file must say its symbol somewhere: here, its config
+        options.setdefault("symbol", "BTCUSDT")
+    cfg = write_config(tmp / "c.json", {"base_path": "in", "files": {kind: {"file_path": name, **options}}})
     return GenericCsvSource(config_path=str(cfg)), path
 
 
@@ -156,6 +159,8 @@ ERRORS: list[Case] = [
      ["t.csv line 2", "another symbol", "ETHUSDT, not BTCUSDT"]),
     ("other_symbol_config", lambda t: (generic(t, options={"symbol": "ETHUSDT"})[0], TRADES),
      ["t.csv is for ETHUSDT", "another symbol"]),
+    ("symbol_said_nowhere", lambda t: (generic(t, options={"symbol": None})[0], TRADES),
+     ["t.csv: cannot tell which symbol it holds", '"symbol": "BTCUSDT" beside its file_path']),
     ("other_symbol_path", lambda t: (generic(t, name="ETHUSDT-trades.csv")[0], TRADES),
      ["ETHUSDT-trades.csv is for ETHUSDT (its path says so), not BTCUSDT", "put {symbol} in files.trades.file_path"]),
     ("corrupt_gzip", lambda t: (generic(t, name="t.csv.gz", text=gz_bytes(csv_text(HEADER, good_rows(300)))[:40] + b"\x00" * 40

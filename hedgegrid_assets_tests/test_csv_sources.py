@@ -146,7 +146,7 @@ def test_multi_day_file_guessed_columns_buyer_maker_and_derived_ids(tmp_path):
     marks = [[iso_us(m["E"] * 1000, 3), m["p"]] for tr in truths for m in tr.marks]
     write_packed(tmp_path / "marks.csv", csv_text(["time", "mark_price"], marks))
     cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "land": "hardlink",
-                                             "files": {"trades": {"file_path": "all.csv.bz2"}, "mark": {"file_path": "marks.csv"}}})  # fmt: skip
+                                             "files": {"trades": {"file_path": "all.csv.bz2"}, "mark": {"file_path": "marks.csv", "symbol": "BTCUSDT"}}})  # fmt: skip
     settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=cfg)
     results = build(settings, make_instance(tmp_path), [partition_key(d, "BTCUSDT") for d in days])
     assert all(r.success for r in results.values())
@@ -182,7 +182,7 @@ def test_timestamp_spellings(tmp_path, header, render, options, step_ms):
     truth = make_truth(n_trades=20)
     rows = [[render(t["T"]), t["p"], t["q"], "b" if not t["m"] else "S", t["a"]] for t in truth.trades]
     path = write_packed(tmp_path / "t.csv", csv_text([header, "px", "amount", "taker_side", "tid"], rows))
-    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "files": {"trades": {"file_path": "t.csv", **options}}})
+    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "symbol": "BTCUSDT", "files": {"trades": {"file_path": "t.csv", **options}}})
     frame = GenericCsvSource(config_path=str(cfg)).read_frame(TRADES, [path], part_for())
     expected_ms = [t["T"] // step_ms * step_ms for t in truth.trades]  # written to the second/minute
     assert frame["ts_event"].dt.epoch("ns").to_list() == [ms * 1_000_000 for ms in expected_ms]
@@ -194,7 +194,7 @@ def test_every_packing(tmp_path, suffix):
     truth = make_truth(n_trades=10)
     rows = [[t["T"], t["p"], t["q"], t["m"], t["a"]] for t in truth.trades]
     path = write_packed(tmp_path / f"t{suffix}", csv_text(["time", "price", "size", "m", "id"], rows))
-    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "files": {"trades": {"file_path": path.name}}})
+    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "symbol": "BTCUSDT", "files": {"trades": {"file_path": path.name}}})
     frame = GenericCsvSource(config_path=str(cfg)).read_frame(TRADES, [path], part_for())
     assert frame_rows(frame, TRADES) == expected_trades(truth)
 
@@ -394,7 +394,7 @@ def test_a_file_feeding_many_partitions_is_copied_once(tmp_path):
     truths = [make_truth(d, n_trades=40) for d in days]
     rows = [[t["T"], t["p"], t["q"], "buy", t["a"]] for tr in truths for t in tr.trades]
     original = write_packed(tmp_path / "in" / "all.csv", csv_text(["time", "price", "qty", "side", "id"], rows))
-    cfg = write_config(tmp_path / "c.json", {"base_path": "in", "files": {"trades": {"file_path": "all.csv"}}})
+    cfg = write_config(tmp_path / "c.json", {"base_path": "in", "files": {"trades": {"file_path": "all.csv", "symbol": "BTCUSDT"}}})
     settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=cfg)
     instance = make_instance(tmp_path)
     assert all(r.success for r in build(settings, instance, [partition_key(d, "BTCUSDT") for d in days]).values())

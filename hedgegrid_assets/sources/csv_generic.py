@@ -33,8 +33,9 @@ number in the file. Empty numbers become null (quarantined later as not positive
 is not a number, a timestamp that does not parse, or an unknown side fails the partition with
 the file, line and value. With a `symbol` column, rows of other symbols are skipped; a file
 with rows of other symbols only is an error. A path without `{symbol}` that names another
-symbol (`ETHUSDT-trades.csv` for BTCUSDT) is an error; a file that says its symbol nowhere
-(column, path, `symbol` option) is read for every symbol built from it.
+symbol (`ETHUSDT-trades.csv` for BTCUSDT) is an error, and so is a file that says its symbol
+nowhere (no column, no `{symbol}`, no symbol in its name, no `symbol` option): otherwise every
+symbol would be built from the same rows.
 
 A file spanning many days (no `{date}` in its path) keeps the rows whose ts_init falls on the
 partition's UTC day: every row belongs to exactly one partition, the same one a per-day file
@@ -120,6 +121,7 @@ class Table:
     multi_day: bool = False  # keep only the partition's day (by ts_init)
     side_is_buyer_maker: bool | None = None  # None: from the column's name
     strict_symbol: bool = False  # every row must be the partition's symbol (vendor per-symbol files)
+    needs_symbol_column: bool = False  # neither the path nor the config says the file's symbol
 
     @classmethod
     def from_options(cls, options: dict, multi_day: bool, where: str) -> Table:
@@ -250,6 +252,12 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
         except Exception as err:  # noqa: BLE001 - polars raises several types for unreadable input
             raise read_error(err, path, opened.path, table, label) from None
         cols = resolve_columns(header, required, optional, table, label)
+        if table.needs_symbol_column and "symbol" not in cols:
+            raise SourceError(
+                f"{label}: cannot tell which symbol it holds: no symbol column, no {{symbol}} in its file_path, no "
+                f"symbol in its name and no \"symbol\" in its config; add one (e.g. \"symbol\": "
+                f"\"{part.instrument.symbol}\" beside its file_path), so no other symbol is built from it"
+            )
         values = [r for r in values if r in cols]
         try:
             formats = _timestamp_formats(lf, cols, table)
@@ -520,7 +528,10 @@ class GenericCsvSource(FileSource):
         spec = self.config.spec(kind)
         if spec is None:
             return None
-        return Table.from_options(spec.options, not spec.per_day, f"source config {self.config.path} files.{spec.key}")
+        table = Table.from_options(spec.options, not spec.per_day, f"source config {self.config.path} files.{spec.key}")
+        said = (spec.options.get("symbol") or self.config.raw.get("symbol") or "{symbol" in spec.template
+                or symbol_in_path(Path(spec.template)))  # fmt: skip
+        return replace(table, needs_symbol_column=not said)
 
     def plan(self, part: PartitionContext) -> list[PlannedFile]:
         cfg = self.config
