@@ -153,3 +153,18 @@ def test_headerless_file_keeps_its_first_row(tmp_path, has_header):
     options = {"has_header": has_header, "column_names": ["time", "price", "qty"]}
     table = Table.from_options(options, multi_day=False, where="test")
     assert read_table(path, table, TRADES, part_for()).get_column("price").to_list() == [42000.1, 42000.2]
+
+
+def test_a_custom_instruments_symbol_in_the_file_name_says_the_symbol(tmp_path):
+    from hedgegrid_assets.frames import PartitionContext
+    from hedgegrid_assets.instruments import instrument_for
+    from hedgegrid_assets.settings import Settings
+    from hedgegrid_assets.sources.csv_generic import GenericCsvSource
+    from hedgegrid_assets_tests.test_jsonl_source import write_config
+
+    settings = Settings(symbols=["PEPEUSDT"], instruments={"PEPEUSDT": {"tick_size": "0.0000001", "step_size": "1"}})
+    part = PartitionContext(part_for().day, instrument_for("PEPEUSDT", settings), settings.checks)
+    path = write_packed(tmp_path / "PEPEUSDT-trades.csv", csv_text(["time", "price", "qty"], [[G + 1, "0.0000012", "1000"]]))
+    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "files": {"trades": "PEPEUSDT-trades.csv"}})
+    frame, _ = GenericCsvSource(config_path=str(cfg)).read_frame_with_notes(TRADES, [path], part)
+    assert frame.get_column("price").to_list() == [0.0000012]

@@ -524,13 +524,13 @@ class GenericCsvSource(FileSource):
     def name(self) -> str:
         return "csv"
 
-    def _table(self, kind: DataKind) -> Table | None:
+    def _table(self, kind: DataKind, part: PartitionContext) -> Table | None:
         spec = self.config.spec(kind)
         if spec is None:
             return None
         table = Table.from_options(spec.options, not spec.per_day, f"source config {self.config.path} files.{spec.key}")
         said = (spec.options.get("symbol") or self.config.raw.get("symbol") or "{symbol" in spec.template
-                or symbol_in_path(Path(spec.template)))  # fmt: skip
+                or part.instrument.symbol in path_words(spec.path_for(part)))  # fmt: skip
         return replace(table, needs_symbol_column=not said)
 
     def plan(self, part: PartitionContext) -> list[PlannedFile]:
@@ -557,7 +557,7 @@ class GenericCsvSource(FileSource):
     def read_frame_with_notes(
         self, kind: DataKind, files: list[Path], part: PartitionContext
     ) -> tuple[pl.DataFrame, dict]:
-        table = self._table(kind)
+        table = self._table(kind, part)
         if table is None:
             return kind.empty_frame(), {}
         notes: dict = {}
@@ -567,10 +567,14 @@ class GenericCsvSource(FileSource):
         return (kind.conform(pl.concat(frames)) if frames else kind.empty_frame()), notes
 
 
+def path_words(path: Path) -> set[str]:
+    """'data/btcusdt/BTCUSDT-2024-01-05.csv' -> {'DATA', 'BTCUSDT', '2024', '01', '05', 'CSV'}."""
+    return set(re.split(r"[^0-9A-Z]+", str(path).upper()))
+
+
 def symbol_in_path(path: Path) -> str | None:
     """A bundled spec's symbol named by a word of the path ('BTCUSDT-2024-01-05.csv', 'btcusdt/x.csv')."""
-    words = set(re.split(r"[^0-9A-Z]+", str(path).upper()))
-    found = sorted(words & BINANCE_USDM_SPECS.keys())
+    found = sorted(path_words(path) & BINANCE_USDM_SPECS.keys())
     return found[0] if len(found) == 1 else None
 
 

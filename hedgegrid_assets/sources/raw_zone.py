@@ -90,33 +90,61 @@ ORPHAN_AGE_S = 86_400
 
 
 def land_shared(src: Path, shared_dir: Path, dest: Path) -> str:
-    """Link `dest` to the raw zone's one copy of `src` (made now if there is none); its sha256."""
+    """Link `dest` to the raw zone's one copy of `src` (made now if there is none); its sha256.
+
+    A file still growing while it is copied (a recorder writing) is landed as the snapshot
+    copied, for this partition only. Concurrent landings publish one copy (the first link
+    wins); pruning is best-effort and never fails a landing."""
     st = src.stat()
-    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-    kept = shared_dir / key / src.name
+    identity = f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
+    kept = shared_dir / hashlib.sha256(identity.encode()).hexdigest()[:20] / src.name
     digest_file = kept.with_name(kept.name + ".sha256")
-    if not (kept.exists() and digest_file.exists()):
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_name(f".{kept.name}.{uuid.uuid4().hex[:8]}.tmp")
-        digest = hashlib.sha256()
+    for _ in range(2):  # a second go only if the copy vanished between check and link
+        if not (kept.exists() and digest_file.exists()):
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            tmp = kept.with_name(f".{kept.name}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                digest = _copy_hashing(src, tmp)
+                after = src.stat()
+                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                    os.replace(tmp, dest)  # changed meanwhile: this snapshot is this landing's own
+                    return digest
+                # Before the copy is published, so a kept copy always has its digest; atomically,
+                # as another landing may be reading it.
+                digest_tmp = digest_file.with_name(f".{digest_file.name}.{uuid.uuid4().hex[:8]}.tmp")
+                digest_tmp.write_text(digest)
+                os.replace(digest_tmp, digest_file)
+                try:
+                    os.link(tmp, kept)
+                except FileExistsError:
+                    pass  # another landing published the same bytes first
+            finally:
+                tmp.unlink(missing_ok=True)
         try:
-            with src.open("rb") as fh, tmp.open("wb") as out:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-            after = src.stat()
-            if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-                raise OSError(f"{src} changed while it was copied; land it again once it is complete")
-            os.replace(tmp, kept)  # two landings at once: the same bytes either way
-            digest_file.write_text(digest.hexdigest())
-        finally:
-            tmp.unlink(missing_ok=True)
+            os.link(kept, dest)
+            break
+        except FileNotFoundError:
+            continue
+        except OSError:  # a file system without hard links: a copy, as before
+            shutil.copyfile(kept, dest)
+            break
+    else:
+        shutil.copyfile(src, dest)
+        return _sha256(dest)
     try:
-        os.link(kept, dest)
-    except OSError:  # a file system without hard links: a copy, as before
-        shutil.copyfile(kept, dest)
-    _prune_orphans(shared_dir, keep=kept.parent)
-    return digest_file.read_text().strip()
+        _prune_orphans(shared_dir, keep=kept.parent)
+    except OSError:
+        pass  # best effort: another landing may be pruning too
+    return digest_file.read_text().strip() or _sha256(dest)
+
+
+def _copy_hashing(src: Path, out_path: Path) -> str:
+    digest = hashlib.sha256()
+    with src.open("rb") as fh, out_path.open("wb") as out:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
 
 
 def _prune_orphans(shared_dir: Path, keep: Path) -> None:
