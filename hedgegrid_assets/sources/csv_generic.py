@@ -221,7 +221,6 @@ class Rows:
 
     frame: pl.DataFrame
     cols: dict[str, str]  # role -> column
-    formats: dict[str, TimestampFormat]  # timestamp role -> how it is written
     label: str
     by_reader: bool = False  # values parsed by the CSV reader (fast path), not from text
     other_symbol_rows: int = 0  # rows of other symbols left out (a file holding several)
@@ -276,7 +275,7 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
     if not parsed:
         frame = _parse_values(frame, cols, formats, values, label)
     frame = frame.drop(_spent_columns(cols, values), strict=False)  # the fast path renamed its numbers
-    return Rows(frame, cols, formats, label, by_reader=parsed, other_symbol_rows=read - frame.height)
+    return Rows(frame, cols, label, by_reader=parsed, other_symbol_rows=read - frame.height)
 
 
 def read_table(

@@ -53,11 +53,8 @@ class RawLanding:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def land_atomically(directory: Path, source: str, land: Callable[[Path], dict | None]) -> RawLanding:
@@ -99,36 +96,13 @@ def land_shared(src: Path, shared_dir: Path, dest: Path) -> str:
     identity = f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
     kept = shared_dir / hashlib.sha256(identity.encode()).hexdigest()[:20] / src.name
     digest_file = kept.with_name(kept.name + ".sha256")
-    for _ in range(2):  # a second go only if the copy vanished between check and link
-        if not (kept.exists() and digest_file.exists()):
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            tmp = kept.with_name(f".{kept.name}.{uuid.uuid4().hex[:8]}.tmp")
-            try:
-                digest = _copy_hashing(src, tmp)
-                after = src.stat()
-                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-                    os.replace(tmp, dest)  # changed meanwhile: this snapshot is this landing's own
-                    return digest
-                # Before the copy is published, so a kept copy always has its digest; atomically,
-                # as another landing may be reading it.
-                digest_tmp = digest_file.with_name(f".{digest_file.name}.{uuid.uuid4().hex[:8]}.tmp")
-                digest_tmp.write_text(digest)
-                os.replace(digest_tmp, digest_file)
-                try:
-                    os.link(tmp, kept)
-                except FileExistsError:
-                    pass  # another landing published the same bytes first
-            finally:
-                tmp.unlink(missing_ok=True)
-        try:
-            os.link(kept, dest)
-            break
-        except FileNotFoundError:
-            continue
-        except OSError:  # a file system without hard links: a copy, as before
-            shutil.copyfile(kept, dest)
-            break
-    else:
+    if not (kept.exists() and digest_file.exists()):
+        snapshot = _publish(src, st, kept, digest_file, dest)
+        if snapshot is not None:
+            return snapshot
+    try:
+        os.link(kept, dest)
+    except OSError:  # no hard links here, or the copy was pruned meanwhile: an own copy, as before
         shutil.copyfile(src, dest)
         return _sha256(dest)
     try:
@@ -138,13 +112,32 @@ def land_shared(src: Path, shared_dir: Path, dest: Path) -> str:
     return digest_file.read_text().strip() or _sha256(dest)
 
 
-def _copy_hashing(src: Path, out_path: Path) -> str:
+def _publish(src: Path, st: os.stat_result, kept: Path, digest_file: Path, dest: Path) -> str | None:
+    """Copy `src` to `kept` with its digest beside it (written first and atomically: another
+    landing may read it); None. If `src` changed while copied, the copy becomes `dest` alone
+    and its digest is returned."""
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = kept.with_name(f".{kept.name}.{uuid.uuid4().hex[:8]}.tmp")
     digest = hashlib.sha256()
-    with src.open("rb") as fh, out_path.open("wb") as out:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-            out.write(block)
-    return digest.hexdigest()
+    try:
+        with src.open("rb") as fh, tmp.open("wb") as out:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+        after = src.stat()
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            os.replace(tmp, dest)
+            return digest.hexdigest()
+        digest_tmp = digest_file.with_name(f".{digest_file.name}.{uuid.uuid4().hex[:8]}.tmp")
+        digest_tmp.write_text(digest.hexdigest())
+        os.replace(digest_tmp, digest_file)
+        try:
+            os.link(tmp, kept)
+        except FileExistsError:
+            pass  # another landing published the same bytes first
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _prune_orphans(shared_dir: Path, keep: Path) -> None:
