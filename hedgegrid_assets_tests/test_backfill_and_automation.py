@@ -9,17 +9,11 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from hedgegrid_assets.assets import RAW_ASSET, build_assets
 from hedgegrid_assets.definitions import build_definitions, build_resources
 from hedgegrid_assets_tests.conftest import make_instance, make_settings
-from hedgegrid_assets_tests.test_cli import BIN, run
+from hedgegrid_assets_tests.test_cli import dagster_materialize
 
 
 def test_partition_range_is_one_run_with_per_partition_checks(tmp_path):
-    proc = run(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*",
-         "--partition-range", "2024-01-01|BTCUSDT...2024-01-03|ETHUSDT"],
-        tmp_path,
-        HEDGEGRID_DATA_DIR=str(tmp_path / "d"),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    dagster_materialize(tmp_path, "--partition-range", "2024-01-01|BTCUSDT...2024-01-03|ETHUSDT")
     instance = DagsterInstance.from_config(str(tmp_path / "dagster_home"))
     assert len(instance.get_runs()) == 1
     catalog = ParquetDataCatalog(str(tmp_path / "d" / "catalog"))

@@ -359,3 +359,19 @@ def test_jsonl_source_refuses_a_config_without_files(tmp_path, config):
     with pytest.raises(ConfigError) as err:
         jsonl_from_settings(Settings(source="jsonl", source_config=path))
     assert str(path) in str(err.value) and ("CSV layout" in str(err.value) or "names no file" in str(err.value))
+
+
+@pytest.mark.parametrize(
+    ("source_cls", "config", "read", "needle"),
+    [
+        (JsonlSource, {"trade_stream": "quotes"}, lambda s: s._trade_stream(), "'trade_stream' must be aggTrade or trade, not 'quotes'"),
+        (BinanceVisionSource, {"format": "binance", "trades": "klines"}, lambda s: s.trade_type, "'trades' must be aggTrades or trades, not 'klines'"),
+    ],
+    ids=["jsonl_trade_stream", "binance_trades"],
+)
+def test_a_trade_choice_outside_its_choices_is_a_config_error(tmp_path, source_cls, config, read, needle):
+    cfg = write_config(tmp_path / "c.json", {"base_path": ".", "files": {"trades": "t.jsonl"}, **config})
+    with pytest.raises(ConfigError, match=needle):
+        read(source_cls(config_path=str(cfg)))
+    auto = write_config(tmp_path / "auto.json", {"base_path": ".", "files": {"trades": "t.jsonl"}, **{k: "AUTO" for k in config if k != "format"}, **{k: v for k, v in config.items() if k == "format"}})
+    assert read(source_cls(config_path=str(auto))) is None  # 'auto' (any case): decided from the files

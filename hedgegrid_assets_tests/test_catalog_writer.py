@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate, TradeTick
+from nautilus_trader.model.data import MarkPriceUpdate, TradeTick
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.catalog import writer

@@ -22,7 +22,8 @@ def run(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}
+    # No settings or Tardis key of the machine's own leak in: only what the test gives.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     full_env |= {
         "DAGSTER_HOME": str(home),
         "HEDGEGRID_SETTINGS_FILE": str(tmp_path / "absent.toml"),
@@ -30,6 +31,15 @@ def run(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
         **env,
     }
     return subprocess.run(args, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def dagster_materialize(tmp_path: Path, *partitions: str, **env) -> subprocess.CompletedProcess:
+    """`dagster asset materialize` of the whole graph for `--partition K` / `--partition-range A...B`
+    into `tmp_path/d`; asserts it succeeded."""
+    proc = run([str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*", *partitions],
+               tmp_path, HEDGEGRID_DATA_DIR=str(tmp_path / "d"), **env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def test_build_range_prints_progress_summary_and_records_runs(tmp_path):
@@ -102,13 +112,7 @@ def test_help_documents_every_flag(tmp_path):
 
 
 def test_dagster_asset_materialize_whole_chain_with_default_settings(tmp_path):
-    proc = run(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*",
-         "--partition", "2024-01-02|BTCUSDT"],
-        tmp_path,
-        HEDGEGRID_DATA_DIR=str(tmp_path / "d"),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = dagster_materialize(tmp_path, "--partition", "2024-01-02|BTCUSDT")
     log = proc.stdout + proc.stderr
     for check in ("trades_schema", "mark_prices_schema", "funding_rates_schema", "mark_prices_near_trades"):
         assert f"Asset check '{check}'" in log and "passed" in log

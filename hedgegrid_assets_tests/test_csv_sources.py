@@ -23,7 +23,7 @@ from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
 from hedgegrid_assets.sources.csv_generic import GenericCsvSource, from_settings
 from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
-from hedgegrid_assets_tests.test_cli import BIN, run
+from hedgegrid_assets_tests.test_cli import BIN, dagster_materialize, run
 from hedgegrid_assets_tests.test_jsonl_source import (
     DAY,
     Truth,
@@ -257,11 +257,8 @@ def test_tardis_through_dagster_asset_materialize(tmp_path):
     truth = make_truth(n_trades=80, mark_every_s=900)
     marks, funding = tardis_files(tmp_path / "tardis", truth)
     cfg = write_config(tmp_path / "t.json", {"format": "tardis", "base_path": str(tmp_path / "tardis")})
-    proc = run([str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*",
-                "--partition", "2024-01-02|BTCUSDT"], tmp_path,
-               HEDGEGRID_SOURCE="csv", HEDGEGRID_SOURCE_CONFIG=str(cfg), HEDGEGRID_SYMBOLS="BTCUSDT",
-               HEDGEGRID_DATA_DIR=str(tmp_path / "d"))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    dagster_materialize(tmp_path, "--partition", "2024-01-02|BTCUSDT",
+                HEDGEGRID_SOURCE="csv", HEDGEGRID_SOURCE_CONFIG=str(cfg), HEDGEGRID_SYMBOLS="BTCUSDT")
     cat = tmp_path / "d" / "catalog"
     assert [r[1:] for r in catalog_trades(cat)][-3:] == [r[1:] for r in expected_trades(truth, ts_init="recv")][-3:]
     assert len(catalog_trades(cat)) == len(truth.trades) + 1

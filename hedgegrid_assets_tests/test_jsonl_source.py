@@ -275,17 +275,14 @@ def test_multi_day_recording_through_dagster_with_duplicates_quarantined(tmp_pat
 
 
 def test_recording_through_dagster_asset_materialize(tmp_path):
-    from hedgegrid_assets_tests.test_cli import BIN, run
+    from hedgegrid_assets_tests.test_cli import dagster_materialize
 
     truth = make_truth(n_trades=100, mark_every_s=600)
     write_text(tmp_path / "rec" / "btcusdt.jsonl", [ln for _, ln, _ in jsonl_lines(truth, "envelope")])
     ws = write_config(tmp_path / "ws.json", {"base_path": str(tmp_path / "rec"), "files": {
         k: {"file_path": "{symbol_lower}.jsonl"} for k in ("trades", "mark", "funding")}})  # fmt: skip
-    proc = run([str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*",
-                "--partition", "2024-01-02|BTCUSDT"], tmp_path,
-               HEDGEGRID_SOURCE="jsonl", HEDGEGRID_SOURCE_CONFIG=str(ws), HEDGEGRID_SYMBOLS="BTCUSDT",
-               HEDGEGRID_DATA_DIR=str(tmp_path / "d"))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    dagster_materialize(tmp_path, "--partition", "2024-01-02|BTCUSDT",
+                HEDGEGRID_SOURCE="jsonl", HEDGEGRID_SOURCE_CONFIG=str(ws), HEDGEGRID_SYMBOLS="BTCUSDT")
     cat = tmp_path / "d" / "catalog"
     # Envelope lines carry no receive time: ts_init is the event time E (trade time + 2 ms here).
     assert catalog_trades(cat) == expected_trades(truth, lambda tr: False)

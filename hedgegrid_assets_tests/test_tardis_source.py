@@ -11,10 +11,7 @@ import asyncio
 import datetime as dt
 import gzip
 import json
-import os
 import socket
-import subprocess
-import sys
 import types
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,15 +37,15 @@ from hedgegrid_assets.sources.raw_zone import land_atomically
 from hedgegrid_assets.sources.registry import build_source
 from hedgegrid_assets.sources.sample import generate_day
 from hedgegrid_assets.sources.tardis import TardisSource
-from hedgegrid_assets_tests.conftest import REPO, build, make_instance, make_settings
+from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.fake_tardis import FakeTardis
+from hedgegrid_assets_tests.test_cli import BIN, dagster_materialize, run
 
 KEY = "td-SECRET-4f9c2b7e81d0"
 WRONG_KEY = "td-WRONG-91aa03c5e6f2"
 DAY = dt.date(2024, 1, 2)
 FREE_DAY = dt.date(2024, 2, 1)  # first of a month: Tardis serves it without a key
 IID = "BTCUSDT-PERP.BINANCE"
-BIN = Path(sys.executable).parent
 FILTERS = [{"channel": "aggTrade", "symbols": ["btcusdt"]}, {"channel": "markPrice", "symbols": ["btcusdt"]}]
 
 
@@ -394,17 +391,8 @@ def test_dagster_shows_the_key_variable_never_its_value_and_fails_clearly_on_401
 # -- the command lines ---------------------------------------------------------------------------
 
 
-def run_cli(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
-    home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
-    full_env |= {"DAGSTER_HOME": str(home), "HEDGEGRID_SETTINGS_FILE": str(tmp_path / "absent.toml"), **env}
-    return subprocess.run(args, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=300)
-
-
 def test_hedgegrid_build_from_tardis(server, expected, tmp_path):
-    proc = run_cli(
+    proc = run(
         [str(BIN / "hedgegrid"), "build", "--source", "tardis", "--symbol", "BTCUSDT",
          "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")],
         tmp_path, TARDIS_API_KEY=KEY, TARDIS_ENDPOINT=server.url,
@@ -414,8 +402,8 @@ def test_hedgegrid_build_from_tardis(server, expected, tmp_path):
     assert_catalog_equals_input(tmp_path / "d" / "catalog", expected)
     # The run's log (progress included) is in the instance; the key is in no log, metadata or file.
     instance = DagsterInstance.from_config(str(tmp_path / "dagster_home"))
-    (run,) = instance.get_runs()
-    logs = [serialize_value(e) for e in instance.all_logs(run.run_id)]
+    (build_run,) = instance.get_runs()
+    logs = [serialize_value(e) for e in instance.all_logs(build_run.run_id)]
     assert any("minutes done 1440/1440" in e for e in logs) and not any(KEY in e for e in logs)
     meta = instance.get_latest_materialization_event(AssetKey("raw_market_data")).asset_materialization.metadata
     assert meta["source"].value == "tardis" and meta["files"].value == ["binance-futures_2024-01-02_BTCUSDT.ndjson.gz"]
@@ -423,13 +411,8 @@ def test_hedgegrid_build_from_tardis(server, expected, tmp_path):
 
 
 def test_dagster_asset_materialize_from_tardis(server, expected, tmp_path):
-    proc = run_cli(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*",
-         "--partition", "2024-01-02|BTCUSDT"],
-        tmp_path, TARDIS_API_KEY=KEY, TARDIS_ENDPOINT=server.url,
-        HEDGEGRID_SOURCE="tardis", HEDGEGRID_DATA_DIR=str(tmp_path / "d"),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = dagster_materialize(tmp_path, "--partition", "2024-01-02|BTCUSDT",
+                       TARDIS_API_KEY=KEY, TARDIS_ENDPOINT=server.url, HEDGEGRID_SOURCE="tardis")
     log = proc.stdout + proc.stderr
     assert "minutes done 1440/1440" in log and KEY not in log
     assert_catalog_equals_input(tmp_path / "d" / "catalog", expected)

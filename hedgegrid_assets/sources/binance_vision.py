@@ -41,7 +41,7 @@ import polars as pl
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.csv_generic import Table, load_rows, read_table, value
-from hedgegrid_assets.sources.source_config import ConfigError, FileSource, PlannedFile
+from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
 
 TRADE_TYPES = {"aggtrades": "aggTrades", "aggtrade": "aggTrades", "trades": "trades", "trade": "trades"}
 TABLES = {
@@ -166,14 +166,7 @@ class BinanceVisionSource(FileSource):
 
     @property
     def trade_type(self) -> str | None:
-        value = self.config.raw.get("trades")
-        if value is None or str(value).lower() == "auto":
-            return None
-        try:
-            return TRADE_TYPES[str(value).lower()]
-        except KeyError:
-            where = f"source config {self.config.path}"
-            raise ConfigError(f"{where}: 'trades' must be aggTrades or trades, not {value!r}") from None
+        return self.choice("trades", TRADE_TYPES)
 
     def _find(self, name: str, data_type: str, part: PartitionContext, monthly: bool = False) -> Path:
         """The file under base_path, flat or in the site's tree; the flat path when nowhere."""

@@ -115,14 +115,7 @@ class JsonlSource(FileSource):
         return landed_names(list(self.config.files), part)
 
     def _trade_stream(self) -> str | None:
-        value = self.config.raw.get("trade_stream")
-        if value is None or str(value).lower() == "auto":
-            return None
-        try:
-            return TRADE_STREAMS[str(value).lower()]
-        except KeyError:
-            where = f"source config {self.config.path}"
-            raise ConfigError(f"{where}: trade_stream must be aggTrade or trade, not {value!r}") from None
+        return self.choice("trade_stream", TRADE_STREAMS)
 
     def read_frame_with_notes(
         self, kind: DataKind, files: list[Path], part: PartitionContext

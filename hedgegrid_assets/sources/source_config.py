@@ -198,6 +198,17 @@ class FileSource(MarketDataSource):
     def config(self) -> SourceConfig:
         return load_config(self.config_path)
 
+    def choice(self, key: str, choices: dict[str, str]) -> str | None:
+        """The config's `key` as one of `choices` (spelled in any case); None when absent or 'auto'."""
+        value = self.config.raw.get(key)
+        if value is None or str(value).lower() == "auto":
+            return None
+        try:
+            return choices[str(value).lower()]
+        except KeyError:
+            allowed = " or ".join(sorted(set(choices.values())))
+            raise ConfigError(f"source config {self.config.path}: {key!r} must be {allowed}, not {value!r}") from None
+
     def plan(self, part: PartitionContext) -> list[PlannedFile]:
         """The files to land for a partition (the originals)."""
         raise NotImplementedError
