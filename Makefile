@@ -1,8 +1,7 @@
-# Two commands do everything on a fresh machine with Python 3.11, make and git:
+# Two commands do everything on a fresh machine with Python 3.12+, make and git:
 #   make demo   install, then build the sample catalog and say how to open the UI
 #   make test   install, then run the whole test suite
 SHELL := /bin/bash
-PYTHON ?= python3.11
 UV_VERSION := 0.13.8
 VENV := .venv
 # Use the machine's uv if there is one, else bootstrap a pinned one into .tools/.
@@ -16,12 +15,16 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: install demo test ui bench clean
 
+# Any Python 3 can host the bootstrapped uv; the project's own interpreter is found below.
 $(CURDIR)/.tools/bin/uv:
-	$(PYTHON) -m venv .tools
+	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+# The project needs Python 3.12-3.14 (nautilus_trader 1.231): tools/find-python looks in uv's
+# discovery, pyenv's versions and PATH (or takes HEDGEGRID_PYTHON) and says which it uses.
+$(VENV)/.installed: pyproject.toml uv.lock tools/find-python | $(UV)
+	@PY=$$(tools/find-python $(UV)) || exit 1; echo "Using Python $$($$PY -c 'import platform; print(platform.python_version())') at $$PY"; \
+	set -x; $(UV) sync --frozen --compile-bytecode --python "$$PY"
 	@touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

@@ -1,14 +1,10 @@
 """hedgegrid data platform: market data -> NautilusTrader catalog, as Dagster assets.
 
-Importing the package registers the FundingRateUpdate Arrow serialization with Nautilus, so
-any process that imports it can write and read funding rates in the catalog. That is all an
-import does: the Dagster `defs` (what `dagster ... -m hedgegrid_assets` loads) are built on
-first access, so a backtest or a script pays nothing for Dagster.
+The catalog is written in NautilusTrader's own formats: a backtest reads it with
+nautilus_trader alone and never needs to import this package. Importing it does nothing but
+define names; the Dagster `defs` (what `dagster ... -m hedgegrid_assets` loads) are built on
+first access, so a script that imports a helper pays nothing for Dagster.
 """
-
-from hedgegrid_assets.catalog.funding_serialization import register as _register_funding_rates
-
-_register_funding_rates()
 
 
 def __getattr__(name: str):

@@ -226,6 +226,7 @@ def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: Mark
         frame, notes = source.read_frame_with_notes(kind, landing.paths, part)
     except SourceError as err:
         raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
+    frame = kind.complete(frame, part)
     frame, quarantined = quarantine.split(kind, frame, part)
     side_file = quarantine.save(settings.staging_dir, kind, part, quarantined)
     q_meta = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from decimal import Decimal
 
 import numpy as np
 import polars as pl
@@ -34,7 +35,9 @@ def record(obj) -> tuple:
                 int(obj.aggressor_side), obj.trade_id.value, obj.ts_event, obj.ts_init)
     if isinstance(obj, MarkPriceUpdate):
         return (obj.instrument_id.value, obj.value.raw, obj.value.precision, obj.ts_event, obj.ts_init)
-    return (obj.instrument_id.value, obj.rate, obj.next_funding_ns, obj.ts_event, obj.ts_init)
+    # FundingRateUpdate: the rate compared as a number ("1E-8" from Nautilus's str(Decimal) is
+    # our "0.00000001"), every other field as is.
+    return (obj.instrument_id.value, Decimal(obj.rate), obj.interval, obj.next_funding_ns, obj.ts_event, obj.ts_init)
 
 
 def read_back(root, kind, part) -> list:
@@ -120,17 +123,19 @@ def test_random_mark_prices_and_funding(tmp_path):
             {
                 "ts_event": ts[:50],
                 "ts_init": ts[:50],
-                "rate": rng.normal(0, 0.003, 50).round(8),
-                "next_funding_time": [part.start + dt.timedelta(hours=8)] * 50,
+                # Tiny and zero rates too: Python writes those as "1E-8", "0E-8".
+                "rate": [*rng.normal(0, 0.003, 44).round(8), 1e-8, -5e-7, 0.0, 0.03, -0.03, 0.00012345],
+                "next_funding_time": [part.start + dt.timedelta(hours=8)] * 49 + [None],
+                "interval": [480] * 25 + [240] * 25,
             }
         )
     )
     both_ways(tmp_path, FUNDING_RATES, part, rates)
     a = read_back(tmp_path / "arrow", FUNDING_RATES, part)
-    assert [record(x.data if hasattr(x, "data") else x) for x in a] == [
-        record(x.data if hasattr(x, "data") else x) for x in read_back(tmp_path / "nautilus", FUNDING_RATES, part)
-    ]
+    assert [record(x) for x in a] == [record(x) for x in read_back(tmp_path / "nautilus", FUNDING_RATES, part)]
     assert len(a) == 50
+    assert [x.rate for x in a[-6:]] == ["0.00000001", "-0.00000050", "0.00000000", "0.03000000", "-0.03000000", "0.00012345"]
+    assert a[-1].next_funding_ns is None and a[0].interval == 480 and a[-1].interval == 240
 
 
 def test_multi_chunk_write_equals_single_chunk(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 from nautilus_trader.persistence.funcs import urisafe_identifier
 
+from hedgegrid_assets.catalog.fixed_point import decimal_json_floats
 from hedgegrid_assets.catalog.writer import partition_path
 from hedgegrid_assets.checks import coverage
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, TRADES, PartitionContext
@@ -51,7 +52,7 @@ def report(root: Path, part: PartitionContext) -> tuple[dict, AssetCheckResult]:
             {
                 "ts_event": _timestamps(path, "ts_event"),
                 "ts_init": _timestamps(path, "ts_init"),
-                "rate": pl.from_arrow(pq.read_table(path, columns=["rate"]).column("rate")).cast(pl.Float64),
+                "rate": decimal_json_floats(pq.read_table(path, columns=["rate"]).column("rate")),
                 "next_funding_time": _timestamps(path, "next_funding_ns"),
             }
         )

@@ -1,4 +1,10 @@
-"""Funding rates: one row per change of the announced rate or of the next funding time."""
+"""Funding rates: one row per change of the announced rate or of the next funding time.
+
+A row is what the exchange published at `ts_event`: the rate (as Binance publishes it, 8
+decimals) that will settle at `next_funding_time`, and the minutes between settlements
+(`interval`). The last row known before a settlement carries the rate that settled there.
+Written in Nautilus's own `FundingRateUpdate` schema, so any Nautilus >= 1.225 reads it.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,13 @@ import pyarrow
 from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 
-from hedgegrid_assets.catalog.fixed_point import epoch_ns, to_decimal
-from hedgegrid_assets.catalog.funding_serialization import FUNDING_RATE_SCHEMA
-from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, to_epoch_ns
+from hedgegrid_assets.catalog.fixed_point import decimal_json_bytes, epoch_ns
+from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, to_epoch_ns
 from hedgegrid_assets.instruments import Instrument
 
 # Binance publishes funding rates with 8 decimals ("0.00010000").
 FUNDING_RATE_DECIMALS = 8
+INTERVAL = pl.UInt16  # minutes between settlements, as Nautilus's `interval` field
 
 
 class FundingRatesFrame(pa.DataFrameModel):
@@ -24,6 +30,7 @@ class FundingRatesFrame(pa.DataFrameModel):
     ts_init: TIMESTAMP = pa.Field(description="Local receive time")
     rate: pl.Float64 = pa.Field(description="Rate that settles at next_funding_time")
     next_funding_time: TIMESTAMP = pa.Field(nullable=True, description="When `rate` settles")
+    interval: INTERVAL = pa.Field(gt=0, description="Minutes between settlements")
 
     class Config:
         strict = True
@@ -34,30 +41,44 @@ def _partition_checks(part: PartitionContext) -> dict[str, list[pa.Check]]:
     return {"rate": [pa.Check.in_range(-cap, cap, error=f"funding rate beyond the exchange cap ±{cap}")]}
 
 
+def _from_partition(part: PartitionContext) -> dict[str, pl.Expr]:
+    """What a source may leave unsaid: the interval is the instrument's (bundled table or settings)."""
+    return {"interval": pl.lit(part.instrument.spec.funding_interval_hours * 60, INTERVAL)}
+
+
 def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[FundingRateUpdate]:
     iid = InstrumentId.from_str(instrument.instrument_id)
-    nxt = frame.get_column("next_funding_time").dt.epoch("ns").to_list()
     return [
-        FundingRateUpdate(iid, Decimal(f"{r:.{FUNDING_RATE_DECIMALS}f}"), int(te), int(ti), n)
-        for r, te, ti, n in zip(
+        FundingRateUpdate(
+            instrument_id=iid,
+            rate=Decimal(f"{r:.{FUNDING_RATE_DECIMALS}f}"),
+            interval=iv,
+            next_funding_ns=n,
+            ts_event=int(te),
+            ts_init=int(ti),
+        )
+        for r, iv, n, te, ti in zip(
             frame.get_column("rate").to_list(),
+            frame.get_column("interval").to_list(),
+            frame.get_column("next_funding_time").dt.epoch("ns").to_list(),
             to_epoch_ns(frame, "ts_event"),
             to_epoch_ns(frame, "ts_init"),
-            nxt,
             strict=True,
         )
     ]
 
 
 def _to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
+    # Nautilus keeps the instrument id only in the file's metadata, as its own write_data does.
+    schema = nautilus_arrow_schema(FundingRateUpdate).with_metadata({"instrument_id": instrument.instrument_id})
     columns = {
-        "instrument_id": pyarrow.array([instrument.instrument_id] * frame.height, pyarrow.string()),
-        "rate": to_decimal(frame.get_column("rate"), FUNDING_RATE_DECIMALS),
+        "rate": decimal_json_bytes(frame.get_column("rate"), FUNDING_RATE_DECIMALS),
+        "interval": frame.get_column("interval").to_arrow(),
         "next_funding_ns": epoch_ns(frame.get_column("next_funding_time")),
         "ts_event": epoch_ns(frame.get_column("ts_event")),
         "ts_init": epoch_ns(frame.get_column("ts_init")),
     }
-    return pyarrow.Table.from_pydict(columns, schema=FUNDING_RATE_SCHEMA)
+    return pyarrow.Table.from_pydict(columns, schema=schema)
 
 
 FUNDING_RATES = DataKind(
@@ -72,4 +93,5 @@ FUNDING_RATES = DataKind(
     price_precision=lambda inst: FUNDING_RATE_DECIMALS,
     positive=(),
     finite=("rate",),
+    from_partition=_from_partition,
 )

@@ -74,6 +74,8 @@ class DataKind:
     finite: tuple[str, ...] = ()
     # ... and rows repeating this key are duplicates (the first one is kept).
     unique_key: tuple[str, ...] = ("ts_event", "ts_init")
+    # Columns a source may leave out or null, filled from the partition (the instrument's specs).
+    from_partition: Callable[[PartitionContext], dict[str, pl.Expr]] = lambda part: {}
 
     @property
     def columns(self) -> list[str]:
@@ -93,6 +95,13 @@ class DataKind:
         schema.checks = [*schema.checks, sorted_by_ts_init(), receive_latency(part.checks), unique_key(self.unique_key)]
         return schema
 
+    def complete(self, frame: pl.DataFrame, part: PartitionContext) -> pl.DataFrame:
+        """Fill what the source left unsaid from the partition (e.g. a funding interval)."""
+        fills = self.from_partition(part)
+        if not fills:
+            return frame
+        return frame.with_columns(pl.col(name).fill_null(value) for name, value in fills.items())
+
     def empty_frame(self) -> pl.DataFrame:
         return pl.DataFrame(schema=self.polars_schema())
 
@@ -100,9 +109,12 @@ class DataKind:
         return pl.Schema({name: col.dtype.type for name, col in self.model.to_schema().columns.items()})
 
     def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Canonical column order and types, sorted by ts_init (stable: keeps receive order)."""
+        """Canonical column order and types, sorted by ts_init (stable: keeps receive order).
+        A column the partition can fill (`from_partition`) may be absent: it is null until `complete`."""
         schema = self.polars_schema()
-        frame = frame.select([pl.col(n).cast(t) for n, t in schema.items()])
+        frame = frame.select(
+            [pl.col(n).cast(t) if n in frame.columns else pl.lit(None, t).alias(n) for n, t in schema.items()]
+        )
         if frame.get_column("ts_init").is_sorted():  # the usual case: no sorted copy of a big day
             return frame
         return frame.sort("ts_init", maintain_order=True)

@@ -1,0 +1,225 @@
+"""Forward guard: does our catalog survive NautilusTrader 2.0's legacy migration unchanged?
+
+Run from the repo root with the project's venv (nautilus_trader 1.231 is the reference reader):
+
+    .venv/bin/python tools/nautilus2_forward_guard.py                  # builds a fresh sample catalog
+    .venv/bin/python tools/nautilus2_forward_guard.py --catalog data/catalog
+
+Steps: build a 2-symbol, 2-day sample catalog with `hedgegrid build` into a temporary folder
+(unless --catalog is given); create once a separate uv venv with nautilus_trader 2.0 under
+.tools/nt2/ (gitignored; needs PyPI the first time); in that venv, for each kind on its own and
+then for the whole catalog, copy the files to a scratch legacy catalog and run
+`ParquetDataCatalog(new).migrate_from_legacy_parquet_path(<legacy catalog root>)`
+(dry_run first), read every record back and compare it field by field with what 1.231 reads
+from the original files. Prints one row per kind; exits 1 if any kind fails.
+Not part of `make test`: it downloads a second Nautilus and takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NT2_VERSION = "2.0.0rc6"
+NT2_VENV = ROOT / ".tools" / "nt2" / "venv"
+NT2_BASE_PYTHON = os.environ.get("NT2_PYTHON", str(Path.home() / ".pyenv/versions/3.12.1/bin/python3.12"))
+# Legacy (1.x) directory under data/ -> label. Instruments are all CryptoPerpetual here.
+KINDS = {
+    "trade_tick": "trades",
+    "mark_price_update": "mark prices",
+    "funding_rate_update": "funding rates",
+    "crypto_perpetual": "instruments",
+}
+
+
+def normalize(obj) -> str:
+    """One record as canonical JSON, the same in 1.231 (Cython) and 2.0 (pyo3) objects."""
+    d = type(obj).to_dict(obj)  # a staticmethod in 1.231, a method in 2.0: both take the object
+    d.pop("type", None)
+    if "aggressor_side" in d:  # 1.231 says BUYER/SELLER, 2.0 BUY/SELL: compare the enum values
+        d["aggressor_side"] = int(obj.aggressor_side)
+    if "rate" in d:  # a decimal: compare the value, not the trailing zeros
+        d["rate"] = str(Decimal(str(d["rate"])).normalize())
+    if "tick_scheme_name" in d:  # renamed in 2.0
+        d["tick_scheme"] = d.pop("tick_scheme_name")
+    if "info" in d:  # empty info: None in 1.231, {} in 2.0
+        d["info"] = d["info"] or None
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------- nautilus_trader 2.0 side
+
+
+def read_v2(catalog, kind: str) -> list:
+    from nautilus_trader.model import NautilusDataType
+
+    return {
+        "trade_tick": catalog.query_trade_ticks,
+        "mark_price_update": catalog.query_mark_price_updates,
+        "funding_rate_update": lambda: catalog.query(NautilusDataType.FundingRateUpdate),
+        "crypto_perpetual": catalog.instruments,
+    }[kind]()
+
+
+def migrate(legacy_root: Path, dirs: list[str], read_kind: str | None) -> dict:
+    """Copy `dirs` of the legacy catalog to scratch, migrate them, read `read_kind` back."""
+    from nautilus_trader.persistence import ParquetDataCatalog
+
+    out: dict = {"dry_run": None, "migrated": None, "records": None, "error": None}
+    with tempfile.TemporaryDirectory() as scratch:
+        old, new = Path(scratch, "legacy"), Path(scratch, "new")
+        for d in dirs:
+            shutil.copytree(legacy_root / "data" / d, old / "data" / d)
+        new.mkdir()
+        catalog = ParquetDataCatalog(str(new))
+        try:
+            # The catalog root, not its data/ folder (given data/, it finds nothing and returns 0).
+            out["dry_run"] = catalog.migrate_from_legacy_parquet_path(str(old), dry_run=True)
+            out["migrated"] = catalog.migrate_from_legacy_parquet_path(str(old))
+            if read_kind:
+                out["records"] = [normalize(o) for o in read_v2(catalog, read_kind)]
+        except Exception as err:  # noqa: BLE001 - reported, not raised
+            out["error"] = short_error(err)
+    return out
+
+
+def short_error(err: Exception) -> str:
+    """First two lines of an error (the preflight repeats one line per file)."""
+    lines = f"{type(err).__name__}: {err}".strip().splitlines()
+    more = f" (+{len(lines) - 2} more lines)" if len(lines) > 2 else ""
+    return " ".join(line.strip() for line in lines[:2]) + more
+
+
+def worker(legacy_root: Path, result_file: Path) -> None:
+    present = [k for k in KINDS if (legacy_root / "data" / k).is_dir()]
+    results = {k: migrate(legacy_root, [k], k) for k in present}
+    results["ALL"] = migrate(legacy_root, sorted(p.name for p in (legacy_root / "data").iterdir()), None)
+    result_file.write_text(json.dumps(results))
+
+
+# ---------------------------------------------------------------- nautilus_trader 1.231 side
+
+
+def read_v1(catalog_root: Path, kind: str) -> list[str]:
+    from nautilus_trader.model.data import MarkPriceUpdate
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    try:  # older package versions registered a home-made funding serializer on import
+        import hedgegrid_assets  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pass
+    catalog = ParquetDataCatalog(str(catalog_root))
+    objects = {
+        "trade_tick": catalog.trade_ticks,
+        "mark_price_update": lambda: catalog.query(MarkPriceUpdate),
+        "funding_rate_update": catalog.funding_rates,
+        "crypto_perpetual": catalog.instruments,
+    }[kind]()
+    return [normalize(o) for o in objects]
+
+
+def ensure_nt2_env() -> Path:
+    python = NT2_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import importlib.metadata as m; print(m.version('nautilus_trader'))"]
+    if python.exists() and subprocess.run(probe, capture_output=True, text=True).stdout.strip() == NT2_VERSION:
+        return python
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    print(f"creating {NT2_VENV} with nautilus_trader=={NT2_VERSION} ...", flush=True)
+    subprocess.run([uv, "venv", "--quiet", "--clear", "--python", NT2_BASE_PYTHON, str(NT2_VENV)], check=True, env=env)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), f"nautilus_trader=={NT2_VERSION}"],
+                   check=True, env=env)
+    return python
+
+
+def build_sample_catalog(tmp: Path) -> Path:
+    home = tmp / "dagster"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}  # defaults only
+    env["DAGSTER_HOME"] = str(home)
+    cmd = [str(Path(sys.executable).with_name("hedgegrid")), "build", "--source", "sample",
+           "--symbol", "BTCUSDT", "--symbol", "ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-03",
+           "--data-dir", str(tmp / "data")]
+    print("$", " ".join(cmd), flush=True)
+    done = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True)  # cwd: no hedgegrid.toml
+    if done.returncode:
+        sys.exit(f"hedgegrid build failed:\n{done.stdout}\n{done.stderr}")
+    return tmp / "data" / "catalog"
+
+
+def schema_of(catalog_root: Path, kind: str) -> str:
+    import pyarrow.parquet as pq
+
+    first = next((catalog_root / "data" / kind).rglob("*.parquet"), None)
+    return ", ".join(f"{f.name}: {f.type}" for f in pq.read_schema(first)) if first else "(no file)"
+
+
+def compare(v1: list[str], v2: list[str]) -> str | None:
+    """None when identical (as multisets of records), else what differs."""
+    a, b = Counter(v1), Counter(v2)
+    only1, only2 = a - b, b - a
+    if not only1 and not only2:
+        return None
+    example = lambda c: next(iter(c), "-")  # noqa: E731
+    return (f"{sum(only1.values())} record(s) only in 1.231, {sum(only2.values())} only in 2.0; "
+            f"e.g. 1.231 {example(only1)} vs 2.0 {example(only2)}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--catalog", type=Path, help="check this existing catalog root instead of building one")
+    ap.add_argument("--worker", nargs=2, type=Path, metavar=("CATALOG", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:  # inside the nautilus_trader 2.0 venv
+        worker(*args.worker)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="nt2-guard-") as tmp_name:
+        tmp = Path(tmp_name)
+        catalog = args.catalog.resolve() if args.catalog else build_sample_catalog(tmp)
+        nt2 = ensure_nt2_env()
+        out = tmp / "nt2-result.json"
+        subprocess.run([str(nt2), __file__, "--worker", str(catalog), str(out)], check=True)
+        results = json.loads(out.read_text())
+
+    import nautilus_trader
+
+    print(f"\ncatalog {catalog}: nautilus_trader {nautilus_trader.__version__} (reference) vs {NT2_VERSION}\n")
+    row = "{:<14} {:>8} {:>9} {:>9} {:>9}  {:<9}  {}"
+    print(row.format("kind", "dry-run", "migrated", "rows 1.x", "rows 2.0", "identical", "error"))
+    failed = False
+    for kind, r in results.items():
+        label = KINDS.get(kind, "whole catalog")
+        problem = r["error"]
+        v1 = v2 = None
+        if kind != "ALL":
+            v2 = r["records"]
+            try:
+                v1 = read_v1(catalog, kind)
+            except Exception as err:  # noqa: BLE001
+                problem = "; ".join(filter(None, [problem, f"1.231 cannot read it: {short_error(err)}"]))
+            if problem is None:
+                problem = compare(v1, v2)
+        identical = "-" if kind == "ALL" else ("yes" if problem is None else "no")
+        failed |= problem is not None
+        print(row.format(label, "ok" if r["dry_run"] is not None else "FAILED",
+                         "yes" if r["migrated"] is not None else "no",
+                         "-" if v1 is None else len(v1), "-" if v2 is None else len(v2), identical, problem or ""))
+        if problem and kind != "ALL":
+            print(f"{'':<14} our file: {schema_of(catalog, kind)}")
+    print("\nFAILED: see the error column" if failed else "\nOK: every kind migrates and reads back identically")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
