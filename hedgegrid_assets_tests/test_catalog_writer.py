@@ -12,9 +12,11 @@ from decimal import Decimal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from nautilus_trader.model.data import MarkPriceUpdate, TradeTick
+from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.catalog import writer
@@ -185,3 +187,19 @@ def test_foreign_overlapping_file_is_refused_before_writing(tmp_path):
     with pytest.raises(writer.CatalogWriteError, match="overlaps"):
         write_partition(tmp_path, CatalogPartition(TRADES, part, frame))
     assert not target.exists() and foreign.read_bytes() == b"someone else's"
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "DOGEUSDT"])
+def test_instrument_round_trips_every_field_as_one_version(tmp_path, symbol):
+    """Every field of 1.231's CryptoPerpetual (lot_size included) comes back; rewriting keeps
+    one version; string columns are plain (NautilusTrader 2.0's migration refuses dictionaries)."""
+    instrument = instrument_for(symbol, Settings()).nautilus
+    first = writer.write_instrument(tmp_path, instrument)
+    again = writer.write_instrument(tmp_path, instrument)
+    assert first == again and sorted(p.name for p in first.parent.iterdir()) == [first.name]
+    (back,) = ParquetDataCatalog(str(tmp_path)).instruments()
+    assert CryptoPerpetual.to_dict(back) == CryptoPerpetual.to_dict(instrument)
+    assert CryptoPerpetual.to_dict(back)["lot_size"] == "1"
+    schema = pq.read_schema(first)
+    assert not [f.name for f in schema if pa.types.is_dictionary(f.type)]
+    assert schema.field("id").type == pa.string()

@@ -276,7 +276,7 @@ def sha_file(path: Path) -> Path:
 
 
 def binance_files(root: Path, truth: Truth, trades_type: str = "aggTrades", header: bool = True, tree: bool = True,
-                  funding_settlements: list[tuple[int, str]] | None = None) -> None:  # fmt: skip
+                  funding_settlements: list[tuple[int, str]] | None = None, funding_hours: int = 8) -> None:  # fmt: skip
     sym, d = truth.symbol, truth.day
     um = root / "data" / "futures" / "um" if tree else root
     def at(period, data_type, *extra):  # noqa: E306
@@ -301,7 +301,7 @@ def binance_files(root: Path, truth: Truth, trades_type: str = "aggTrades", head
     by_month: dict[str, list] = {}
     for calc, rate in funding_settlements or []:
         month = dt.datetime.fromtimestamp(calc / 1000, dt.UTC).strftime("%Y-%m")
-        by_month.setdefault(month, []).append([calc, 8, rate])
+        by_month.setdefault(month, []).append([calc, funding_hours, rate])
     for month, rows in by_month.items():
         rows.reverse()  # real monthly files are not always sorted
         sha_file(write_packed(at("monthly", "fundingRate") / f"{sym}-fundingRate-{month}.zip",
@@ -341,6 +341,26 @@ def test_binance_vision_month_end_through_dagster(tmp_path):
         (-0.00003, s0 + 16 * hour, s0 + 16 * hour - 1_000_000, s0 + 16 * hour - 1_000_000),
         (0.00013, s0 + 24 * hour, s0 + 24 * hour - 1_000_000, s0 + 24 * hour - 1_000_000),
     ]
+
+
+def test_binance_vision_funding_interval_comes_from_the_file(tmp_path):
+    """A 4-hourly symbol: the monthly file's funding_interval_hours wins over the bundled 8 h."""
+    day = dt.date(2024, 1, 2)
+    truth = make_truth(day, n_trades=50, mark_every_s=3600)
+    start = truth.start_ms
+    settlements = [(start + h * 3_600_000, f"0.000{h + 10:02d}00") for h in range(4, 25, 4)]
+    binance_files(tmp_path / "bv", truth, funding_settlements=settlements, funding_hours=4)
+    cfg = write_config(tmp_path / "b.json", {"format": "binance", "base_path": "bv"})
+    settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=day, source="csv", source_config=cfg)
+    key = partition_key(day, "BTCUSDT")
+    coverage = check_evaluations(build(settings, make_instance(tmp_path), [key])[str(key)])["funding_rates_settlements_covered"]
+    assert coverage.passed and coverage.metadata["settlements"].value == 6  # every 4 h, judged by the data's interval
+    hour = 3_600_000_000_000
+    assert catalog_funding(settings.catalog_path, interval=240) == [
+        (float(rate), calc * 1_000_000, calc * 1_000_000 - 1_000_000, calc * 1_000_000 - 1_000_000)
+        for calc, rate in settlements
+    ]
+    assert len(settlements) == 6 and settlements[-1][0] * 1_000_000 == start * 1_000_000 + 24 * hour
 
 
 def test_binance_vision_flat_aggtrades_with_header(tmp_path):

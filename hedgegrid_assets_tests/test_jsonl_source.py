@@ -162,8 +162,10 @@ def catalog_marks(catalog: Path, symbol: str = "BTCUSDT") -> list[tuple]:
     return [(float(m.value.as_decimal()), m.ts_event, m.ts_init) for m in marks]
 
 
-def catalog_funding(catalog: Path, symbol: str = "BTCUSDT") -> list[tuple]:
+def catalog_funding(catalog: Path, symbol: str = "BTCUSDT", interval: int = 480) -> list[tuple]:
+    """(rate, next_funding_ns, ts_event, ts_init) of each update; every one carries the interval."""
     rates = ParquetDataCatalog(str(catalog)).query(FundingRateUpdate, identifiers=[f"{symbol}-PERP.BINANCE"])
+    assert [r.interval for r in rates] == [interval] * len(rates)
     return [(float(r.rate), r.next_funding_ns, r.ts_event, r.ts_init) for r in rates]
 
 

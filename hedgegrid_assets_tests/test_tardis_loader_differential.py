@@ -1,14 +1,17 @@
-"""The same Tardis trades CSV through our pipeline gives exactly the ticks Nautilus's own
-TardisCSVDataLoader gives: price, size, aggressor side, trade id, ts_event, ts_init."""
+"""The same Tardis CSVs through our pipeline give exactly what Nautilus's own
+TardisCSVDataLoader gives: trades (price, size, aggressor side, trade id, ts_event, ts_init)
+and funding rates (rate, next funding time, timestamps)."""
 
 from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 
 import numpy as np
 import polars as pl
 from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
+from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -66,3 +69,41 @@ def test_same_ticks_as_nautilus_tardis_loader(tmp_path):
     assert [record(t) for t in ours] == [record(t) for t in theirs]
     sides = {int(t.aggressor_side) for t in ours}
     assert sides == {0, 1, 2}  # NO_AGGRESSOR for 'unknown', BUYER for 'buy', SELLER for 'sell'
+
+
+def test_same_funding_as_nautilus_tardis_loader_plus_the_interval(tmp_path):
+    """derivative_ticker -> FundingRateUpdate: every update of ours is Nautilus's own (rate,
+    next_funding_ns, ts_event, ts_init) at the same row; we keep only the rows where rate or next
+    funding time change (Nautilus repeats every ticker row), and fill `interval`, which
+    Nautilus's loader leaves empty."""
+    folder = tmp_path / "tardis"
+    folder.mkdir()
+    write_tardis_day(folder, n=200)
+    hour = 3_600_000_000
+    rates = ["0.0001", "0.0001", "0.00012345", "-0.00003", "-0.00003", "0.0001"]
+    rows = [
+        f"binance-futures,BTCUSDT,{DAY_US + h * hour},{DAY_US + h * hour + 900},{DAY_US + (h // 8 + 1) * 8 * hour},"
+        f"{rates[h % len(rates)]},{rates[h % len(rates)]},1000,42000.1,42000.0,42000.05"
+        for h in range(24)
+    ]
+    ticker = folder / "binance-futures_derivative_ticker_2024-01-02_BTCUSDT.csv.gz"
+    with gzip.open(ticker, "rt") as f:
+        header = f.readline().strip()
+    with gzip.open(ticker, "wt") as out:
+        out.write("\n".join([header, *rows]) + "\n")
+    config = tmp_path / "tardis.json"
+    config.write_text(json.dumps({"format": "tardis", "base_path": str(folder)}))
+    settings = make_settings(tmp_path, symbols=["BTCUSDT"], source="csv", source_config=config)
+    build(settings, make_instance(tmp_path), [partition_key(DAY, "BTCUSDT")])
+
+    iid = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
+    ours = ParquetDataCatalog(str(settings.catalog_path)).query(FundingRateUpdate, identifiers=[iid.value])
+    theirs = TardisCSVDataLoader(instrument_id=iid).load_funding_rates(str(ticker))
+    assert len(theirs) == 24 and {u.interval for u in theirs} == {None}
+
+    def fields(u) -> tuple:
+        return (u.instrument_id.value, Decimal(u.rate), u.next_funding_ns, u.ts_event, u.ts_init)
+
+    changes = [u for i, u in enumerate(theirs) if i == 0 or fields(u)[1:3] != fields(theirs[i - 1])[1:3]]
+    assert [fields(u) for u in ours] == [fields(u) for u in changes]
+    assert len(ours) == 14 and {u.interval for u in ours} == {480}  # 13 rate changes + T moving at 16:00

@@ -12,7 +12,7 @@ then for the whole catalog, copy the files to a scratch legacy catalog and run
 `ParquetDataCatalog(new).migrate_from_legacy_parquet_path(<legacy catalog root>)`
 (dry_run first), read every record back and compare it field by field with what 1.231 reads
 from the original files. Prints one row per kind; exits 1 if any kind fails.
-Not part of `make test`: it downloads a second Nautilus and takes about a minute.
+Not part of `make test`: it installs a second Nautilus (once, ~70 MB) and then takes ~30 s.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ KINDS = {
     "funding_rate_update": "funding rates",
     "crypto_perpetual": "instruments",
 }
+
+
+# Fields 2.0's model no longer has (migration drops them): reported, not counted as a difference.
+DROPPED_IN_2 = {"crypto_perpetual": {"maker_fee", "taker_fee"}}
 
 
 def normalize(obj) -> str:
@@ -110,7 +114,7 @@ def worker(legacy_root: Path, result_file: Path) -> None:
 
 
 def read_v1(catalog_root: Path, kind: str) -> list[str]:
-    from nautilus_trader.model.data import MarkPriceUpdate
+    from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     try:  # older package versions registered a home-made funding serializer on import
@@ -118,13 +122,16 @@ def read_v1(catalog_root: Path, kind: str) -> list[str]:
     except Exception:  # noqa: BLE001
         pass
     catalog = ParquetDataCatalog(str(catalog_root))
-    objects = {
-        "trade_tick": catalog.trade_ticks,
-        "mark_price_update": lambda: catalog.query(MarkPriceUpdate),
-        "funding_rate_update": catalog.funding_rates,
-        "crypto_perpetual": catalog.instruments,
-    }[kind]()
-    return [normalize(o) for o in objects]
+    read = {
+        "trade_tick": lambda ids: catalog.trade_ticks(instrument_ids=ids),
+        "mark_price_update": lambda ids: catalog.query(MarkPriceUpdate, identifiers=ids),
+        "funding_rate_update": lambda ids: catalog.query(FundingRateUpdate, identifiers=ids),
+        "crypto_perpetual": lambda ids: catalog.instruments(instrument_ids=ids),
+    }[kind]
+    # One instrument at a time: 1.231 reading funding of several instruments in one query labels
+    # every row with the first file's instrument_id (the id lives only in each file's metadata).
+    ids = sorted(p.name for p in (catalog_root / "data" / kind).iterdir())
+    return [normalize(o) for iid in ids for o in read([iid])]
 
 
 def ensure_nt2_env() -> Path:
@@ -158,10 +165,14 @@ def build_sample_catalog(tmp: Path) -> Path:
 
 
 def schema_of(catalog_root: Path, kind: str) -> str:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def name(t):
+        return f"dictionary<{t.index_type},{t.value_type}>" if pa.types.is_dictionary(t) else str(t)
+
     first = next((catalog_root / "data" / kind).rglob("*.parquet"), None)
-    return ", ".join(f"{f.name}: {f.type}" for f in pq.read_schema(first)) if first else "(no file)"
+    return ", ".join(f"{f.name}: {name(f.type)}" for f in pq.read_schema(first)) if first else "(no file)"
 
 
 def compare(v1: list[str], v2: list[str]) -> str | None:
@@ -190,14 +201,16 @@ def main() -> int:
         nt2 = ensure_nt2_env()
         out = tmp / "nt2-result.json"
         subprocess.run([str(nt2), __file__, "--worker", str(catalog), str(out)], check=True)
-        results = json.loads(out.read_text())
+        return report(catalog, json.loads(out.read_text()))  # inside `with`: a built catalog still exists
 
+
+def report(catalog: Path, results: dict) -> int:
     import nautilus_trader
 
     print(f"\ncatalog {catalog}: nautilus_trader {nautilus_trader.__version__} (reference) vs {NT2_VERSION}\n")
     row = "{:<14} {:>8} {:>9} {:>9} {:>9}  {:<9}  {}"
     print(row.format("kind", "dry-run", "migrated", "rows 1.x", "rows 2.0", "identical", "error"))
-    failed = False
+    failed, notes = False, []
     for kind, r in results.items():
         label = KINDS.get(kind, "whole catalog")
         problem = r["error"]
@@ -209,7 +222,12 @@ def main() -> int:
             except Exception as err:  # noqa: BLE001
                 problem = "; ".join(filter(None, [problem, f"1.231 cannot read it: {short_error(err)}"]))
             if problem is None:
+                dropped = DROPPED_IN_2.get(kind, set())
+                v1 = [json.dumps({k: v for k, v in json.loads(rec).items() if k not in dropped}, sort_keys=True)
+                      for rec in v1] if dropped else v1
                 problem = compare(v1, v2)
+                if dropped and problem is None:
+                    notes.append(f"{label}: 2.0 has no {', '.join(sorted(dropped))}; the migration drops them")
         identical = "-" if kind == "ALL" else ("yes" if problem is None else "no")
         failed |= problem is not None
         print(row.format(label, "ok" if r["dry_run"] is not None else "FAILED",
@@ -217,6 +235,8 @@ def main() -> int:
                          "-" if v1 is None else len(v1), "-" if v2 is None else len(v2), identical, problem or ""))
         if problem and kind != "ALL":
             print(f"{'':<14} our file: {schema_of(catalog, kind)}")
+    for note in notes:
+        print(f"note: {note}")
     print("\nFAILED: see the error column" if failed else "\nOK: every kind migrates and reads back identically")
     return 1 if failed else 0
 

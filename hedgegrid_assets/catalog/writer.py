@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestamps, _timestamps_to_filename
@@ -96,12 +97,16 @@ def write_arrow(root: Path, item: CatalogPartition) -> Path:
     return target
 
 
-def write_objects(root: Path, objects: list, start: int, end: int) -> Path:
-    """Reference path: Nautilus objects of one class/instrument as the file for [start, end]."""
+def write_objects(root: Path, objects: list, start: int, end: int, plain_strings: bool = False) -> Path:
+    """Reference path: Nautilus objects of one class/instrument as the file for [start, end].
+    `plain_strings`: dictionary-encoded string columns are stored as plain strings (see
+    `write_instrument`)."""
     tmp = root / f".tmp-write-{uuid.uuid4().hex}"  # outside `data/`; same filesystem for rename
     try:
         ParquetDataCatalog(str(tmp)).write_data(objects, start=start, end=end)
         (written,) = list((tmp / "data").rglob("*.parquet"))
+        if plain_strings:
+            _decode_dictionaries(written)
         target = root / written.relative_to(tmp)
         target.parent.mkdir(parents=True, exist_ok=True)
         _refuse_overlaps(target, start, end)
@@ -123,7 +128,20 @@ def write_partition(root: Path, item: CatalogPartition, writer: Writer = "arrow"
     return WrittenFile(write_objects(root, objects, start=part.start_ns, end=part.end_ns - 1), len(objects))
 
 
+def _decode_dictionaries(path: Path) -> None:
+    """Rewrite a Parquet file with its dictionary columns as their plain value type, schema
+    metadata kept. Nautilus 1.231 reads both; NautilusTrader 2.0's migration takes only plain
+    Utf8 ("Invalid column type `id`: expected Utf8, found Dictionary(Int64, Utf8)")."""
+    table = pq.read_table(path)
+    fields = [
+        f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in table.schema
+    ]
+    plain = table.cast(pa.schema(fields, metadata=table.schema.metadata))
+    pq.write_table(plain, path, compression=COMPRESSION)
+
+
 def write_instrument(root: Path, instrument) -> Path:
-    """Instruments carry a fixed ts_init, so this rewrites the same single file every time."""
+    """Nautilus's own serialization of the instrument, with plain string columns (readable by
+    1.231 and migratable to 2.0). A fixed ts_init: this rewrites the same single file every time."""
     ts = instrument.ts_init
-    return write_objects(root, [instrument], start=ts, end=ts)
+    return write_objects(root, [instrument], start=ts, end=ts, plain_strings=True)

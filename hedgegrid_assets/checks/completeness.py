@@ -54,6 +54,7 @@ def report(root: Path, part: PartitionContext) -> tuple[dict, AssetCheckResult]:
                 "ts_init": _timestamps(path, "ts_init"),
                 "rate": decimal_json_floats(pq.read_table(path, columns=["rate"]).column("rate")),
                 "next_funding_time": _timestamps(path, "next_funding_ns"),
+                "interval": pl.from_arrow(pq.read_table(path, columns=["interval"]).column("interval")),
             }
         )
         funding = coverage.funding_coverage(rates, part)

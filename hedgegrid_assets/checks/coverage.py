@@ -41,17 +41,19 @@ def trade_gap(trades: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
     )
 
 
-def settlements(part: PartitionContext) -> list[dt.datetime]:
+def settlements(part: PartitionContext, interval_minutes: int | None = None) -> list[dt.datetime]:
     """Funding settlements whose rate is published during this day: (day start, day end].
 
     The one at 00:00 of the day itself was announced the day before, so it is left to that day.
+    The interval is the data's own where it says one, else the instrument's.
     """
-    hours = part.instrument.spec.funding_interval_hours
-    return [part.start + dt.timedelta(hours=h) for h in range(hours, 25, hours)]
+    minutes = interval_minutes or part.instrument.spec.funding_interval_hours * 60
+    return [part.start + dt.timedelta(minutes=m) for m in range(minutes, 24 * 60 + 1, minutes)]
 
 
 def funding_coverage(rates: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
-    due = pl.DataFrame({"settlement": settlements(part)}, schema={"settlement": rates.schema["next_funding_time"]})
+    interval = rates.get_column("interval").max() if "interval" in rates.columns else None
+    due = pl.DataFrame({"settlement": settlements(part, interval)}, schema={"settlement": rates.schema["next_funding_time"]})
     known = rates.filter(pl.col("next_funding_time") > pl.col("ts_event")).group_by("next_funding_time").agg(
         first_known=pl.col("ts_event").min(), last_rate=pl.col("rate").last()
     )

@@ -16,7 +16,7 @@ published names, either directly in DIR or in the site's tree below it
   honest, but the close keeps the most recent mark and puts each value at the end of the
   interval it summarises, never before it was known.
 - funding: monthly `SYMBOL-fundingRate-YYYY-MM.zip` (`calc_time,funding_interval_hours,
-  last_funding_rate`). Each row is the rate settled at calc_time; it becomes an update with
+  last_funding_rate`; the interval is the file's, else the instrument's). Each row is the rate settled at calc_time; it becomes an update with
   next_funding_time = calc_time (rounded to the whole second: the file's times can be a few ms
   late, the settlement is on the hour) and ts_event = ts_init = 1 ms before it. That is the
   latest moment the rate was (practically) known before settling: putting it at the previous
@@ -40,7 +40,7 @@ import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.csv_generic import Table, load_rows, read_table, value
+from hedgegrid_assets.sources.csv_generic import Table, funding_extras, load_rows, read_table, value
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
 
 TRADE_TYPES = {"aggtrades": "aggTrades", "aggtrade": "aggTrades", "trades": "trades", "trade": "trades"}
@@ -67,7 +67,8 @@ TABLES = {
                       "taker_buy_volume", "taker_buy_quote_volume", "ignore"),
     ),
     "fundingRate": Table(
-        columns={"timestamp": "calc_time", "funding_rate": "last_funding_rate"},
+        columns={"timestamp": "calc_time", "funding_rate": "last_funding_rate",
+                 "funding_interval_hours": "funding_interval_hours"},
         has_header=None,
         column_names=("calc_time", "funding_interval_hours", "last_funding_rate"),
     ),
@@ -138,7 +139,8 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
     frames = []
     for path in paths:
         check_member_symbol(path, part)
-        rows = load_rows(path, TABLES["fundingRate"], ["timestamp", "funding_rate"], [], part, values=["funding_rate"])
+        rows = load_rows(path, TABLES["fundingRate"], ["timestamp", "funding_rate"], ["funding_interval_hours"], part,
+                         values=["funding_rate", "funding_interval_hours"])
         if rows is None:
             continue
         settle = pl.col("_ts_event").dt.round("1s")
@@ -149,6 +151,7 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
                 ts_init=known,
                 rate=value("funding_rate"),
                 next_funding_time=settle,
+                interval=funding_extras(rows.cols)["interval"],
             ).filter(pl.col("ts_init").is_between(part.start, part.end, closed="left"))
         )
     if not frames:

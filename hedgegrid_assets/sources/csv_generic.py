@@ -68,7 +68,8 @@ from hedgegrid_assets.sources.source_config import (
 ROLES: dict[str, tuple[list[str], list[str]]] = {
     TRADES.name: (["timestamp", "price", "size"], ["aggressor_side", "trade_id", "local_timestamp", "symbol"]),
     MARK_PRICES.name: (["timestamp", "mark_price"], ["local_timestamp", "symbol"]),
-    FUNDING_RATES.name: (["timestamp", "funding_rate"], ["next_funding_time", "local_timestamp", "symbol"]),
+    FUNDING_RATES.name: (["timestamp", "funding_rate"],
+                         ["next_funding_time", "funding_interval_hours", "local_timestamp", "symbol"]),
 }
 # Header names tried for an unmapped role, in order; compared lower-case without punctuation.
 GUESSES: dict[str, list[str]] = {
@@ -85,16 +86,17 @@ GUESSES: dict[str, list[str]] = {
     "funding_rate": ["funding_rate", "fundingrate", "rate", "last_funding_rate", "funding", "r"],
     "next_funding_time": ["next_funding_time", "nextfundingtime", "funding_timestamp", "funding_time",
                           "next_funding_ts", "next_funding"],
+    "funding_interval_hours": ["funding_interval_hours", "interval_hours", "funding_interval"],
     "symbol": ["symbol", "instrument", "instrument_id", "ticker", "pair", "s"],
 }  # fmt: skip
 BUYER_MAKER_NAMES = {"isbuyermaker", "buyermaker", "m", "ismaker"}
 TIMESTAMP_ROLES = ("timestamp", "local_timestamp", "next_funding_time")
-NUMBER_ROLES = ("price", "size", "mark_price", "funding_rate")
+NUMBER_ROLES = ("price", "size", "mark_price", "funding_rate", "funding_interval_hours")
 # The value roles each kind parses (numbers and the optional next_funding_time), in check order.
 VALUES: dict[str, list[str]] = {
     TRADES.name: ["price", "size"],
     MARK_PRICES.name: ["mark_price"],
-    FUNDING_RATES.name: ["funding_rate", "next_funding_time"],
+    FUNDING_RATES.name: ["funding_rate", "next_funding_time", "funding_interval_hours"],
 }
 _INTEGER_RE = r"^[+-]?\d+$"
 
@@ -302,8 +304,15 @@ def _kind_frame(kind: DataKind, rows: Rows, table: Table) -> pl.DataFrame:
         return _trades(frame, cols, table, rows.label)
     if kind is MARK_PRICES:
         return frame.select(*times, value=value("mark_price"))
+    return frame.select(*times, rate=value("funding_rate"), **funding_extras(cols))
+
+
+def funding_extras(cols) -> dict[str, pl.Expr]:
+    """next_funding_time and interval (minutes) where the file has them; else null (the
+    interval is then the instrument's, see FUNDING_RATES.from_partition)."""
     nxt = value("next_funding_time") if "next_funding_time" in cols else pl.lit(None, dtype=parsing.UTC_NS)
-    return frame.select(*times, rate=value("funding_rate"), next_funding_time=nxt)
+    hours = value("funding_interval_hours") if "funding_interval_hours" in cols else pl.lit(None, pl.Float64)
+    return {"next_funding_time": nxt, "interval": (hours * 60).round(0)}
 
 
 def _starts_with_header(path: Path, separator: str) -> bool:
