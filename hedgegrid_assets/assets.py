@@ -48,6 +48,9 @@ REPORT_ASSET = "catalog_report"
 # Non-blocking WARN checks computed with each kind's frame.
 WARN_CHECKS = {
     TRADES.name: [(coverage.TRADE_GAP_CHECK, coverage.trade_gap, "No gap longer than the limit without trades")],
+    MARK_PRICES.name: [
+        (coverage.INDEX_BAND_CHECK, coverage.mark_index_band, "Mark prices within the band around the index price")
+    ],
     FUNDING_RATES.name: [
         (coverage.FUNDING_COVERAGE_CHECK, coverage.funding_coverage, "Each settlement of the day has a rate known before it")
     ],

@@ -14,6 +14,7 @@ from hedgegrid_assets.frames import KINDS_BY_CLI_NAME, DataKind
 EPILOG = """examples:
   hedgegrid build --symbol BTCUSDT --start 2024-01-01 --end 2024-01-03
   hedgegrid build --source sample --symbol BTCUSDT --symbol ETHUSDT --start 2024-01-01 --end 2024-01-02 --data-types trades,funding
+  hedgegrid catalog upgrade data/catalog
 
 Settings not given as flags come from HEDGEGRID_* environment variables and hedgegrid.toml
 (see README). Runs are recorded in the Dagster instance at $DAGSTER_HOME when it is set.
@@ -70,6 +71,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--config", metavar="FILE", help="source config file (csv/jsonl sources)")
     b.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
     b.add_argument("--data-dir", metavar="DIR", help="raw and staging zones (default: data/ in the project folder)")
+    c = sub.add_parser("catalog", help="look after an existing catalog (upgrade its format)")
+    csub = c.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    u = csub.add_parser(
+        "upgrade",
+        help="rewrite a catalog built by an earlier hedgegrid into the current format, in place",
+        description="Rewrite, in place and file by file (atomic, resumable), a catalog built by an earlier "
+        "hedgegrid into the format this one writes (funding rates in Nautilus's own schema).",
+    )
+    u.add_argument("path", metavar="PATH", help="the catalog root (the folder holding data/)")
     return top
 
 
@@ -104,11 +114,13 @@ def _settings(args: argparse.Namespace):
             instrument_for(symbol, settings)  # unknown symbols fail here, before any run
         except UnknownSymbolError as err:
             raise UsageError(str(err)) from None
+    from hedgegrid_assets.catalog.provenance import IncompatibleCatalogError, check_writable
     from hedgegrid_assets.sources.registry import build_source
 
     try:
         build_source(settings)  # a missing or broken --config fails here, before any run
-    except ValueError as err:
+        check_writable(settings.catalog_path)  # as does a catalog of another format
+    except (ValueError, IncompatibleCatalogError) as err:
         raise UsageError(str(err)) from None
     return settings
 
@@ -217,7 +229,30 @@ def _summary(rows: dict[str, dict[str, int]], kinds: list[DataKind], settings) -
     for key, counts in rows.items():
         print(f"{key:<{width}}  " + "  ".join(f"{counts.get(n, 0):>13,}" for n in names))
     print(f"\ncatalog: {settings.catalog_path}")
-    print("read it: ParquetDataCatalog(path).trade_ticks() (import hedgegrid_assets first for funding rates)")
+    print("read it with nautilus_trader alone: ParquetDataCatalog(path).trade_ticks(), .funding_rates(), .instruments()")
+
+
+def upgrade_catalog(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hedgegrid_assets.catalog.provenance import FORMAT
+    from hedgegrid_assets.catalog.upgrade import UpgradeError, upgrade
+    from hedgegrid_assets.settings import Settings
+
+    root = Path(args.path)
+    try:
+        report = upgrade(root, Settings(), progress=lambda line: print(f"  rewrote {line}", flush=True))
+    except UpgradeError as err:
+        raise UsageError(str(err)) from None
+    done = len(report.funding_files) + len(report.instrument_files)
+    before = "no format recorded" if report.format_before is None else f"format {report.format_before}"
+    if report.stale_temporaries:
+        print(f"  removed {report.stale_temporaries} temporary file(s) left by an interrupted upgrade")
+    print(
+        f"{root}: {before} -> format {FORMAT}; rewrote {len(report.funding_files)} funding file(s) and "
+        f"{len(report.instrument_files)} instrument file(s)" + ("" if done else " (already current)")
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "build":
             return build(args)
+        if args.command == "catalog":
+            return upgrade_catalog(args)
     except UsageError as err:
         print(f"hedgegrid: error: {err}", file=sys.stderr)
         return 2

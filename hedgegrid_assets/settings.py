@@ -70,6 +70,7 @@ class ChecksSettings(BaseModel):
     max_receive_latency_s: float = Field(60.0, description="ERROR when ts_init - ts_event exceeds this.")
     max_clock_skew_s: float = Field(1.0, description="ERROR when ts_init is earlier than ts_event by more.")
     mark_price_band: float = Field(0.05, description="ERROR when mark price strays further from trades (fraction).")
+    index_price_band: float = Field(0.01, gt=0, description="WARN when mark price strays further from the index (fraction).")
     max_quarantined_share: float = Field(
         0.5, ge=0, le=1, description="ERROR when quarantine takes more of a partition's rows than this (fraction)."
     )

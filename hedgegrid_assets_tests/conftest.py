@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-import hedgegrid_assets  # noqa: F401  (registers the FundingRateUpdate serialization)
 from hedgegrid_assets.definitions import BUILD_JOB, build_definitions
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import SampleSettings, Settings

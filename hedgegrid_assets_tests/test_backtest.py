@@ -22,8 +22,6 @@ from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate, Trade
 from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.identifiers import InstrumentId, Venue
 
-import hedgegrid_assets  # noqa: F401  (registers the FundingRateUpdate serialization)
-
 from .conftest import DAYS
 from .probe_strategy import DataProbe
 
@@ -80,8 +78,7 @@ def backtest(built):
                 )
             ],
         ),
-        # Keep the engine (and so the strategy's state) after the run; chunk_size stays unset:
-        # the FundingRateUpdate serialization does not work with the streaming backend.
+        # Keep the engine (and so the strategy's state) after the run.
         dispose_on_completion=False,
     )
     node = BacktestNode(configs=[config])

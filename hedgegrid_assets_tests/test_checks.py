@@ -88,6 +88,7 @@ def funding(rates, next_hours, at_hours) -> pl.DataFrame:
                 "ts_init": [START + dt.timedelta(hours=h, milliseconds=3) for h in at_hours],
                 "rate": rates,
                 "next_funding_time": [START + dt.timedelta(hours=h) for h in next_hours],
+                "interval": [480] * len(rates),
             }
         )
     )
@@ -123,6 +124,32 @@ def test_mark_price_band(part):
     result = coverage.mark_price_band(marks, t, part)
     assert not result.passed and result.metadata["failure_count"].value == 1
     assert "47000" in result.metadata["failing_rows_sample"].value
+
+
+def test_mark_index_band_warns(part):
+    marks = MARK_PRICES.conform(
+        pl.DataFrame(
+            {
+                "ts_event": [START + i * S for i in range(4)],
+                "ts_init": [START + i * S for i in range(4)],
+                "value": [42000.0, 42100.0, 42000.0, 43000.0],
+                "index_price": [41990.0, 42000.0, None, 42000.0],  # 0.02%, 0.24%, none, 2.4%
+            }
+        )
+    )
+    result = coverage.mark_index_band(marks, part)
+    assert not result.passed and result.severity.value == "WARN"
+    assert result.metadata["compared"].value == 3 and result.metadata["failure_count"].value == 1
+    assert "43000" in result.metadata["failing_rows_sample"].value
+    assert coverage.mark_index_band(marks.head(3), part).passed
+    no_index = coverage.mark_index_band(marks.with_columns(index_price=None), part)
+    assert no_index.passed and no_index.description == "the source gives no index price"
+
+
+def test_funding_without_interval_fails_the_schema(part):
+    frame = funding([0.0001], [8], [0]).with_columns(interval=pl.lit(None, pl.UInt16))
+    assert not run_schema(FUNDING_RATES, frame, part).passed
+    assert FUNDING_RATES.complete(frame, part).get_column("interval").to_list() == [480]
 
 
 def test_unique_key_hash_pass_never_hides_a_duplicate(part):

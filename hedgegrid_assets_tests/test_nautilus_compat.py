@@ -119,3 +119,17 @@ def test_each_settlement_has_exactly_one_last_update_with_the_settled_rate(built
                 assert last[0].interval == 480
                 checked += 1
     assert checked == len(SYMBOLS) * len(DAYS) * 3
+
+
+def test_index_price_is_kept_beside_the_mark_and_not_written(built):
+    """markPrice `i` stays in the validated frame (checked against the mark), and no
+    IndexPriceUpdate reaches the catalog: nautilus_trader 1.231 cannot read it back."""
+    marks = pl.concat(staged(built, "mark_prices", "BTCUSDT"))
+    assert marks.get_column("index_price").null_count() == 0
+    assert ((marks["value"] / marks["index_price"] - 1).abs() < 0.001).all()
+    assert not (built.catalog / "data" / "index_price_update").exists()
+    evaluations = [
+        e for r in built.results.values() for e in r.get_asset_check_evaluations() if e.check_name == "mark_prices_near_index"
+    ]
+    assert len(evaluations) == len(built.results) and all(e.passed for e in evaluations)
+    assert all(e.metadata["compared"].value == 86_400 for e in evaluations)

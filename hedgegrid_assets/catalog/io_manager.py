@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext
+from dagster import ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 
+from hedgegrid_assets.catalog import provenance
 from hedgegrid_assets.catalog.writer import CatalogPartition, write_instrument, write_partition
 
 
@@ -22,8 +23,13 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            provenance.check_writable(self.root)
+        except provenance.IncompatibleCatalogError as err:
+            raise Failure(description=str(err), allow_retries=False) from None
         items = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
         metadata = {str(key): self._write(item) for key, item in items.items()}
+        provenance.record(self.root)
         if len(metadata) == 1:
             context.add_output_metadata(next(iter(metadata.values())))
         else:  # a batched run: one materialization event per partition shares this metadata

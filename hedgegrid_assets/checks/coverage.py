@@ -1,4 +1,4 @@
-"""Checks beyond one frame's schema: gaps, funding coverage, mark price vs trades."""
+"""Checks beyond one frame's schema: gaps, funding coverage, mark price vs trades and index."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hedgegrid_assets.frames import PartitionContext
 TRADE_GAP_CHECK = "trades_gap"
 FUNDING_COVERAGE_CHECK = "funding_rates_settlements_covered"
 MARK_BAND_CHECK = "mark_prices_near_trades"
+INDEX_BAND_CHECK = "mark_prices_near_index"
 
 
 def largest_gap(ts: pl.Series, part: PartitionContext) -> tuple[dt.timedelta, dt.datetime, dt.datetime]:
@@ -69,6 +70,31 @@ def funding_coverage(rates: pl.DataFrame, part: PartitionContext) -> AssetCheckR
             "uncovered": missing.height,
             "uncovered_settlements": [t.isoformat() for t in missing.get_column("settlement").to_list()],
             "coverage": MetadataValue.md(markdown_table(table)),
+        },
+    )
+
+
+def mark_index_band(marks: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
+    """Each mark within `index_price_band` of the index price given beside it (WARN: the
+    basis widens in fast markets; a mark far from its index is worth a look, not a stop)."""
+    band = part.checks.index_price_band
+    paired = marks.filter(pl.col("index_price").is_not_null())
+    paired = paired.with_columns(deviation=(pl.col("value") / pl.col("index_price") - 1).abs())
+    bad = paired.filter(~(pl.col("deviation") <= band))
+    return AssetCheckResult(
+        check_name=INDEX_BAND_CHECK,
+        passed=bad.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{bad.height} of {paired.height} mark prices further than {band:.1%} from the index"
+            if paired.height
+            else "the source gives no index price"
+        ),
+        metadata={
+            "compared": paired.height,
+            "failure_count": bad.height,
+            "max_deviation": float(paired.get_column("deviation").max() or 0.0),
+            "failing_rows_sample": MetadataValue.md(markdown_table(bad.head(SAMPLE_ROWS))),
         },
     )
 

@@ -74,7 +74,7 @@ class DataKind:
     finite: tuple[str, ...] = ()
     # ... and rows repeating this key are duplicates (the first one is kept).
     unique_key: tuple[str, ...] = ("ts_event", "ts_init")
-    # Columns a source may leave out or null, filled from the partition (the instrument's specs).
+    # Columns a source may leave null, filled from the partition (the instrument's specs).
     from_partition: Callable[[PartitionContext], dict[str, pl.Expr]] = lambda part: {}
 
     @property
@@ -110,10 +110,11 @@ class DataKind:
 
     def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Canonical column order and types, sorted by ts_init (stable: keeps receive order).
-        A column the partition can fill (`from_partition`) may be absent: it is null until `complete`."""
-        schema = self.polars_schema()
+        A column the model lets be null may be left out: it is all null then."""
+        nullable = {n for n, col in self.model.to_schema().columns.items() if col.nullable}
         frame = frame.select(
-            [pl.col(n).cast(t) if n in frame.columns else pl.lit(None, t).alias(n) for n, t in schema.items()]
+            pl.col(n).cast(t) if n in frame.columns or n not in nullable else pl.lit(None, t).alias(n)
+            for n, t in self.polars_schema().items()
         )
         if frame.get_column("ts_init").is_sorted():  # the usual case: no sorted copy of a big day
             return frame

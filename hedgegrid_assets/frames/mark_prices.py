@@ -1,4 +1,5 @@
-"""Mark prices: Binance's markPrice stream (one update a second)."""
+"""Mark prices: Binance's markPrice stream (one update a second), with the index price beside
+each mark where the source gives it (markPrice `i`, Tardis `index_price`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class MarkPricesFrame(pa.DataFrameModel):
     ts_event: TIMESTAMP = pa.Field(description="Exchange event time (E)")
     ts_init: TIMESTAMP = pa.Field(description="Local receive time")
     value: pl.Float64 = pa.Field(gt=0, description="Mark price")
+    # Checked against the mark (WARN beyond a band) but not written to the catalog:
+    # nautilus_trader 1.231 writes IndexPriceUpdate and cannot read it back.
+    index_price: pl.Float64 = pa.Field(gt=0, nullable=True, description="Index price, where the source gives it")
 
     class Config:
         strict = True

@@ -39,6 +39,7 @@ _PAYLOAD = {
     "X": pl.String,  # trade type
     "T": pl.Int64,  # trade time (trades) / next funding time (markPrice), ms
     "r": pl.String,  # funding rate that settles at T
+    "i": pl.String,  # index price (markPrice)
 }
 # Top-level fields a recorder may add with the local receive time (epoch number or ISO text).
 RECV_FIELDS = ("local_timestamp", "recv_ts", "recv_time", "receive_time", "received_at", "receipt_timestamp")
@@ -127,6 +128,7 @@ def mark_prices(messages: pl.LazyFrame) -> pl.LazyFrame:
         ts_event=_ms("E"),
         ts_init=pl.coalesce("recv_ts", _ms("E")),
         value=pl.col("p").cast(pl.Float64),
+        index_price=pl.col("i").cast(pl.Float64),
     )
 
 
@@ -139,6 +141,7 @@ def funding_rates(messages: pl.LazyFrame) -> pl.LazyFrame:
             ts_init=pl.coalesce("recv_ts", _ms("E")),
             rate=pl.col("r").cast(pl.Float64),
             next_funding_time=_ms("T"),
+            interval=pl.lit(None, pl.UInt16),  # not in the message: the instrument's
         )
         .sort("ts_init", maintain_order=True)
     )

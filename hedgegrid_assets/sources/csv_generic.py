@@ -67,7 +67,7 @@ from hedgegrid_assets.sources.source_config import (
 # Roles each kind reads: required first.
 ROLES: dict[str, tuple[list[str], list[str]]] = {
     TRADES.name: (["timestamp", "price", "size"], ["aggressor_side", "trade_id", "local_timestamp", "symbol"]),
-    MARK_PRICES.name: (["timestamp", "mark_price"], ["local_timestamp", "symbol"]),
+    MARK_PRICES.name: (["timestamp", "mark_price"], ["index_price", "local_timestamp", "symbol"]),
     FUNDING_RATES.name: (["timestamp", "funding_rate"],
                          ["next_funding_time", "funding_interval_hours", "local_timestamp", "symbol"]),
 }
@@ -83,6 +83,7 @@ GUESSES: dict[str, list[str]] = {
                        "buyer_maker", "isBuyerMaker", "m"],
     "trade_id": ["trade_id", "id", "tid", "agg_trade_id", "aggregate_trade_id", "trade_no", "a"],
     "mark_price": ["mark_price", "markprice", "mark", "mark_px", "value", "price", "p"],
+    "index_price": ["index_price", "indexprice", "index", "index_px", "i"],
     "funding_rate": ["funding_rate", "fundingrate", "rate", "last_funding_rate", "funding", "r"],
     "next_funding_time": ["next_funding_time", "nextfundingtime", "funding_timestamp", "funding_time",
                           "next_funding_ts", "next_funding"],
@@ -91,11 +92,11 @@ GUESSES: dict[str, list[str]] = {
 }  # fmt: skip
 BUYER_MAKER_NAMES = {"isbuyermaker", "buyermaker", "m", "ismaker"}
 TIMESTAMP_ROLES = ("timestamp", "local_timestamp", "next_funding_time")
-NUMBER_ROLES = ("price", "size", "mark_price", "funding_rate", "funding_interval_hours")
+NUMBER_ROLES = ("price", "size", "mark_price", "index_price", "funding_rate", "funding_interval_hours")
 # The value roles each kind parses (numbers and the optional next_funding_time), in check order.
 VALUES: dict[str, list[str]] = {
     TRADES.name: ["price", "size"],
-    MARK_PRICES.name: ["mark_price"],
+    MARK_PRICES.name: ["mark_price", "index_price"],
     FUNDING_RATES.name: ["funding_rate", "next_funding_time", "funding_interval_hours"],
 }
 _INTEGER_RE = r"^[+-]?\d+$"
@@ -303,7 +304,8 @@ def _kind_frame(kind: DataKind, rows: Rows, table: Table) -> pl.DataFrame:
     if kind is TRADES:
         return _trades(frame, cols, table, rows.label)
     if kind is MARK_PRICES:
-        return frame.select(*times, value=value("mark_price"))
+        index = value("index_price") if "index_price" in cols else pl.lit(None, pl.Float64)
+        return frame.select(*times, value=value("mark_price"), index_price=index)
     return frame.select(*times, rate=value("funding_rate"), **funding_extras(cols))
 
 

@@ -40,12 +40,12 @@ TRADES_TABLE = Table(
 )
 TICKER_TABLE = Table(
     columns={"timestamp": "timestamp", "local_timestamp": "local_timestamp", "symbol": "symbol",
-             "mark_price": "mark_price", "funding_rate": "funding_rate",
+             "mark_price": "mark_price", "index_price": "index_price", "funding_rate": "funding_rate",
              "next_funding_time": "funding_timestamp"},  # fmt: skip
     ts_format=TimestampFormat("epoch", "us"),
     strict_symbol=True,
 )
-TICKER_ROLES = ["timestamp", "local_timestamp", "symbol", "mark_price", "funding_rate", "next_funding_time"]
+TICKER_ROLES = ["timestamp", "local_timestamp", "symbol", "mark_price", "index_price", "funding_rate", "next_funding_time"]
 
 
 def file_name(exchange: str, data_type: str, part: PartitionContext) -> str:
@@ -62,10 +62,14 @@ def read_derivative_ticker(path: Path, kind: DataKind, part: PartitionContext) -
         mark = value("mark_price")
         previous = mark.forward_fill().shift(1)
         changed = mark.is_not_null() & (previous.is_null() | (mark != previous))
-        out = frame.select(*times, value=mark, _keep=changed).filter("_keep").drop("_keep")
+        # The index price known at the mark's row (a row holds only the fields that changed).
+        index = value("index_price").forward_fill() if "index_price" in rows.cols else pl.lit(None, pl.Float64)
+        out = frame.select(*times, value=mark, index_price=index, _keep=changed).filter("_keep").drop("_keep")
         return kind.conform(out)
     rate, nxt = value("funding_rate"), value("next_funding_time")
-    updates = frame.select(*times, rate=rate, next_funding_time=nxt, _given=rate.is_not_null() | nxt.is_not_null())
+    updates = frame.select(
+        *times, rate=rate, next_funding_time=nxt, interval=pl.lit(None, pl.UInt16), _given=rate.is_not_null() | nxt.is_not_null()
+    )
     updates = updates.filter("_given").with_columns(pl.col("rate", "next_funding_time").forward_fill())
     changed = (pl.col("rate") != pl.col("rate").shift(1)) | (
         pl.col("next_funding_time") != pl.col("next_funding_time").shift(1)
