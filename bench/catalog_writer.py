@@ -2,14 +2,16 @@
 
 One 5,000,000-trade Tardis `trades` CSV.gz day (generated, seeded), then, alternating
 repetitions, each measurement in its own process (clean peak RSS):
-  (a) Nautilus: TardisCSVDataLoader.load_trades + ParquetDataCatalog.write_data
+  (a) Nautilus: TardisCSVDataLoader.load_trades(as_legacy_cython=False) + ParquetDataCatalog.write_data
+      (its fastest path: pyo3 objects; the reference every ratio is against)
+  (l) the same with load_trades' default, as_legacy_cython=True (Cython objects); slower
   (b) ours, writer alone: the validated frame -> Arrow -> Parquet (hedgegrid's write_arrow)
   (c) ours, end to end: `hedgegrid build --source csv` (Tardis format) for that day, i.e. a
       Dagster run: land raw, parse, quarantine, validate (checks), write the catalog
   (r) reading the file back with catalog.trade_ticks(): ours vs Nautilus's
 Prints medians, peak RSS and the ratios against (a) measured in the same run.
 
-    .venv/bin/python bench/catalog_writer.py [--trades 5000000] [--reps 3] [--steps a,b,c]
+    .venv/bin/python bench/catalog_writer.py [--trades 5000000] [--reps 3] [--steps a,l,b,c]
 
 (b) writes the frame (c) staged, so it needs c; the read-back comparison needs a and b.
 A big day's memory alone: --trades 20000000 --steps c --reps 1.
@@ -72,19 +74,18 @@ def generate(path: Path, n: int, seed: int = 1) -> None:
 # -- measurements, each run in a fresh process ------------------------------------------------
 
 
-def run_nautilus(csv: Path, work: Path) -> None:
+def run_nautilus(csv: Path, work: Path, legacy_cython: bool) -> None:
     from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
     from nautilus_trader.model.identifiers import InstrumentId
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     loader = TardisCSVDataLoader(price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str(INSTRUMENT_ID))
-    ticks = loader.load_trades(str(csv))
+    ticks = loader.load_trades(str(csv), as_legacy_cython=legacy_cython)
     start = DAY_START_US * 1000
     ParquetDataCatalog(str(work / "catalog")).write_data(ticks, start=start, end=start + 86_400 * 10**9 - 1)
 
 
 def run_writer(frame_path: Path, work: Path) -> None:
-    import hedgegrid_assets  # noqa: F401
     from hedgegrid_assets.catalog.writer import CatalogPartition, write_arrow
     from hedgegrid_assets.frames import TRADES
     from hedgegrid_assets.partitions import partition_context
@@ -97,7 +98,6 @@ def run_writer(frame_path: Path, work: Path) -> None:
 
 
 def run_read(catalog: Path) -> None:
-    import hedgegrid_assets  # noqa: F401
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trades", type=int, default=5_000_000)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--steps", default="a,b,c", help="which of a,b,c to run (default: all)")
+    ap.add_argument("--steps", default="a,l,b,c", help="which of a,l,b,c to run (default: all)")
     ap.add_argument("--step", choices=["nautilus", "writer", "read"], help=argparse.SUPPRESS)
     ap.add_argument("--rss-of", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("args", nargs="*", help=argparse.SUPPRESS)
@@ -143,14 +143,14 @@ def main() -> None:
         print(json.dumps({"peak_rss_mb": rss_mb}))
         sys.exit(proc.returncode)
     if a.step == "nautilus":
-        return run_nautilus(Path(a.args[0]), Path(a.args[1]))
+        return run_nautilus(Path(a.args[0]), Path(a.args[1]), legacy_cython=a.args[2] == "cython")
     if a.step == "writer":
         return run_writer(Path(a.args[0]), Path(a.args[1]))
     if a.step == "read":
         return run_read(Path(a.args[0]))
 
     OUT.mkdir(parents=True, exist_ok=True)
-    steps = [s for s in ("a", "c", "b") if s in a.steps.split(",")]
+    steps = [s for s in ("a", "c", "l", "b") if s in a.steps.split(",")]
     if "b" in steps and "c" not in steps:
         sys.exit("--steps: b writes the frame that c stages; add c")
     raw_dir = OUT / f"input_{a.trades}"
@@ -164,14 +164,15 @@ def main() -> None:
     config.write_text(json.dumps({"format": "tardis", "base_path": str(raw_dir)}))
 
     bin_dir = Path(sys.executable).parent
-    results: dict[str, list[dict]] = {"a": [], "b": [], "c": [], "read_ours": [], "read_nautilus": []}
+    results: dict[str, list[dict]] = {"a": [], "l": [], "b": [], "c": [], "read_ours": [], "read_nautilus": []}
     for rep in range(a.reps):
         for step in steps:
             work = OUT / f"work_{step}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir()
-            if step == "a":
-                cmd = [sys.executable, __file__, "--step", "nautilus", str(csv), str(work)]
+            if step in ("a", "l"):
+                objects = "pyo3" if step == "a" else "cython"
+                cmd = [sys.executable, __file__, "--step", "nautilus", str(csv), str(work), objects]
                 env = None
             elif step == "c":
                 home = work / "dagster_home"
@@ -197,9 +198,10 @@ def main() -> None:
     med = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in results.items() if v}
     a_wall, a_rss = (med["a"]["wall_s"], med["a"]["peak_rss_mb"]) if "a" in med else (None, None)
     print(f"\n{a.trades:,} trades, median of {a.reps} alternating repetitions")
-    print(f"{'':38}{'wall s':>9}{'peak RSS MB':>13}{'speed-up vs (a)':>17}{'memory vs (a)':>15}")
+    print(f"{'':40}{'wall s':>9}{'peak RSS MB':>13}{'speed-up vs (a)':>17}{'memory vs (a)':>15}")
     labels = {
-        "a": "(a) Nautilus load_trades + write_data",
+        "a": "(a) Nautilus load_trades(pyo3) + write_data",
+        "l": "(l) same, load_trades' default (Cython)",
         "b": "(b) hedgegrid Arrow writer alone",
         "c": "(c) hedgegrid build end to end",
     }
@@ -208,7 +210,7 @@ def main() -> None:
             continue
         w, r = med[k]["wall_s"], med[k]["peak_rss_mb"]
         vs = f"{a_wall / w:16.1f}x{r / a_rss:14.2f}x" if a_wall else ""
-        print(f"{label:38}{w:9.2f}{r:13.0f}{vs}")
+        print(f"{label:40}{w:9.2f}{r:13.0f}{vs}")
     if "b" in med:
         print(f"(b) writer's own time inside its process: {med['b']['inner_s']:.2f}s")
     if "read_ours" in med:

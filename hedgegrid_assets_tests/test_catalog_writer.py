@@ -203,3 +203,32 @@ def test_instrument_round_trips_every_field_as_one_version(tmp_path, symbol):
     schema = pq.read_schema(first)
     assert not [f.name for f in schema if pa.types.is_dictionary(f.type)]
     assert schema.field("id").type == pa.string()
+
+
+def test_rewriting_with_the_nautilus_writer_replaces_the_day(tmp_path):
+    """Since 1.223 write_data skips a file name that exists; our reference writer writes into a
+    private catalog and renames, so a second build of a day still replaces it."""
+    part = part_for("BTCUSDT")
+    first = edge_trades(part, [42000.1, 42000.2], [0.001, 0.002])
+    second = edge_trades(part, [43000.5, 43000.6, 43000.7], [0.004, 0.005, 0.006])
+    a = write_partition(tmp_path, CatalogPartition(TRADES, part, first), "nautilus").path
+    b = write_partition(tmp_path, CatalogPartition(TRADES, part, second), "nautilus").path
+    assert a == b and sorted(p.name for p in b.parent.iterdir()) == [b.name]
+    assert [str(t.price) for t in read_back(tmp_path, TRADES, part)] == ["43000.5", "43000.6", "43000.7"]
+
+
+def test_nautilus_consolidates_our_adjacent_days(built, tmp_path):
+    """1.231's consolidation asserts end + 1 == next start between files: our day files
+    ([00:00, next 00:00 - 1 ns]) meet it, and consolidating keeps every row."""
+    import shutil
+
+    root = tmp_path / "catalog"
+    shutil.copytree(built.catalog, root)
+    catalog = ParquetDataCatalog(str(root))
+    iid = "BTCUSDT-PERP.BINANCE"
+    before = [record(t) for t in catalog.trade_ticks(instrument_ids=[iid])]
+    folder = root / "data" / "trade_tick" / iid
+    assert len(list(folder.glob("*.parquet"))) == len(DAYS)
+    catalog.consolidate_data(TradeTick, identifier=iid, ensure_contiguous_files=True)
+    assert len(list(folder.glob("*.parquet"))) == 1
+    assert [record(t) for t in ParquetDataCatalog(str(root)).trade_ticks(instrument_ids=[iid])] == before

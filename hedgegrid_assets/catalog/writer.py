@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,11 +87,23 @@ def write_arrow(root: Path, item: CatalogPartition) -> Path:
         schema = kind.to_arrow(frame.head(0), part.instrument).schema
         # No dictionary pages (trade ids are unique; dictionary building was ~half the write time)
         # and statistics only where readers prune: the timestamps.
-        with pq.ParquetWriter(
-            tmp, schema, compression=COMPRESSION, use_dictionary=False, write_statistics=["ts_event", "ts_init"]
-        ) as out:
+        # Two cores: the next slice is converted (Arrow casts, GIL released) while this one is
+        # encoded and written; at most two slices' Arrow copies exist at once.
+        convert = lambda chunk: kind.to_arrow(chunk, part.instrument)  # noqa: E731
+        with (
+            pq.ParquetWriter(
+                tmp, schema, compression=COMPRESSION, use_dictionary=False, write_statistics=["ts_event", "ts_init"]
+            ) as out,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-convert") as pool,
+        ):
+            pending = None
             for chunk in frame.iter_slices(CHUNK_ROWS):
-                out.write_table(kind.to_arrow(chunk, part.instrument), row_group_size=ROW_GROUP_ROWS)
+                converted = pool.submit(convert, chunk)
+                if pending is not None:
+                    out.write_table(pending.result(), row_group_size=ROW_GROUP_ROWS)
+                pending = converted
+            if pending is not None:
+                out.write_table(pending.result(), row_group_size=ROW_GROUP_ROWS)
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -16,8 +16,8 @@ published names, either directly in DIR or in the site's tree below it
   honest, but the close keeps the most recent mark and puts each value at the end of the
   interval it summarises, never before it was known.
 - funding: monthly `SYMBOL-fundingRate-YYYY-MM.zip` (`calc_time,funding_interval_hours,
-  last_funding_rate`; the interval is the file's, else the instrument's). Each row is the rate settled at calc_time; it becomes an update with
-  next_funding_time = calc_time (rounded to the whole second: the file's times can be a few ms
+  last_funding_rate`; the interval is the file's, else the instrument's). Each row is the
+  rate settled at calc_time; it becomes an update with next_funding_time = calc_time (rounded to the whole second: the file's times can be a few ms
   late, the settlement is on the hour) and ts_event = ts_init = 1 ms before it. That is the
   latest moment the rate was (practically) known before settling: putting it at the previous
   settlement instead would hand a backtest the final rate 8 hours early. A partition therefore
