@@ -505,7 +505,9 @@ def _trades(frame: pl.DataFrame, cols, table: Table, label: str) -> pl.DataFrame
         buyer_maker = table.side_is_buyer_maker
         if buyer_maker is None:
             buyer_maker = _norm(side_col) in BUYER_MAKER_NAMES
-        side = parsing.by_distinct(frame, side_col, lambda text: parsing.aggressor_side(text, bool(buyer_maker)))
+        parsed = parsing.by_distinct(frame, side_col, lambda text: parsing.aggressor_side(text, bool(buyer_maker)))
+        frame = frame.with_columns(_side=parsed)  # mapped once, checked and selected from the column
+        side = pl.col("_side")
         parsing.raise_if_bad(
             frame, side.is_null(), label, "_line", side_col,
             f"column {side_col!r} is not an aggressor side (buy/sell, b/s, or a buyer-is-maker true/false)",
