@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from nautilus_trader.model.data import FundingRateUpdate
+from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.catalog import provenance, upgrade
@@ -36,7 +37,8 @@ LEGACY_FUNDING = pa.schema(
 
 def make_legacy(root, instrument) -> None:
     """Turn a freshly built catalog into what hedgegrid 0.1 left: format-1 funding files,
-    instruments as write_data writes them (dictionary strings), no provenance file."""
+    instruments as 1.220's write_data wrote them (dictionary strings, no lot_size column), no
+    provenance file."""
     for path in sorted((root / "data" / "funding_rate_update").glob("*/*.parquet")):
         new = pq.read_table(path)
         rates = pl.from_arrow(new.column("rate").cast(pa.string())).str.strip_chars('"').cast(pl.Decimal(38, 16))
@@ -50,7 +52,8 @@ def make_legacy(root, instrument) -> None:
     scratch = root.parent / "scratch"
     ParquetDataCatalog(str(scratch)).write_data([instrument])
     (raw,) = (scratch / "data" / "crypto_perpetual").glob("*/*.parquet")
-    raw.replace(written)
+    old = pq.read_table(raw)
+    pq.write_table(old.drop_columns(["lot_size"]).replace_schema_metadata(old.schema.metadata), written)
     (root / provenance.PROVENANCE_FILE).unlink()
 
 
@@ -68,6 +71,8 @@ def test_build_refuses_a_legacy_catalog_and_upgrade_rewrites_it_resumably(tmp_pa
 
     make_legacy(root, instrument_for("BTCUSDT", settings).nautilus)
     assert provenance.catalog_format(root) == 1
+    (legacy_inst,) = ParquetDataCatalog(str(root)).instruments()
+    assert CryptoPerpetual.to_dict(legacy_inst)["lot_size"] is None  # as 1.231 reads a 1.220 file
     with pytest.raises(KeyError):  # what nautilus_trader 1.231 makes of format 1
         ParquetDataCatalog(str(root)).query(FundingRateUpdate, identifiers=[IID])
 
@@ -112,7 +117,8 @@ def test_build_refuses_a_legacy_catalog_and_upgrade_rewrites_it_resumably(tmp_pa
     assert [u.rate for u in back] == [u.rate for u in expected]  # the same text, "0.00010123"
     (inst,) = (root / "data" / "crypto_perpetual").glob("*/*.parquet")
     assert not [f for f in pq.read_schema(inst) if pa.types.is_dictionary(f.type)]
-    assert len(ParquetDataCatalog(str(root)).instruments()) == 1
+    (back_inst,) = ParquetDataCatalog(str(root)).instruments()
+    assert CryptoPerpetual.to_dict(back_inst) == CryptoPerpetual.to_dict(instrument_for("BTCUSDT", settings).nautilus)
     assert provenance.catalog_format(root) == 2
 
     again = run([str(BIN / "hedgegrid"), "catalog", "upgrade", str(root)], tmp_path)

@@ -2,9 +2,10 @@
 
 Format 1 -> 2 (see provenance.py): each funding file is rewritten in Nautilus's own
 `FundingRateUpdate` schema (the rate as its exact decimal text, the interval from the
-instrument's settings, the instrument id in the metadata), and each instrument file with
-dictionary columns is rewritten with plain strings. Trades and mark prices are already in
-Nautilus's format and are not touched.
+instrument's settings, the instrument id in the metadata), and each instrument file that is
+not in 1.231's `CryptoPerpetual` schema (1.220 wrote no `lot_size`, and dictionary-encoded
+strings) is read with Nautilus and written again as a build writes it. Trades and mark prices
+are already in Nautilus's format and are not touched.
 
 Safe in place: every file is converted into a unique temporary name beside it, checked
 (same rows, same rates to the last digit), flushed to disk and renamed over the old one, so a
@@ -25,9 +26,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.model.data import FundingRateUpdate
+from nautilus_trader.model.instruments import CryptoPerpetual
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.serialization.arrow.implementations.instruments import SCHEMAS as INSTRUMENT_SCHEMAS
 
 from hedgegrid_assets.catalog import provenance
-from hedgegrid_assets.catalog.writer import COMPRESSION, decode_dictionaries
+from hedgegrid_assets.catalog.writer import COMPRESSION, write_instrument
 from hedgegrid_assets.frames.funding_rates import FUNDING_RATE_DECIMALS
 from hedgegrid_assets.frames.kind import nautilus_arrow_schema
 from hedgegrid_assets.instruments import UnknownSymbolError, instrument_for
@@ -100,12 +104,30 @@ def upgrade_funding_file(path: Path, settings: Settings) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def _dictionary_instrument_files(root: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in (root / "data" / "crypto_perpetual").glob("*/*.parquet")
-        if any(pa.types.is_dictionary(f.type) for f in pq.read_schema(p))
-    )
+def _outdated_instrument_files(root: Path) -> list[Path]:
+    """Instrument files not in the schema a build writes: other columns, or dictionary strings."""
+    current = INSTRUMENT_SCHEMAS[CryptoPerpetual].names
+
+    def outdated(path: Path) -> bool:
+        schema = pq.read_schema(path)
+        return schema.names != current or any(pa.types.is_dictionary(f.type) for f in schema)
+
+    return sorted(p for p in (root / "data" / "crypto_perpetual").glob("*/*.parquet") if outdated(p))
+
+
+def upgrade_instrument_file(root: Path, path: Path) -> None:
+    """Read the file's instrument with Nautilus and write it as a build does (same file name:
+    the fixed ts_init). A field the old schema lacked takes Nautilus's default, as the
+    instrument had when it was built (hedgegrid 0.1 never set `lot_size`: Nautilus's 1)."""
+    found = ParquetDataCatalog(str(root)).instruments(instrument_ids=[path.parent.name])
+    if len(found) != 1:
+        raise UpgradeError(f"{path}: expected one instrument version, found {len(found)}")
+    fields = CryptoPerpetual.to_dict(found[0])
+    if fields.get("lot_size") is None:
+        fields["lot_size"] = "1"
+    written = write_instrument(root, CryptoPerpetual.from_dict(fields))
+    if written != path:
+        raise UpgradeError(f"{path}: rewritten as {written.name}, not in place")
 
 
 def _remove_stale_temporaries(root: Path) -> int:
@@ -126,8 +148,8 @@ def upgrade(root: Path, settings: Settings, progress: Callable[[str], None] = la
         _replace_durably(upgrade_funding_file(path, settings), path)
         report.funding_files.append(path)
         progress(f"funding rates: {path.relative_to(root)}")
-    for path in _dictionary_instrument_files(root):
-        decode_dictionaries(path, replace=_replace_durably)
+    for path in _outdated_instrument_files(root):
+        upgrade_instrument_file(root, path)
         report.instrument_files.append(path)
         progress(f"instrument: {path.relative_to(root)}")
     provenance.record(root)

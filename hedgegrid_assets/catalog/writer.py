@@ -141,18 +141,13 @@ def write_partition(root: Path, item: CatalogPartition, writer: Writer = "arrow"
     return WrittenFile(write_objects(root, objects, start=part.start_ns, end=part.end_ns - 1), len(objects))
 
 
-def decode_dictionaries(path: Path, replace=None) -> None:
-    """Rewrite a Parquet file with its dictionary columns as their plain value type, schema
-    metadata kept (`replace(table, path)` writes it; default: in place). Nautilus 1.231 reads
-    both; NautilusTrader 2.0's migration takes only plain Utf8 ("Invalid column type `id`:
-    expected Utf8, found Dictionary(Int64, Utf8)")."""
+def decode_dictionaries(path: Path) -> None:
+    """Rewrite a Parquet file in place with its dictionary columns as their plain value type,
+    schema metadata kept. Nautilus 1.231 reads both; NautilusTrader 2.0's migration takes only
+    plain Utf8 ("Invalid column type `id`: expected Utf8, found Dictionary(Int64, Utf8)")."""
     table = pq.read_table(path)
     fields = [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in table.schema]
-    plain = table.cast(pa.schema(fields, metadata=table.schema.metadata))
-    if replace is None:
-        pq.write_table(plain, path, compression=COMPRESSION)
-    else:
-        replace(plain, path)
+    pq.write_table(table.cast(pa.schema(fields, metadata=table.schema.metadata)), path, compression=COMPRESSION)
 
 
 def write_instrument(root: Path, instrument) -> Path:
