@@ -26,6 +26,8 @@ BINANCE_USDM_SPECS: dict[str, InstrumentSpec] = {
 # Instruments are written with this ts_init so that rewriting one replaces its file instead of
 # adding a version (the catalog returns one instrument per distinct ts_init).
 INSTRUMENT_TS_INIT = 0
+# Nautilus's Binance perpetual ids: BTCUSDT-PERP.BINANCE
+PERP_SUFFIX = "-PERP."
 
 
 def _precision(increment: str) -> int:
@@ -42,7 +44,7 @@ class Instrument:
 
     @property
     def instrument_id(self) -> str:
-        return f"{self.symbol}-PERP.{self.venue}"
+        return f"{self.symbol}{PERP_SUFFIX}{self.venue}"
 
     @property
     def price_precision(self) -> int:
@@ -89,6 +91,11 @@ class Instrument:
             ts_event=INSTRUMENT_TS_INIT,
             ts_init=INSTRUMENT_TS_INIT,
         )
+
+
+def symbol_of(instrument_id: str) -> str:
+    """'BTCUSDT-PERP.BINANCE' -> 'BTCUSDT' (the inverse of `Instrument.instrument_id`)."""
+    return instrument_id.split(PERP_SUFFIX, 1)[0]
 
 
 class UnknownSymbolError(ValueError):

@@ -34,7 +34,7 @@ from hedgegrid_assets.catalog import provenance
 from hedgegrid_assets.catalog.writer import COMPRESSION, write_instrument
 from hedgegrid_assets.frames.funding_rates import FUNDING_RATE_DECIMALS
 from hedgegrid_assets.frames.kind import nautilus_arrow_schema
-from hedgegrid_assets.instruments import UnknownSymbolError, instrument_for
+from hedgegrid_assets.instruments import UnknownSymbolError, instrument_for, symbol_of
 from hedgegrid_assets.settings import Settings
 
 TMP_MARK = ".upgrade-"
@@ -73,9 +73,8 @@ def _replace_durably(table: pa.Table, path: Path) -> None:
 
 
 def _interval_minutes(instrument_id: str, settings: Settings, path: Path) -> int:
-    symbol = instrument_id.split("-PERP.")[0]
     try:
-        return instrument_for(symbol, settings).spec.funding_interval_hours * 60
+        return instrument_for(symbol_of(instrument_id), settings).spec.funding_interval_hours * 60
     except UnknownSymbolError as err:
         raise UpgradeError(f"{path}: {err}") from None
 
@@ -88,8 +87,9 @@ def upgrade_funding_file(path: Path, settings: Settings) -> pa.Table:
         raise UpgradeError(f"{path}: expected one instrument id, found {ids}")
     (instrument_id,) = ids
     rates = pl.from_arrow(old.column("rate"))  # decimal128(38, 16), written with 8 places
-    places = FUNDING_RATE_DECIMALS if rates.cast(pl.Decimal(38, FUNDING_RATE_DECIMALS)).cast(rates.dtype).equals(rates) else 16
-    text = rates.cast(pl.Decimal(38, places)).cast(pl.String)
+    # As a build writes them (8 places, as Binance publishes), unless a rate has more digits.
+    fits = rates.cast(pl.Decimal(38, FUNDING_RATE_DECIMALS)).cast(rates.dtype).equals(rates)
+    text = rates.cast(pl.Decimal(38, FUNDING_RATE_DECIMALS if fits else 16)).cast(pl.String)
     if not text.cast(rates.dtype).equals(rates):  # the decimal text must be the very number
         raise UpgradeError(f"{path}: a rate does not convert exactly to its decimal text")
     schema = nautilus_arrow_schema(FundingRateUpdate).with_metadata({"instrument_id": instrument_id})
