@@ -92,7 +92,7 @@ def upgrade_funding_file(path: Path, settings: Settings) -> pa.Table:
     text = rates.cast(pl.Decimal(38, FUNDING_RATE_DECIMALS if fits else 16)).cast(pl.String)
     if not text.cast(rates.dtype).equals(rates):  # the decimal text must be the very number
         raise UpgradeError(f"{path}: a rate does not convert exactly to its decimal text")
-    schema = nautilus_arrow_schema(FundingRateUpdate).with_metadata({"instrument_id": instrument_id})
+    schema = nautilus_arrow_schema(FundingRateUpdate, {"instrument_id": instrument_id})
     interval = _interval_minutes(instrument_id, settings, path)
     columns = {
         "rate": ('"' + text + '"').to_arrow().cast(pa.binary()),

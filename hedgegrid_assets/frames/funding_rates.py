@@ -70,7 +70,7 @@ def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[FundingRat
 
 def _to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
     # Nautilus keeps the instrument id only in the file's metadata, as its own write_data does.
-    schema = nautilus_arrow_schema(FundingRateUpdate).with_metadata({"instrument_id": instrument.instrument_id})
+    schema = nautilus_arrow_schema(FundingRateUpdate, {"instrument_id": instrument.instrument_id})
     columns = {
         "rate": decimal_json_bytes(frame.get_column("rate"), FUNDING_RATE_DECIMALS),
         "interval": frame.get_column("interval").to_arrow(),

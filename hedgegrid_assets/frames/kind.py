@@ -190,10 +190,12 @@ def receive_latency(cfg: ChecksSettings) -> pa.Check:
     )
 
 
-def nautilus_arrow_schema(cls: type) -> pyarrow.Schema:
-    """Nautilus's own Arrow schema for `cls`: an upgrade that changes it changes our files too,
-    and the differential tests against `write_data` then fail loudly."""
-    return NAUTILUS_ARROW_SCHEMA[cls]
+def nautilus_arrow_schema(cls: type, metadata: dict) -> pyarrow.Schema:
+    """Nautilus's own Arrow schema for `cls` with a file's metadata: an upgrade that changes it
+    changes our files too, and the differential tests against `write_data` then fail loudly.
+    The metadata keys are sorted (Nautilus's `get_metadata` gives them in hash order, which
+    changes from process to process), so a rebuild writes byte-identical files."""
+    return NAUTILUS_ARROW_SCHEMA[cls].with_metadata(dict(sorted(metadata.items())))
 
 
 def to_epoch_ns(frame: pl.DataFrame, column: str):

@@ -51,10 +51,11 @@ def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[MarkPriceU
 
 
 def _to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
-    schema = nautilus_arrow_schema(MarkPriceUpdate).with_metadata(
+    schema = nautilus_arrow_schema(
+        MarkPriceUpdate,
         nautilus_pyo3.MarkPriceUpdate.get_metadata(
             nautilus_pyo3.InstrumentId.from_str(instrument.instrument_id), MARK_PRICE_PRECISION
-        )
+        ),
     )
     columns = {
         "value": to_fixed_binary(frame.get_column("value"), MARK_PRICE_PRECISION),

@@ -57,12 +57,13 @@ def _to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[TradeTick]
 
 
 def _to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
-    schema = nautilus_arrow_schema(TradeTick).with_metadata(
+    schema = nautilus_arrow_schema(
+        TradeTick,
         nautilus_pyo3.TradeTick.get_metadata(
             nautilus_pyo3.InstrumentId.from_str(instrument.instrument_id),
             instrument.price_precision,
             instrument.size_precision,
-        )
+        ),
     )
     columns = {
         "price": to_fixed_binary(frame.get_column("price"), instrument.price_precision),

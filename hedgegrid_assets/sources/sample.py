@@ -176,7 +176,8 @@ class SampleSource(MarketDataSource):
         part = request.part
         lines = generate_day(part, self.trades_per_day, self.seed)
         path = request.dest / f"binance-futures_{part.day:%Y-%m-%d}_{part.instrument.symbol}.ndjson.gz"
-        with gzip.open(path, "wb", compresslevel=5) as out:
+        # mtime=0: the gzip header carries no write time, so a rebuild lands identical bytes.
+        with gzip.GzipFile(path, "wb", compresslevel=5, mtime=0) as out:
             lines.write_csv(out, include_header=False, quote_style="never")
         request.log(f"generated {lines.height:,} messages into {path.name}")
 

@@ -106,7 +106,8 @@ class TardisSource(MarketDataSource):
             with_disconnects=True,
         )
         count, hour, batch = 0, b"00", []
-        with gzip.open(path, "wb", compresslevel=5) as out:
+        # mtime=0: the gzip header carries no write time, so a re-download lands identical bytes.
+        with gzip.GzipFile(path, "wb", compresslevel=5, mtime=0) as out:
             async for item in replay:
                 if item is None:  # a recorder disconnect: keep the empty line, the parser skips it
                     batch.append(b"\n")
