@@ -8,6 +8,7 @@ from dagster import DailyPartitionsDefinition, MultiPartitionKey, MultiPartition
 
 from hedgegrid_assets.frames import PartitionContext
 from hedgegrid_assets.instruments import instrument_for
+from hedgegrid_assets.names import checked
 from hedgegrid_assets.settings import Settings
 
 
@@ -28,9 +29,12 @@ def partition_key(day: dt.date, symbol: str) -> MultiPartitionKey:
 def split_key(key: str | MultiPartitionKey) -> tuple[dt.date, str]:
     if isinstance(key, MultiPartitionKey):
         dims = key.keys_by_dimension
-        return dt.date.fromisoformat(dims["date"]), dims["symbol"]
-    day, symbol = str(key).split("|")
-    return dt.date.fromisoformat(day), symbol
+        return dt.date.fromisoformat(dims["date"]), checked("symbol", dims["symbol"])
+    day, _, symbol = str(key).partition("|")
+    try:
+        return dt.date.fromisoformat(day), checked("symbol", symbol)
+    except ValueError as err:  # a key typed or sent by hand: say which and why
+        raise type(err)(f"partition key {str(key)!r} is not DATE|SYMBOL: {err}") from None
 
 
 def partition_context(key: str | MultiPartitionKey, settings: Settings) -> PartitionContext:

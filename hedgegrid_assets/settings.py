@@ -27,6 +27,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from hedgegrid_assets.names import checked
+
 # Repo root when running from a checkout; generated data lives under it unless configured.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +63,11 @@ class TardisSettings(BaseModel):
     endpoint: str = Field("https://api.tardis.dev", description="Replay API base (TARDIS_ENDPOINT wins).")
     exchange: str = "binance-futures"
     trade_channel: Literal["aggTrade", "trade"] = "aggTrade"
+
+    @field_validator("exchange")
+    @classmethod
+    def _safe_exchange(cls, value: str) -> str:
+        return checked("exchange", value)
 
 
 class ChecksSettings(BaseModel):
@@ -130,6 +137,23 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             value = [str(s).strip().upper() for s in value]
         return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _safe_symbols(cls, value: list[str]) -> list[str]:
+        return [checked("symbol", s) for s in value]
+
+    @field_validator("instruments")
+    @classmethod
+    def _safe_instrument_symbols(cls, value: dict[str, InstrumentSpec]) -> dict[str, InstrumentSpec]:
+        for symbol in value:
+            checked("symbol", symbol)
+        return value
+
+    @field_validator("venue")
+    @classmethod
+    def _safe_venue(cls, value: str) -> str:
+        return checked("venue", value)
 
     @classmethod
     def settings_customise_sources(

@@ -29,6 +29,7 @@ from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestam
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
 from hedgegrid_assets.frames import DataKind, PartitionContext
+from hedgegrid_assets.names import inside
 
 Writer = Literal["arrow", "nautilus"]
 # Converting in slices bounds the extra memory of a 20M-trade day to one slice's Arrow copy.
@@ -60,7 +61,7 @@ class WrittenFile:
 def partition_path(root: Path, kind: DataKind, part: PartitionContext) -> Path:
     """`{root}/data/{class}/{instrument}/{day start}_{day end - 1 ns}.parquet`, named as Nautilus names it."""
     directory = root / "data" / class_to_filename(kind.nautilus_cls) / urisafe_identifier(part.instrument.instrument_id)
-    return directory / _timestamps_to_filename(part.start_ns, part.end_ns - 1)
+    return inside(root, directory / _timestamps_to_filename(part.start_ns, part.end_ns - 1))
 
 
 def _refuse_overlaps(target: Path, start: int, end: int) -> None:
@@ -120,7 +121,7 @@ def write_objects(root: Path, objects: list, start: int, end: int, plain_strings
         (written,) = list((tmp / "data").rglob("*.parquet"))
         if plain_strings:
             decode_dictionaries(written)
-        target = root / written.relative_to(tmp)
+        target = inside(root, root / written.relative_to(tmp))
         target.parent.mkdir(parents=True, exist_ok=True)
         _refuse_overlaps(target, start, end)
         written.replace(target)

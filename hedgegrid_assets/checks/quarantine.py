@@ -9,6 +9,7 @@ appear in the schema check's metadata. The raw files are never touched. Systemat
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import polars as pl
 
 from hedgegrid_assets.frames import DataKind, PartitionContext
 from hedgegrid_assets.frames.kind import key_expr, surely_distinct
+from hedgegrid_assets.names import inside
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def split(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> tuple[
 
 
 def quarantine_path(staging_dir: Path, kind: DataKind, part: PartitionContext) -> Path:
-    return Path(staging_dir) / "quarantine" / kind.name / part.day.isoformat() / f"{part.instrument.symbol}.parquet"
+    path = Path(staging_dir) / "quarantine" / kind.name / part.day.isoformat() / f"{part.instrument.symbol}.parquet"
+    return inside(staging_dir, path)
 
 
 def save(staging_dir: Path, kind: DataKind, part: PartitionContext, q: Quarantine) -> Path | None:
@@ -75,7 +78,10 @@ def save(staging_dir: Path, kind: DataKind, part: PartitionContext, q: Quarantin
         path.unlink(missing_ok=True)
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    q.rows.write_parquet(tmp)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: concurrent builds
+    try:
+        q.rows.write_parquet(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
+from hedgegrid_assets.names import inside
 from hedgegrid_assets.partitions import split_key
 
 
@@ -94,7 +95,7 @@ def land_shared(src: Path, shared_dir: Path, dest: Path) -> str:
     wins); pruning is best-effort and never fails a landing."""
     st = src.stat()
     identity = f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
-    kept = shared_dir / hashlib.sha256(identity.encode()).hexdigest()[:20] / src.name
+    kept = inside(shared_dir, shared_dir / hashlib.sha256(identity.encode()).hexdigest()[:20] / src.name)
     digest_file = kept.with_name(kept.name + ".sha256")
     if not (kept.exists() and digest_file.exists()):
         snapshot = _publish(src, st, kept, digest_file, dest)
@@ -153,7 +154,7 @@ def _prune_orphans(shared_dir: Path, keep: Path) -> None:
 
 def landing_dir(raw_dir: Path, source: str, key) -> Path:
     day, symbol = split_key(key)
-    return Path(raw_dir) / source / day.isoformat() / symbol
+    return inside(raw_dir, Path(raw_dir) / source / day.isoformat() / symbol)
 
 
 class RawZoneIOManager(ConfigurableIOManager):
@@ -163,16 +164,19 @@ class RawZoneIOManager(ConfigurableIOManager):
 
     def _manifest(self, key) -> Path:
         day, symbol = split_key(key)
-        return Path(self.raw_dir) / "_manifests" / day.isoformat() / f"{symbol}.json"
+        return inside(self.raw_dir, Path(self.raw_dir) / "_manifests" / day.isoformat() / f"{symbol}.json")
 
     def handle_output(self, context: OutputContext, obj: RawLanding | dict[str, RawLanding]) -> None:
         landings = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
         for key, landing in landings.items():
             path = self._manifest(key)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(asdict(landing), indent=1))
-            tmp.replace(path)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: concurrent builds
+            try:
+                tmp.write_text(json.dumps(asdict(landing), indent=1))
+                tmp.replace(path)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def load_input(self, context: InputContext) -> RawLanding | dict[str, RawLanding]:
         landings = {str(k): self._load(k) for k in context.asset_partition_keys}
