@@ -229,6 +229,14 @@ def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: Mark
         frame, notes = source.read_frame_with_notes(kind, landing.paths, part)
     except SourceError as err:
         raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
+    inputs = source.inputs_of(kind, landing.paths, part) if frame.is_empty() else None
+    if inputs is not None and not settings.allow_empty:
+        raise Failure(
+            description=f"partition {key}: no {kind.name} rows in {', '.join(inputs) or 'no file'}: an empty input is not an empty day, so "
+            "nothing was written and the catalog keeps this day as it was. Check the input, or rebuild with "
+            "--allow-empty (HEDGEGRID_ALLOW_EMPTY=true) to write the day as empty",
+            allow_retries=False,
+        )
     frame = kind.complete(frame, part)
     frame, quarantined = quarantine.split(kind, frame, part)
     side_file = quarantine.save(settings.staging_dir, kind, part, quarantined)

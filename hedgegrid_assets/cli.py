@@ -71,6 +71,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--config", metavar="FILE", help="source config file (csv/jsonl sources)")
     b.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
     b.add_argument("--data-dir", metavar="DIR", help="raw and staging zones (default: data/ in the project folder)")
+    b.add_argument("--allow-empty", action="store_true", default=None,
+                   help="accept an input with no rows for a kind and write the day as empty (default: such a partition fails)")
     c = sub.add_parser("catalog", help="look after an existing catalog (upgrade its format)")
     csub = c.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
     u = csub.add_parser(
@@ -91,7 +93,7 @@ def _settings(args: argparse.Namespace):
 
     overrides: dict = {"start_date": args.start}
     for field, value in (("source", args.source), ("symbols", args.symbols), ("source_config", args.config),
-                         ("catalog_dir", args.catalog), ("data_dir", args.data_dir)):
+                         ("catalog_dir", args.catalog), ("data_dir", args.data_dir), ("allow_empty", args.allow_empty)):
         if value is not None:
             overrides[field] = value
     if args.data_dir is not None and args.catalog is None:

@@ -31,7 +31,7 @@ def build_resources(settings: Settings) -> dict:
         "raw_io_manager": RawZoneIOManager(raw_dir=str(settings.raw_dir)),
         "frame_io_manager": FrameIOManager(staging_dir=str(settings.staging_dir)),
         "catalog_io_manager": NautilusCatalogIOManager(
-            catalog_dir=str(settings.catalog_path), writer=settings.catalog_writer
+            catalog_dir=str(settings.catalog_path), writer=settings.catalog_writer, allow_empty=settings.allow_empty
         ),
     }
 

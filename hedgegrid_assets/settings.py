@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         "(ParquetDataCatalog.write_data, the slower reference implementation).",
     )
     venue: str = "BINANCE"
+    allow_empty: bool = Field(
+        False,
+        description="Accept a kind the source offers coming out with no rows (and then replace the day's catalog "
+        "file with nothing). Off: an empty input fails the partition and the catalog day stays as it was.",
+    )
     instruments: dict[str, InstrumentSpec] = Field(
         default_factory=dict, description="Overrides/additions to the bundled Binance specs, by symbol."
     )

@@ -50,7 +50,8 @@ def recording_with_defects(tmp_path: Path, settings) -> Path:
     ts, payload = lines[trades[10]].split(" ", 1)
     msg = json.loads(payload)
     bad = []
-    for change in ({"p": "0.0"}, {"p": "NaN"}, {"q": "-0.001"}):  # each with a fresh trade id
+    # Each with a fresh trade id; 1e30 is more than Nautilus's fixed point holds (issue 10, point 5).
+    for change in ({"p": "0.0"}, {"p": "NaN"}, {"q": "-0.001"}, {"p": "1e30"}):
         msg["data"]["a"] += 10_000_000
         bad.append(f"{ts} " + json.dumps({**msg, "data": {**msg["data"], **change}}))
     bad.append(lines[trades[20]])  # a replayed duplicate of an earlier trade
@@ -75,18 +76,19 @@ def test_bad_rows_are_quarantined_counted_and_the_rest_is_written(tmp_path):
     assert result.success
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "trades_schema")
     assert check.passed
-    assert check.metadata["quarantined_rows"].value == 5
+    assert check.metadata["quarantined_rows"].value == 6
     assert check.metadata["quarantined_by_reason"].value == {
         "price not a positive number": 2,
+        "price beyond what the catalog holds (1.70141e+13)": 1,
         "size not a positive number": 1,
         "duplicate trade_id": 1,
         "ts_event outside 2024-01-02": 1,
     }
     side = pl.read_parquet(settings.staging_dir / "quarantine" / "trades" / "2024-01-02" / "BTCUSDT.parquet")
-    assert side.height == 5 and set(side.columns) == {*TRADES.columns, "reason"}
+    assert side.height == 6 and set(side.columns) == {*TRADES.columns, "reason"}
     # The catalog holds every other trade; the landed raw file is byte-for-byte the recording.
     all_trades = binance_ws.read_kind(TRADES, [recording])
-    assert len(ParquetDataCatalog(str(settings.catalog_path)).trade_ticks()) == all_trades.height - 5
+    assert len(ParquetDataCatalog(str(settings.catalog_path)).trade_ticks()) == all_trades.height - 6
     (landed,) = (settings.raw_dir / "recording" / "2024-01-02" / "BTCUSDT").iterdir()
     assert hashlib.sha256(landed.read_bytes()).hexdigest() == digest
 
@@ -110,3 +112,18 @@ def test_a_bad_row_does_not_make_a_good_one_with_its_id_a_duplicate():
     assert good.select("trade_id", "price").rows() == [("2", 42000.1), ("3", 42000.2), ("4", 42000.4)]
     assert q.counts == {"duplicate trade_id": 1, "price not a positive number": 1}
     assert q.rows.select("trade_id", "reason").rows() == [("2", "price not a positive number"), ("3", "duplicate trade_id")]
+
+
+def test_values_beyond_the_fixed_point_are_quarantined_not_crashing_the_writer():
+    from hedgegrid_assets.checks import quarantine
+    from hedgegrid_assets.frames import MARK_PRICES
+    from hedgegrid_assets.partitions import partition_context
+    from hedgegrid_assets.settings import Settings
+
+    start = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+    times = [start + dt.timedelta(seconds=i) for i in range(3)]
+    marks = MARK_PRICES.conform(pl.DataFrame({"ts_event": times, "ts_init": times, "value": [42000.5, 1e11, 9e10]}))
+    good, q = quarantine.split(MARK_PRICES, marks, partition_context("2024-01-02|BTCUSDT", Settings()))
+    # Marks carry 8 decimals: int64 units of 1e-8 end at 9.22e10.
+    assert good["value"].to_list() == [42000.5, 9e10]
+    assert q.counts == {"value beyond what the catalog holds (9.22337e+10)": 1}

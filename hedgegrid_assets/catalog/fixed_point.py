@@ -14,6 +14,13 @@ import pyarrow as pa
 from nautilus_trader.model.objects import FIXED_PRECISION
 
 DECIMAL = pa.decimal128(38, FIXED_PRECISION)
+INT64_MAX = 2**63 - 1
+
+
+def largest_writable(nautilus_max: float, precision: int) -> float:
+    """The largest value a catalog column holds: Nautilus's own limit (PRICE_MAX,
+    QUANTITY_MAX), and what `to_decimal`'s int64 units of 10**-precision can carry."""
+    return min(nautilus_max, INT64_MAX / 10**precision)
 
 
 def to_decimal(values: pl.Series, precision: int) -> pa.Array:

@@ -16,6 +16,7 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
 
     catalog_dir: str
     writer: str = "arrow"  # "arrow" (direct, columnar) or "nautilus" (write_data, the reference)
+    allow_empty: bool = False  # an empty frame removes the day's file (else the file stays)
 
     @property
     def root(self) -> Path:
@@ -44,11 +45,12 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
 
     def _write(self, obj) -> dict:
         if isinstance(obj, CatalogPartition):
-            written = write_partition(self.root, obj, self.writer)
+            written = write_partition(self.root, obj, self.writer, replace_with_empty=self.allow_empty)
             ts = obj.frame.get_column("ts_init")
             return {
                 "rows": written.rows,
                 "catalog_file": MetadataValue.path(str(written.path)) if written.path else "(no rows, no file)",
+                **({"kept_existing_file": MetadataValue.path(str(written.kept))} if written.kept else {}),
                 "first_ts_init": str(ts.min()) if written.rows else "",
                 "last_ts_init": str(ts.max()) if written.rows else "",
                 "nautilus_class": obj.kind.nautilus_cls.__name__,

@@ -56,6 +56,7 @@ class CatalogPartition:
 class WrittenFile:
     path: Path | None  # None when the partition has no rows (and no file)
     rows: int
+    kept: Path | None = None  # no rows, and the day's existing file was left as it was
 
 
 def partition_path(root: Path, kind: DataKind, part: PartitionContext) -> Path:
@@ -130,11 +131,17 @@ def write_objects(root: Path, objects: list, start: int, end: int, plain_strings
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_partition(root: Path, item: CatalogPartition, writer: Writer = "arrow") -> WrittenFile:
-    """Replace the partition's file with the frame's rows (no rows: no file)."""
+def write_partition(
+    root: Path, item: CatalogPartition, writer: Writer = "arrow", replace_with_empty: bool = False
+) -> WrittenFile:
+    """Replace the partition's file with the frame's rows. No rows never wipes a day by
+    itself: the existing file stays unless `replace_with_empty` (the user's --allow-empty)."""
     kind, part, frame = item.kind, item.part, item.frame
     if frame.is_empty():
-        partition_path(root, kind, part).unlink(missing_ok=True)
+        existing = partition_path(root, kind, part)
+        if existing.exists() and not replace_with_empty:
+            return WrittenFile(None, 0, kept=existing)
+        existing.unlink(missing_ok=True)
         return WrittenFile(None, 0)
     if writer == "arrow":
         return WrittenFile(write_arrow(root, item), frame.height)

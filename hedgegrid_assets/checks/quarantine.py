@@ -36,6 +36,8 @@ def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
     for col in kind.positive:
         c = pl.col(col)
         rules.append((c.is_null() | c.is_nan() | c.is_infinite() | (c <= 0), f"{col} not a positive number"))
+    for col, most in kind.maxima(part.instrument).items():
+        rules.append((pl.col(col) > most, f"{col} beyond what the catalog holds ({most:.6g})"))
     for col in kind.finite:
         c = pl.col(col)
         rules.append((c.is_null() | c.is_nan() | c.is_infinite(), f"{col} not a number"))

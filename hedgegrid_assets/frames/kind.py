@@ -72,6 +72,8 @@ class DataKind:
     # these columns must be finite and > 0 (or just finite) ...
     positive: tuple[str, ...] = ()
     finite: tuple[str, ...] = ()
+    # ... and no larger than what the catalog holds for the instrument (column -> maximum) ...
+    maxima: Callable[[Instrument], dict[str, float]] = lambda instrument: {}
     # ... and rows repeating this key are duplicates (the first one is kept).
     unique_key: tuple[str, ...] = ("ts_event", "ts_init")
     # Columns a source may leave null, filled from the partition (the instrument's specs).

@@ -9,9 +9,9 @@ import pyarrow
 from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.model.data import MarkPriceUpdate
 from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import PRICE_MAX, Price
 
-from hedgegrid_assets.catalog.fixed_point import epoch_ns, to_fixed_binary
+from hedgegrid_assets.catalog.fixed_point import epoch_ns, largest_writable, to_fixed_binary
 from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, to_epoch_ns
 from hedgegrid_assets.instruments import Instrument
 
@@ -77,4 +77,5 @@ MARK_PRICES = DataKind(
     price_precision=lambda inst: MARK_PRICE_PRECISION,
     positive=("value",),
     finite=(),
+    maxima=lambda inst: {"value": largest_writable(PRICE_MAX, MARK_PRICE_PRECISION)},
 )

@@ -9,9 +9,9 @@ from nautilus_trader.core import nautilus_pyo3
 from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.identifiers import InstrumentId, TradeId
-from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX, Price, Quantity
 
-from hedgegrid_assets.catalog.fixed_point import epoch_ns, to_fixed_binary
+from hedgegrid_assets.catalog.fixed_point import epoch_ns, largest_writable, to_fixed_binary
 from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, on_grid, to_epoch_ns
 from hedgegrid_assets.instruments import Instrument
 
@@ -89,5 +89,9 @@ TRADES = DataKind(
     price_precision=lambda inst: inst.price_precision,
     positive=("price", "size"),
     finite=(),
+    maxima=lambda inst: {
+        "price": largest_writable(PRICE_MAX, inst.price_precision),
+        "size": largest_writable(QUANTITY_MAX, inst.size_precision),
+    },
     unique_key=("trade_id",),
 )

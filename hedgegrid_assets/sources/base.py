@@ -49,6 +49,12 @@ class MarketDataSource(ConfigurableResource, ABC):
     def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         """Parse landed files into the kind's canonical columns (validation comes later)."""
 
+    def inputs_of(self, kind: DataKind, files: list[Path], part: PartitionContext) -> list[str] | None:
+        """The inputs `kind` is read from, as the user knows them; None when this source does
+        not offer the kind for the partition (such a kind may come out empty; an offered one
+        may not, unless the user allows it)."""
+        return sorted(Path(f).name for f in files)
+
     def read_frame_with_notes(
         self, kind: DataKind, files: list[Path], part: PartitionContext
     ) -> tuple[pl.DataFrame, dict]:

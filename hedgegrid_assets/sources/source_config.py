@@ -280,6 +280,12 @@ class FileSource(MarketDataSource):
         with self.naming_originals(files, part):
             return super().read_frame_with_notes(kind, files, part)
 
+    def inputs_of(self, kind: DataKind, files: list[Path], part: PartitionContext) -> list[str] | None:
+        """The original files of today's plan that hold `kind`; None when none does (a config
+        may leave a kind out)."""
+        found = self.landed_for(kind, files, part)
+        return [str(planned.source) for planned, _ in found] if found else None
+
     def landed_for(self, kind: DataKind, files: list[Path], part: PartitionContext) -> list[tuple[PlannedFile, Path]]:
         """The landed copies this kind reads, matched by name to today's plan."""
         by_name = {Path(f).name: Path(f) for f in files}
