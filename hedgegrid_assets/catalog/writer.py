@@ -29,6 +29,7 @@ from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestam
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
 from hedgegrid_assets.frames import DataKind, PartitionContext
+from hedgegrid_assets.debris import sweep, temp_name
 from hedgegrid_assets.names import inside
 
 Writer = Literal["arrow", "nautilus"]
@@ -116,7 +117,8 @@ def write_objects(root: Path, objects: list, start: int, end: int, plain_strings
     """Reference path: Nautilus objects of one class/instrument as the file for [start, end].
     `plain_strings`: dictionary-encoded string columns are stored as plain strings (see
     `write_instrument`)."""
-    tmp = root / f".tmp-write-{uuid.uuid4().hex}"  # outside `data/`; same filesystem for rename
+    sweep(root, ".tmp-write")  # what a killed write left
+    tmp = root / temp_name(".tmp-write")  # outside `data/`; same filesystem for rename
     try:
         ParquetDataCatalog(str(tmp)).write_data(objects, start=start, end=end)
         (written,) = list((tmp / "data").rglob("*.parquet"))

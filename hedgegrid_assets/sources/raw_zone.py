@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
+from hedgegrid_assets.debris import sweep, temp_name
 from hedgegrid_assets.names import inside
 from hedgegrid_assets.partitions import split_key
 
@@ -62,13 +63,15 @@ def land_atomically(directory: Path, source: str, land: Callable[[Path], dict | 
     """Run `land(tmp)` into a temporary sibling folder, then swap it in whole. `land` may return
     the sha256 of files it already knows (by name), which are then not read again."""
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.with_name(f".{directory.name}.landing-{uuid.uuid4().hex[:8]}")
+    for stem in (f".{directory.name}.landing", f".{directory.name}.old"):
+        sweep(directory.parent, stem)  # what a killed landing of this partition left
+    tmp = directory.with_name(temp_name(f".{directory.name}.landing"))
     tmp.mkdir()
     try:
         known = land(tmp) or {}
         old = None
         if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{uuid.uuid4().hex[:8]}")
+            old = directory.with_name(temp_name(f".{directory.name}.old"))
             directory.rename(old)
         tmp.rename(directory)
         if old is not None:
