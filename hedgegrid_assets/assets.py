@@ -36,6 +36,7 @@ from hedgegrid_assets.catalog.writer import CatalogPartition
 from hedgegrid_assets.checks import completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError, TransientSourceError
@@ -96,7 +97,7 @@ def build_assets(settings: Settings) -> list:
         kinds={"file"},
         description="The partition's source files, landed exactly as received (never edited).",
     )
-    def raw_market_data(context: AssetExecutionContext, source: MarketDataSource):
+    def raw_market_data(context: AssetExecutionContext, source: MarketDataSource, partition_lock: PartitionLock):
         landings, meta = {}, {}
         for key in keys_of(context):
             landings[key] = landing = _land(context, source, key, settings)
@@ -184,7 +185,9 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         kinds={"polars"},
         description=f"{kind.description}: validated canonical frame.",
     )
-    def frame_asset(context: AssetExecutionContext, raw, source: MarketDataSource, **compare) -> Iterator:
+    def frame_asset(
+        context: AssetExecutionContext, raw, source: MarketDataSource, partition_lock: PartitionLock, **compare
+    ) -> Iterator:
         keys = keys_of(context)
         frames, meta, checks = {}, {}, {}
         trades_by_key = by_key(keys, compare["trades"]) if "trades" in compare else {}
@@ -208,7 +211,7 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         kinds={"parquet"},
         description=f"{kind.description} in the Nautilus catalog: one file per partition.",
     )
-    def catalog_asset(context: AssetExecutionContext, frame):
+    def catalog_asset(context: AssetExecutionContext, frame, partition_lock: PartitionLock):
         keys = keys_of(context)
         return as_output(
             {key: CatalogPartition(kind, partition_context(key, settings), f) for key, f in by_key(keys, frame).items()}
@@ -263,7 +266,7 @@ def _instrument_asset(parts, settings: Settings) -> AssetsDefinition:
         kinds={"parquet"},
         description="The symbol's CryptoPerpetual (bundled Binance specs, overridable in settings).",
     )
-    def instrument_catalog(context: AssetExecutionContext):
+    def instrument_catalog(context: AssetExecutionContext, partition_lock: PartitionLock):
         return as_output({key: partition_context(key, settings).instrument.nautilus for key in keys_of(context)})
 
     return instrument_catalog
@@ -288,7 +291,7 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
         kinds={"nautilus"},
         description="Completeness of the partition in the catalog, read back from the catalog files.",
     )
-    def catalog_report(context: AssetExecutionContext) -> Iterator:
+    def catalog_report(context: AssetExecutionContext, partition_lock: PartitionLock) -> Iterator:
         meta, checks = {}, {}
         for key in keys_of(context):
             meta[key], check = completeness.report(settings.catalog_path, partition_context(key, settings))

@@ -22,6 +22,7 @@ from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.frames.staging import FrameIOManager
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.raw_zone import RawZoneIOManager
+from hedgegrid_assets.locks import PartitionLock
 from hedgegrid_assets.sources.registry import build_source
 
 
@@ -30,6 +31,12 @@ def build_resources(settings: Settings) -> dict:
         "source": build_source(settings),
         "raw_io_manager": RawZoneIOManager(raw_dir=str(settings.raw_dir)),
         "frame_io_manager": FrameIOManager(staging_dir=str(settings.staging_dir)),
+        "partition_lock": PartitionLock(
+            locks_dir=str(settings.data_dir / "locks"),
+            wait_seconds=settings.lock_wait_seconds,
+            start_date=settings.start_date.isoformat(),
+            symbols=list(settings.symbols),
+        ),
         "catalog_io_manager": NautilusCatalogIOManager(
             catalog_dir=str(settings.catalog_path), writer=settings.catalog_writer, allow_empty=settings.allow_empty
         ),

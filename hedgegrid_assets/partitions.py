@@ -13,11 +13,15 @@ from hedgegrid_assets.settings import Settings
 
 
 def partitions_def(settings: Settings) -> MultiPartitionsDefinition:
+    return partitions_def_for(settings.start_date, settings.symbols)
+
+
+def partitions_def_for(start_date: dt.date, symbols: list[str]) -> MultiPartitionsDefinition:
     # Dimension names sort, so keys read "2024-01-02|BTCUSDT" (date first).
     return MultiPartitionsDefinition(
         {
-            "date": DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), timezone="UTC"),
-            "symbol": StaticPartitionsDefinition(list(settings.symbols)),
+            "date": DailyPartitionsDefinition(start_date=start_date.isoformat(), timezone="UTC"),
+            "symbol": StaticPartitionsDefinition(list(symbols)),
         }
     )
 

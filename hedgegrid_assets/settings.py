@@ -106,6 +106,9 @@ class Settings(BaseSettings):
         "(ParquetDataCatalog.write_data, the slower reference implementation).",
     )
     venue: str = "BINANCE"
+    lock_wait_seconds: float = Field(
+        3600.0, ge=0, description="How long a build waits for another build of the same partition to finish."
+    )
     allow_empty: bool = Field(
         False,
         description="Accept a kind the source offers coming out with no rows (and then replace the day's catalog "

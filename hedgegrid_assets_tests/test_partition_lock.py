@@ -1,0 +1,62 @@
+"""One builder per partition (issue 10, point 2): concurrent builds of the same partition wait
+for each other instead of failing; one that may not wait says who holds the partition."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from hedgegrid_assets.locks import PartitionBusyError, hold, lock_path
+from hedgegrid_assets_tests.test_cli import BIN, run
+
+
+def test_a_held_partition_stops_a_builder_that_may_not_wait(tmp_path):
+    locks = tmp_path / "locks"
+    said = []
+    with hold(locks, ["2024-01-02|BTCUSDT"], wait_s=0):
+        assert lock_path(locks, "2024-01-02|BTCUSDT").read_text().startswith("pid ")
+        holder = subprocess.run(  # another process: flock is per process here
+            [sys.executable, "-c", "import sys; from pathlib import Path; from hedgegrid_assets.locks import hold\n"
+             "with hold(Path(sys.argv[1]), ['2024-01-02|BTCUSDT'], wait_s=0.5, say=print): pass", str(locks)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert holder.returncode != 0
+        assert "PartitionBusyError: partition 2024-01-02|BTCUSDT is being built by pid " in holder.stderr
+        assert " since 20" in holder.stderr and "waiting up to 0s" in holder.stdout
+    with hold(locks, ["2024-01-02|BTCUSDT"], wait_s=0, say=said.append):  # released: free again
+        pass
+    assert said == []
+    with pytest.raises(ValueError, match="invalid symbol"):
+        lock_path(locks, "2024-01-02|../x")
+
+
+def test_two_concurrent_builds_of_one_partition_both_succeed(tmp_path):
+    args = [str(BIN / "hedgegrid"), "build", "--source", "sample", "--symbol", "BTCUSDT", "--start", "2024-01-02",
+            "--end", "2024-01-03", "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    for attempt in range(3):
+        results: list[subprocess.CompletedProcess] = []
+        homes = [tmp_path / f"a{attempt}", tmp_path / f"b{attempt}"]  # separate DAGSTER_HOMEs, one data zone
+        threads = [threading.Thread(target=lambda h=h: results.append(run(args, h))) for h in homes]
+        for h in homes:
+            h.mkdir()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.returncode for r in results] == [0, 0], [r.stdout + r.stderr for r in results]
+    assert sorted(p.name for p in (tmp_path / "data" / "locks" / "2024-01-02").iterdir()) == ["BTCUSDT.lock"]
+    assert not [p for p in Path(tmp_path / "data").rglob("*.tmp")]
+
+
+def test_a_batched_run_locks_every_partition_of_its_range(tmp_path):
+    from hedgegrid_assets.locks import PartitionLock
+
+    lock = PartitionLock(locks_dir=str(tmp_path), start_date="2024-01-01", symbols=["BTCUSDT", "ETHUSDT"])
+    tags = {"dagster/asset_partition_range_start": "2024-01-01|BTCUSDT", "dagster/asset_partition_range_end": "2024-01-02|ETHUSDT"}
+    assert sorted(lock._keys(tags)) == ["2024-01-01|BTCUSDT", "2024-01-01|ETHUSDT", "2024-01-02|BTCUSDT", "2024-01-02|ETHUSDT"]
+    assert lock._keys({"dagster/partition": "2024-01-02|BTCUSDT"}) == ["2024-01-02|BTCUSDT"]
+    assert lock._keys({}) == []
