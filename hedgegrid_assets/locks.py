@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from dagster import ConfigurableResource, InitResourceContext, MultiPartitionsDefinition, PartitionKeyRange
+from dagster import ConfigurableResource, InitResourceContext, PartitionKeyRange
 
 from hedgegrid_assets.names import inside
-from hedgegrid_assets.partitions import split_key
+from hedgegrid_assets.partitions import partitions_def_for, split_key
 
 POLL_S = 0.2
 
@@ -85,9 +85,7 @@ class PartitionLock(ConfigurableResource):
             return [tags["dagster/partition"]]
         start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
         if start and end:
-            from hedgegrid_assets.partitions import partitions_def_for
-
-            parts: MultiPartitionsDefinition = partitions_def_for(dt.date.fromisoformat(self.start_date), self.symbols)
+            parts = partitions_def_for(dt.date.fromisoformat(self.start_date), self.symbols)
             return parts.get_partition_keys_in_range(PartitionKeyRange(start, end))
         return []  # an unpartitioned run builds no partition
 
