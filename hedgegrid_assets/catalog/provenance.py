@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 
@@ -52,6 +53,13 @@ def describe() -> dict:
         "kinds": kinds,
         "instruments": {"class": "CryptoPerpetual", "directory": "data/crypto_perpetual"},
     }
+
+
+@lru_cache(maxsize=1)
+def _text() -> str:
+    """The provenance file's text: the same for the whole process, made once (every catalog
+    write records it)."""
+    return json.dumps(describe(), indent=2, sort_keys=True) + "\n"
 
 
 def _probe_instrument() -> Instrument:
@@ -96,7 +104,7 @@ def check_writable(root: Path) -> None:
 def record(root: Path) -> None:
     """Write the provenance file (atomically) unless it already says exactly this."""
     path = root / PROVENANCE_FILE
-    text = json.dumps(describe(), indent=2, sort_keys=True) + "\n"
+    text = _text()
     if path.exists() and path.read_text() == text:
         return
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
