@@ -1,8 +1,8 @@
 """The asset graph: per date|symbol partition, raw -> validated frame per kind -> catalog.
 
-    raw_market_data ─┬─> trades ──────> trades_catalog ───────┐
-                     ├─> mark_prices ─> mark_prices_catalog ──┼─ (Nautilus catalog)
-                     └─> funding_rates > funding_rates_catalog┘
+    raw_market_data ─┬─> trades ──────> trades_catalog ───────┐ one step (catalog_commit):
+                     ├─> mark_prices ─> mark_prices_catalog ──┤ a partition's kinds enter
+                     └─> funding_rates > funding_rates_catalog┘ the catalog together
     instrument_catalog (the symbol's CryptoPerpetual, written idempotently)
 
 Everything here is generic over `DataKind`; kinds are listed in `frames/__init__.py`.
@@ -18,6 +18,8 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
+    AssetOut,
     AssetsDefinition,
     AutomationCondition,
     Backoff,
@@ -29,10 +31,12 @@ from dagster import (
     Output,
     RetryPolicy,
     asset,
+    multi_asset,
 )
 
 from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
-from hedgegrid_assets.catalog.writer import CatalogPartition
+from hedgegrid_assets.catalog.writer import CatalogCommit
+from hedgegrid_assets.frames.staging import StagedFrames
 from hedgegrid_assets.checks import completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
@@ -69,7 +73,7 @@ FOLLOW_RAW = (
 
 
 def catalog_asset_name(kind: DataKind) -> str:
-    return f"{kind.name}_catalog"
+    return kind.catalog_asset
 
 
 def _metadata(per_key: dict[str, dict]) -> dict:
@@ -111,7 +115,13 @@ def build_assets(settings: Settings) -> list:
         return Output(as_output(landings), metadata=_metadata(meta))
 
     kind_assets = [a for kind in KINDS.values() for a in _kind_assets(kind, parts, settings)]
-    return [raw_market_data, *kind_assets, _instrument_asset(parts, settings), _report_asset(parts, settings)]
+    return [
+        raw_market_data,
+        *kind_assets,
+        _catalog_step(parts, settings),
+        _instrument_asset(parts, settings),
+        _report_asset(parts, settings),
+    ]
 
 
 def _land(context, source: MarketDataSource, key: str, settings: Settings) -> RawLanding:
@@ -199,25 +209,48 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         yield Output(as_output(frames), metadata=_metadata(meta))
         yield from emit_checks(context, kind.name, checks, blocking=blocking)
 
-    @asset(
-        name=catalog_asset_name(kind),
+    return [frame_asset]
+
+
+def _catalog_step(parts, settings: Settings) -> AssetsDefinition:
+    """One step writes every kind's catalog asset of a partition, in one commit: it runs only
+    when each kind's frame passed its blocking checks, so one failing kind keeps them all out."""
+    names = {kind.catalog_asset: kind for kind in KINDS.values()}
+
+    @multi_asset(
+        name="catalog_commit",
+        outs={
+            kind.catalog_asset: AssetOut(
+                io_manager_key="catalog_io_manager",
+                is_required=False,
+                group_name="catalog",
+                kinds={"parquet"},
+                automation_condition=FOLLOW_RAW,
+                description=f"{kind.description} in the Nautilus catalog: one file per partition, "
+                "committed together with the partition's other kinds.",
+            )
+            for kind in KINDS.values()
+        },
+        ins={kind.name: AssetIn(kind.name, input_manager_key="staged_frames") for kind in KINDS.values()},
+        deps=[INSTRUMENT_ASSET],
+        internal_asset_deps={
+            kind.catalog_asset: {AssetKey(kind.name), AssetKey(INSTRUMENT_ASSET)} for kind in KINDS.values()
+        },
         partitions_def=parts,
         backfill_policy=BACKFILL,
-        automation_condition=FOLLOW_RAW,
-        ins={"frame": AssetIn(kind.name)},
-        deps=[INSTRUMENT_ASSET],
-        io_manager_key="catalog_io_manager",
-        group_name="catalog",
-        kinds={"parquet"},
-        description=f"{kind.description} in the Nautilus catalog: one file per partition.",
+        can_subset=True,
     )
-    def catalog_asset(context: AssetExecutionContext, frame, partition_lock: PartitionLock):
-        keys = keys_of(context)
-        return as_output(
-            {key: CatalogPartition(kind, partition_context(key, settings), f) for key, f in by_key(keys, frame).items()}
+    def catalog_commit(context: AssetExecutionContext, partition_lock: PartitionLock, **staged: StagedFrames):
+        kinds = [names[key.path[-1]] for key in context.selected_asset_keys]
+        commit = CatalogCommit(
+            kinds=kinds,
+            parts={key: partition_context(key, settings) for key in keys_of(context)},
+            frame=lambda kind, key: staged[kind.name].read(key),
         )
+        for kind in kinds:  # every output is the same commit: the first one writes it
+            yield Output(commit, output_name=kind.catalog_asset)
 
-    return [frame_asset, catalog_asset]
+    return catalog_commit
 
 
 def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: MarketDataSource, settings, warn_checks):

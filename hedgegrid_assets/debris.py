@@ -24,20 +24,31 @@ def temp_name(stem: str) -> str:
     return f"{stem}-p{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def _owner_gone(name: str) -> bool:
+def owner_of(name: str) -> int | None:
+    """The pid a temporary name carries (None for a name without one)."""
     match = _OWNER.search(name)
-    if match is None:
-        return False
-    pid = int(match.group(1))
-    if pid == os.getpid():
-        return False
+    return int(match.group(1)) if match else None
+
+
+def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
         return False
-    return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _owner_gone(name: str) -> bool:
+    pid = owner_of(name)
+    return pid is not None and pid != os.getpid() and not _running(pid)
+
+
+def held_by_another(name: str) -> bool:
+    """True when the name's process is another one that still runs."""
+    pid = owner_of(name)
+    return pid is not None and pid != os.getpid() and _running(pid)
 
 
 def sweep(directory: Path, stem: str) -> int:

@@ -19,7 +19,7 @@ from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, REPORT_ASSET, b
 from hedgegrid_assets.automation import build_daily_schedule, build_file_drop_sensor
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
 from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
-from hedgegrid_assets.frames.staging import FrameIOManager
+from hedgegrid_assets.frames.staging import FrameIOManager, StagedFrameRefs
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.raw_zone import RawZoneIOManager
 from hedgegrid_assets.locks import PartitionLock
@@ -31,8 +31,10 @@ def build_resources(settings: Settings) -> dict:
         "source": build_source(settings),
         "raw_io_manager": RawZoneIOManager(raw_dir=str(settings.raw_dir)),
         "frame_io_manager": FrameIOManager(staging_dir=str(settings.staging_dir)),
+        "staged_frames": StagedFrameRefs(staging_dir=str(settings.staging_dir)),
         "partition_lock": PartitionLock(
             locks_dir=str(settings.data_dir / "locks"),
+            catalog_dir=str(settings.catalog_path),
             wait_seconds=settings.lock_wait_seconds,
             start_date=settings.start_date.isoformat(),
             symbols=list(settings.symbols),

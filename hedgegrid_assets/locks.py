@@ -5,7 +5,8 @@ its end: the `partition_lock` resource, which every asset requires, so the CLI, 
 daemon's runs and `dagster asset materialize` all take it. A second builder of the same
 partition waits (up to `lock_wait_seconds`, saying who holds it) and then stops with
 "partition P is being built by pid N since T". The kernel drops an flock when its process
-dies, so a killed build never leaves a stale lock; lock files are never deleted (that would
+dies, so a killed build never leaves a stale lock; holding it, a run first finishes or undoes
+an interrupted catalog commit of the partition (catalog/journal.py); lock files are never deleted (that would
 race), they are a few bytes each.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from dagster import ConfigurableResource, InitResourceContext, PartitionKeyRange
 
+from hedgegrid_assets.catalog import journal
 from hedgegrid_assets.names import inside
 from hedgegrid_assets.partitions import partitions_def_for, split_key
 
@@ -76,6 +78,7 @@ class PartitionLock(ConfigurableResource):
     """Holds the locks of the run's partitions from its start to its end."""
 
     locks_dir: str
+    catalog_dir: str | None = None  # holding a partition, first finish or undo its interrupted commit
     wait_seconds: float = 3600.0
     start_date: str
     symbols: list[str]
@@ -94,4 +97,7 @@ class PartitionLock(ConfigurableResource):
         keys = self._keys(dict(context.run.tags)) if context.run else []
         log = context.log.info if context.log else (lambda _: None)
         with hold(Path(self.locks_dir), keys, self.wait_seconds, log):
+            if self.catalog_dir is not None:
+                for key in keys:
+                    journal.recover(Path(self.catalog_dir), str(key), say=log)
             yield self

@@ -12,7 +12,7 @@ from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.assets import INSTRUMENT_ASSET, catalog_asset_name
-from hedgegrid_assets.frames import TRADES
+from hedgegrid_assets.frames import KINDS, TRADES
 from hedgegrid_assets.settings import ChecksSettings
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets_tests.conftest import DAYS, SYMBOLS, build, make_instance, make_settings, materializations
@@ -146,14 +146,13 @@ def test_failing_check_blocks_the_catalog_write(tmp_path):
     assert meta["failure_count"].value > 100
     assert "ts_init - ts_event outside [-1.0s, 0.005s]" in meta["failures_by_check"].value
     assert "| ts_event |" in meta["failing_rows_sample"].value
-    # The trades never reached the catalog. Mark prices wait too: their blocking band check
-    # compares them with trades, which failed. Funding rates are independent and were written.
+    # A partition enters the catalog whole or not at all: the failing trades keep out the
+    # (valid) mark prices and funding rates of the same partition too.
     data = settings.catalog_path / "data"
-    assert not (data / "trade_tick").exists()
-    assert not (data / "mark_price_update").exists()
-    assert len(list((data / "funding_rate_update").rglob("*.parquet"))) == 1
+    for kind in ("trade_tick", "mark_price_update", "funding_rate_update"):
+        assert not list((data / kind).rglob("*.parquet")), kind
     mats = materializations(result)
-    assert catalog_asset_name(TRADES) not in mats and INSTRUMENT_ASSET in mats
+    assert not any(catalog_asset_name(k) in mats for k in KINDS.values()) and INSTRUMENT_ASSET in mats
 
 
 def test_catalog_report_says_what_is_complete(built):

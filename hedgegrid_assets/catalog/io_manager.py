@@ -8,11 +8,12 @@ import polars as pl
 from dagster import ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 
 from hedgegrid_assets.catalog import provenance
-from hedgegrid_assets.catalog.writer import CatalogPartition, write_instrument, write_partition
+from hedgegrid_assets.catalog.writer import CatalogCommit, CatalogWriteError, WrittenFile, write_instrument
 
 
 class NautilusCatalogIOManager(ConfigurableIOManager):
-    """Writes each kind's partition as one file of the ParquetDataCatalog at `catalog_dir`."""
+    """Writes each kind's partition as one file of the ParquetDataCatalog at `catalog_dir`,
+    all kinds of a partition in one commit (the catalog step's outputs share a CatalogCommit)."""
 
     catalog_dir: str
     writer: str = "arrow"  # "arrow" (direct, columnar) or "nautilus" (write_data, the reference)
@@ -28,8 +29,16 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
             provenance.check_writable(self.root)
         except provenance.IncompatibleCatalogError as err:
             raise Failure(description=str(err), allow_retries=False) from None
-        items = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
-        metadata = {str(key): self._write(item) for key, item in items.items()}
+        if isinstance(obj, CatalogCommit):
+            kind = next(k for k in obj.kinds if k.catalog_asset == context.asset_key.path[-1])
+            try:
+                written = obj.commit(self.root, self.writer, self.allow_empty)
+            except CatalogWriteError as err:
+                raise Failure(description=str(err), allow_retries=False) from None
+            metadata = {key: self._file_metadata(files[kind.name], kind) for key, files in written.items()}
+        else:  # instrument definitions
+            items = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
+            metadata = {str(key): self._instrument(item) for key, item in items.items()}
         provenance.record(self.root)
         if len(metadata) == 1:
             context.add_output_metadata(next(iter(metadata.values())))
@@ -43,21 +52,20 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
                 }
             )
 
-    def _write(self, obj) -> dict:
-        if isinstance(obj, CatalogPartition):
-            written = write_partition(self.root, obj, self.writer, replace_with_empty=self.allow_empty)
-            ts = obj.frame.get_column("ts_init")
-            return {
-                "rows": written.rows,
-                "catalog_file": MetadataValue.path(str(written.path)) if written.path else "(no rows, no file)",
-                **({"kept_existing_file": MetadataValue.path(str(written.kept))} if written.kept else {}),
-                "first_ts_init": str(ts.min()) if written.rows else "",
-                "last_ts_init": str(ts.max()) if written.rows else "",
-                "nautilus_class": obj.kind.nautilus_cls.__name__,
-                "writer": self.writer,
-            }
-        path = write_instrument(self.root, obj)  # an instrument definition
-        return {"instrument_id": obj.id.value, "catalog_file": MetadataValue.path(str(path))}
+    def _file_metadata(self, written: WrittenFile, kind) -> dict:
+        return {
+            "rows": written.rows,
+            "catalog_file": MetadataValue.path(str(written.path)) if written.path else "(no rows, no file)",
+            **({"kept_existing_file": MetadataValue.path(str(written.kept))} if written.kept else {}),
+            "first_ts_init": written.first_ts_init,
+            "last_ts_init": written.last_ts_init,
+            "nautilus_class": kind.nautilus_cls.__name__,
+            "writer": self.writer,
+        }
+
+    def _instrument(self, instrument) -> dict:
+        path = write_instrument(self.root, instrument)
+        return {"instrument_id": instrument.id.value, "catalog_file": MetadataValue.path(str(path))}
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
         raise NotImplementedError(

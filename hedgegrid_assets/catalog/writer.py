@@ -1,21 +1,21 @@
-"""Write one partition of one kind into the catalog as exactly one file, safely.
+"""Write a partition's kinds into the catalog, one file per kind, committed together.
 
-Two ways, selected by `settings.catalog_writer`:
-- "arrow" (default): the kind's columnar `to_arrow` -> Parquet, in bounded chunks, into a
-  temporary file in the target directory, then renamed over the partition's file.
+Each kind's file is written in one of two ways, selected by `settings.catalog_writer`:
+- "arrow" (default): the kind's columnar `to_arrow` -> Parquet, in bounded chunks.
 - "nautilus": the reference: Nautilus objects -> `ParquetDataCatalog.write_data` into a private
-  temporary catalog (Nautilus's own naming), then renamed into place. Kept to check the fast
-  path against (hedgegrid_assets_tests/test_catalog_writer.py) whenever nautilus_trader is upgraded.
+  temporary catalog (Nautilus's own naming). Kept to check the fast path against
+  (hedgegrid_assets_tests/test_catalog_writer.py) whenever nautilus_trader is upgraded.
 
-Either way Nautilus's after-the-write overlap check can never leave the real catalog broken:
-the file is renamed in whole or not at all, neighbouring days are untouched, and a foreign file
-that would overlap the day is refused before anything moves.
+Either way the file is staged in the partition's commit journal (journal.py) and all kinds
+of the partition are renamed into place together, or none: a reader sees the whole old or the
+whole new partition. Neighbouring days are untouched, and a foreign file that would overlap
+the day is refused before anything moves.
 """
 
 from __future__ import annotations
 
 import shutil
-import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +28,9 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestamps, _timestamps_to_filename
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
-from hedgegrid_assets.frames import DataKind, PartitionContext
+from hedgegrid_assets.catalog.journal import CommitError, PartitionCommit
 from hedgegrid_assets.debris import sweep, temp_name
+from hedgegrid_assets.frames import DataKind, PartitionContext
 from hedgegrid_assets.names import inside
 
 Writer = Literal["arrow", "nautilus"]
@@ -58,6 +59,29 @@ class WrittenFile:
     path: Path | None  # None when the partition has no rows (and no file)
     rows: int
     kept: Path | None = None  # no rows, and the day's existing file was left as it was
+    first_ts_init: str = ""
+    last_ts_init: str = ""
+
+
+@dataclass
+class CatalogCommit:
+    """What the catalog step hands the IO manager, the same object for each of its outputs:
+    the selected kinds of every partition of the run, frames loaded only when written. The
+    first output's `commit` writes them (each partition in one commit); later ones reuse it."""
+
+    kinds: list[DataKind]
+    parts: dict[str, PartitionContext]
+    frame: Callable[[DataKind, str], pl.DataFrame]
+    _written: dict[str, dict[str, WrittenFile]] | None = None
+
+    def commit(self, root: Path, writer: Writer, replace_with_empty: bool) -> dict[str, dict[str, WrittenFile]]:
+        if self._written is None:
+            written = {}
+            for key, part in self.parts.items():
+                items = [CatalogPartition(kind, part, self.frame(kind, key)) for kind in self.kinds]
+                written[key] = commit_partition(root, key, items, writer, replace_with_empty)
+            self._written = written
+        return self._written
 
 
 def partition_path(root: Path, kind: DataKind, part: PartitionContext) -> Path:
@@ -79,42 +103,36 @@ def _refuse_overlaps(target: Path, start: int, end: int) -> None:
         )
 
 
-def write_arrow(root: Path, item: CatalogPartition) -> Path:
+def write_arrow(item: CatalogPartition, dest: Path) -> None:
+    """The kind's frame as Nautilus's Parquet file at `dest` (a staged file)."""
     kind, part, frame = item.kind, item.part, item.frame
-    target = partition_path(root, kind, part)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _refuse_overlaps(target, part.start_ns, part.end_ns - 1)
-    # Not `*.parquet`, so catalog globs never see a half-written file.
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        schema = kind.to_arrow(frame.head(0), part.instrument).schema
-        # No dictionary pages (trade ids are unique; dictionary building was ~half the write time)
-        # and statistics only where readers prune: the timestamps.
-        # Two cores: the next slice is converted (Arrow casts, GIL released) while this one is
-        # encoded and written; at most two slices' Arrow copies exist at once.
-        convert = lambda chunk: kind.to_arrow(chunk, part.instrument)  # noqa: E731
-        with (
-            pq.ParquetWriter(
-                tmp, schema, compression=COMPRESSION, use_dictionary=False, write_statistics=["ts_event", "ts_init"]
-            ) as out,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-convert") as pool,
-        ):
-            pending = None
-            for chunk in frame.iter_slices(CHUNK_ROWS):
-                converted = pool.submit(convert, chunk)
-                if pending is not None:
-                    out.write_table(pending.result(), row_group_size=ROW_GROUP_ROWS)
-                pending = converted
+    schema = kind.to_arrow(frame.head(0), part.instrument).schema
+    # No dictionary pages (trade ids are unique; dictionary building was ~half the write time)
+    # and statistics only where readers prune: the timestamps.
+    # Two cores: the next slice is converted (Arrow casts, GIL released) while this one is
+    # encoded and written; at most two slices' Arrow copies exist at once.
+    convert = lambda chunk: kind.to_arrow(chunk, part.instrument)  # noqa: E731
+    with (
+        pq.ParquetWriter(
+            dest, schema, compression=COMPRESSION, use_dictionary=False, write_statistics=["ts_event", "ts_init"]
+        ) as out,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-convert") as pool,
+    ):
+        pending = None
+        for chunk in frame.iter_slices(CHUNK_ROWS):
+            converted = pool.submit(convert, chunk)
             if pending is not None:
                 out.write_table(pending.result(), row_group_size=ROW_GROUP_ROWS)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+            pending = converted
+        if pending is not None:
+            out.write_table(pending.result(), row_group_size=ROW_GROUP_ROWS)
 
 
-def write_objects(root: Path, objects: list, start: int, end: int, plain_strings: bool = False) -> Path:
-    """Reference path: Nautilus objects of one class/instrument as the file for [start, end].
+def write_objects(
+    root: Path, objects: list, start: int, end: int, plain_strings: bool = False, dest: Path | None = None
+) -> Path:
+    """Reference path: Nautilus objects of one class/instrument as the file for [start, end],
+    renamed to its place in the catalog, or to `dest` (a staged file) when given.
     `plain_strings`: dictionary-encoded string columns are stored as plain strings (see
     `write_instrument`)."""
     sweep(root, ".tmp-write")  # what a killed write left
@@ -124,6 +142,9 @@ def write_objects(root: Path, objects: list, start: int, end: int, plain_strings
         (written,) = list((tmp / "data").rglob("*.parquet"))
         if plain_strings:
             decode_dictionaries(written)
+        if dest is not None:
+            written.replace(dest)
+            return dest
         target = inside(root, root / written.relative_to(tmp))
         target.parent.mkdir(parents=True, exist_ok=True)
         _refuse_overlaps(target, start, end)
@@ -136,19 +157,65 @@ def write_objects(root: Path, objects: list, start: int, end: int, plain_strings
 def write_partition(
     root: Path, item: CatalogPartition, writer: Writer = "arrow", replace_with_empty: bool = False
 ) -> WrittenFile:
-    """Replace the partition's file with the frame's rows. No rows never wipes a day by
-    itself: the existing file stays unless `replace_with_empty` (the user's --allow-empty)."""
-    kind, part, frame = item.kind, item.part, item.frame
-    if frame.is_empty():
-        existing = partition_path(root, kind, part)
-        if existing.exists() and not replace_with_empty:
-            return WrittenFile(None, 0, kept=existing)
-        existing.unlink(missing_ok=True)
-        return WrittenFile(None, 0)
-    if writer == "arrow":
-        return WrittenFile(write_arrow(root, item), frame.height)
-    objects = kind.to_nautilus(frame, part.instrument)
-    return WrittenFile(write_objects(root, objects, start=part.start_ns, end=part.end_ns - 1), len(objects))
+    """One kind of one partition, committed on its own (tests and tools; builds commit a
+    partition's kinds together with `commit_partition`)."""
+    key = f"{item.part.day.isoformat()}|{item.part.instrument.symbol}"
+    return commit_partition(root, key, [item], writer, replace_with_empty)[item.kind.name]
+
+
+def commit_partition(
+    root: Path, key: str, items: list[CatalogPartition], writer: Writer = "arrow", replace_with_empty: bool = False
+) -> dict[str, WrittenFile]:
+    """Replace the partition's file of each kind with its frame's rows, all in one commit.
+    No rows never wipes a day by itself: the existing file stays unless `replace_with_empty`
+    (the user's --allow-empty). Any failure leaves every kind of the partition as it was."""
+    written: dict[str, WrittenFile] = {}
+    current = None
+    try:
+        with PartitionCommit(root, key) as tx:
+            for item in items:
+                kind, part, frame = item.kind, item.part, item.frame
+                target = current = partition_path(root, kind, part)
+                if frame.is_empty():
+                    if target.exists() and not replace_with_empty:
+                        written[kind.name] = WrittenFile(None, 0, kept=target)
+                    else:
+                        tx.delete(target)
+                        written[kind.name] = WrittenFile(None, 0)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _refuse_overlaps(target, part.start_ns, part.end_ns - 1)
+                staged = tx.stage(target)
+                if writer == "arrow":
+                    write_arrow(item, staged)
+                    rows = frame.height
+                else:
+                    objects = kind.to_nautilus(frame, part.instrument)
+                    write_objects(root, objects, start=part.start_ns, end=part.end_ns - 1, dest=staged)
+                    rows = len(objects)
+                ts = frame.get_column("ts_init")
+                written[kind.name] = WrittenFile(target, rows, first_ts_init=str(ts.min()), last_ts_init=str(ts.max()))
+            current = None
+            tx.commit()
+    except CommitError as err:
+        raise CatalogWriteError(str(err)) from err
+    except OSError as err:  # no space, a read-only folder, ...: before the commit point
+        where = f" writing {current}" if current is not None else ""
+        raise CatalogWriteError(f"partition {key}: {_os_reason(err)}{where}. {_intact(key)}") from err
+    return written
+
+
+def _os_reason(err: OSError) -> str:
+    reason = err.strerror or str(err)
+    if "No space left" in str(err):
+        reason = "no space left on the device"
+    elif "Read-only file system" in str(err):
+        reason = "the catalog's file system is read-only"
+    return reason + (f" ({err.filename})" if err.filename else "")
+
+
+def _intact(key: str) -> str:
+    return f"Nothing of partition {key} was changed: the catalog keeps its old files"
 
 
 def decode_dictionaries(path: Path) -> None:

@@ -80,6 +80,11 @@ class DataKind:
     from_partition: Callable[[PartitionContext], dict[str, pl.Expr]] = lambda part: {}
 
     @property
+    def catalog_asset(self) -> str:
+        """The asset of this kind's catalog files, e.g. "trades_catalog"."""
+        return f"{self.name}_catalog"
+
+    @property
     def columns(self) -> list[str]:
         return list(self.model.to_schema().columns)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -43,7 +44,28 @@ class FrameIOManager(ConfigurableIOManager):
         return frames if len(frames) > 1 else next(iter(frames.values()))
 
     def _load(self, context: InputContext, key) -> pl.DataFrame:
-        path = self.path(context.asset_key.path[-1], key)
+        return self.read(context.asset_key.path[-1], key)
+
+    def read(self, asset: str, key) -> pl.DataFrame:
+        path = self.path(asset, key)
         if not path.exists():
-            raise FileNotFoundError(f"{context.asset_key.to_user_string()} has no frame for partition {key}: {path}")
+            raise FileNotFoundError(f"{asset} has no frame for partition {key}: {path}")
         return pl.read_parquet(path)
+
+
+class StagedFrameRefs(FrameIOManager):
+    """Input manager of the catalog step: hands over a way to read each partition's staged
+    frame, not the frame, so that a step writing some kinds never reads the others' frames
+    (a subset multi-asset is still given every input) and holds one partition's at a time."""
+
+    def load_input(self, context: InputContext) -> "StagedFrames":
+        return StagedFrames(self, context.asset_key.path[-1])
+
+
+@dataclass(frozen=True)
+class StagedFrames:
+    manager: FrameIOManager
+    asset: str
+
+    def read(self, key: str) -> pl.DataFrame:
+        return self.manager.read(self.asset, key)
