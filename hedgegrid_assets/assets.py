@@ -37,6 +37,7 @@ from dagster import (
 from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
 from hedgegrid_assets.catalog.writer import CatalogCommit
 from hedgegrid_assets.frames.staging import StagedFrames
+from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.checks import completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
@@ -134,6 +135,12 @@ def _land(context, source: MarketDataSource, key: str, settings: Settings) -> Ra
         raise Failure(description=f"partition {key}: {err}", allow_retries=True) from err
     except SourceError as err:
         raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
+    except OSError as err:  # our own disk refused (no space, read-only): say where
+        kept = "The partition's earlier landing, if any, and its catalog files are as they were"
+        raise Failure(
+            description=refused_write(key, "the raw landing", err.filename or settings.raw_dir, err, kept),
+            allow_retries=False,
+        ) from None
     except Exception as err:  # a bug or an unexpected failure: retrying would only delay it
         raise Failure(description=f"partition {key}: {type(err).__name__}: {err}", allow_retries=False) from err
 
@@ -215,8 +222,6 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
 def _catalog_step(parts, settings: Settings) -> AssetsDefinition:
     """One step writes every kind's catalog asset of a partition, in one commit: it runs only
     when each kind's frame passed its blocking checks, so one failing kind keeps them all out."""
-    names = {kind.catalog_asset: kind for kind in KINDS.values()}
-
     @multi_asset(
         name="catalog_commit",
         outs={
@@ -241,7 +246,8 @@ def _catalog_step(parts, settings: Settings) -> AssetsDefinition:
         can_subset=True,
     )
     def catalog_commit(context: AssetExecutionContext, partition_lock: PartitionLock, **staged: StagedFrames):
-        kinds = [names[key.path[-1]] for key in context.selected_asset_keys]
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+        kinds = [kind for kind in KINDS.values() if kind.catalog_asset in selected]
         commit = CatalogCommit(
             kinds=kinds,
             parts={key: partition_context(key, settings) for key in keys_of(context)},

@@ -14,6 +14,8 @@ from hedgegrid_assets.frames import KINDS_BY_CLI_NAME, DataKind
 EPILOG = """examples:
   hedgegrid build --symbol BTCUSDT --start 2024-01-01 --end 2024-01-03
   hedgegrid build --source sample --symbol BTCUSDT --symbol ETHUSDT --start 2024-01-01 --end 2024-01-02 --data-types trades,funding
+  hedgegrid verify
+  hedgegrid catalog repair data/catalog
   hedgegrid catalog upgrade data/catalog
 
 Settings not given as flags come from HEDGEGRID_* environment variables and hedgegrid.toml
@@ -73,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--data-dir", metavar="DIR", help="raw and staging zones (default: data/ in the project folder)")
     b.add_argument("--allow-empty", action="store_true", default=None,
                    help="accept an input with no rows for a kind and write the day as empty (default: such a partition fails)")
-    c = sub.add_parser("catalog", help="look after an existing catalog (upgrade its format)")
+    c = sub.add_parser("catalog", help="look after an existing catalog (repair, upgrade its format)")
     csub = c.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
     u = csub.add_parser(
         "upgrade",
@@ -82,6 +84,24 @@ def parser() -> argparse.ArgumentParser:
         "hedgegrid into the format this one writes (funding rates in Nautilus's own schema).",
     )
     u.add_argument("path", metavar="PATH", help="the catalog root (the folder holding data/)")
+    r = csub.add_parser(
+        "repair",
+        help="finish or undo interrupted commits and remove what dead writers left",
+        description="Recover every partition whose commit was interrupted (each ends whole: the old "
+        "files or the new ones), skipping partitions a live build holds, and remove temporary files "
+        "dead writers left. Safe to run at any time.",
+    )
+    r.add_argument("path", metavar="PATH", help="the catalog root (the folder holding data/)")
+    r.add_argument("--data-dir", metavar="DIR", help="whose partition locks to respect (default: settings' data_dir)")
+    v = sub.add_parser(
+        "verify",
+        help="recover interrupted commits, then check every catalog file and raw landing",
+        description="First recover interrupted commits (as catalog repair does), then read every catalog "
+        "file (footer, schema, timestamps inside its day) and every raw landing against its manifest "
+        "(sizes and sha256). Exit 0 when all is well, 1 listing each problem.",
+    )
+    v.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
+    v.add_argument("--data-dir", metavar="DIR", help="raw zone and partition locks (default: data/ in the project folder)")
     return top
 
 
@@ -257,11 +277,60 @@ def upgrade_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zones(data_dir: str | None, catalog: str | None):
+    from pathlib import Path
+
+    from hedgegrid_assets.settings import Settings
+
+    settings = Settings(**({"data_dir": Path(data_dir)} if data_dir else {}))
+    return (Path(catalog) if catalog else settings.catalog_path), settings
+
+
+def verify_catalog(args: argparse.Namespace) -> int:
+    from hedgegrid_assets.catalog.verify import verify
+
+    root, settings = _zones(args.data_dir, args.catalog)
+    print(f"verifying {root} and the raw zone {settings.raw_dir}")
+    report = verify(root, settings.raw_dir, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True))
+    for line in report.busy:
+        print(f"  skipped: {line}")
+    print(
+        f"  {report.catalog_files} catalog file(s), {report.catalog_rows:,} rows; "
+        f"{report.raw_files} raw file(s), {report.raw_bytes:,} bytes hashed"
+    )
+    if report.problems:
+        print(f"{len(report.problems)} problem(s):", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print("ok: every partition is whole and every raw file is as landed")
+    return 0
+
+
+def repair_catalog(args: argparse.Namespace) -> int:
+    from hedgegrid_assets.catalog.verify import repair
+
+    root, settings = _zones(args.data_dir, args.path)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such catalog folder")
+    report = repair(root, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True))
+    for line in report.busy:
+        print(f"  skipped: {line}")
+    done = len(report.recovered) + len(report.removed)
+    print(f"{root}: {len(report.recovered)} interrupted commit(s) recovered, {len(report.removed)} temporary file(s) removed"
+          + ("" if done else " (nothing to repair)"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "build":
             return build(args)
+        if args.command == "verify":
+            return verify_catalog(args)
+        if args.command == "catalog" and args.catalog_command == "repair":
+            return repair_catalog(args)
         if args.command == "catalog":
             return upgrade_catalog(args)
     except UsageError as err:

@@ -40,7 +40,7 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _owner_gone(name: str) -> bool:
+def owner_gone(name: str) -> bool:
     pid = owner_of(name)
     return pid is not None and pid != os.getpid() and not _running(pid)
 
@@ -55,7 +55,7 @@ def sweep(directory: Path, stem: str) -> int:
     """Remove entries `<stem>-p<pid>-*` in `directory` whose process is gone; how many."""
     removed = 0
     for entry in Path(directory).glob(f"{stem}-p*"):
-        if _owner_gone(entry.name):
+        if owner_gone(entry.name):
             inside(directory, entry)
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -33,7 +33,7 @@ def build_resources(settings: Settings) -> dict:
         "frame_io_manager": FrameIOManager(staging_dir=str(settings.staging_dir)),
         "staged_frames": StagedFrameRefs(staging_dir=str(settings.staging_dir)),
         "partition_lock": PartitionLock(
-            locks_dir=str(settings.data_dir / "locks"),
+            locks_dir=str(settings.locks_dir),
             catalog_dir=str(settings.catalog_path),
             wait_seconds=settings.lock_wait_seconds,
             start_date=settings.start_date.isoformat(),

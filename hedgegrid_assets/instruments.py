@@ -26,6 +26,9 @@ BINANCE_USDM_SPECS: dict[str, InstrumentSpec] = {
 # Instruments are written with this ts_init so that rewriting one replaces its file instead of
 # adding a version (the catalog returns one instrument per distinct ts_init).
 INSTRUMENT_TS_INIT = 0
+# Default sane bound of prices and sizes, in ticks and steps: BTCUSDT 1e8 USDT and 1e6 BTC,
+# far beyond any real print (Binance sets ticks near 1e-4..1e-5 of the price).
+SANE_UNITS = 10**9
 # Nautilus's Binance perpetual ids: BTCUSDT-PERP.BINANCE
 PERP_SUFFIX = "-PERP."
 
@@ -45,6 +48,15 @@ class Instrument:
     @property
     def instrument_id(self) -> str:
         return f"{self.symbol}{PERP_SUFFIX}{self.venue}"
+
+    @property
+    def max_price(self) -> float:
+        """Above this a price is impossible for the instrument (quarantined)."""
+        return float(self.spec.max_price or Decimal(self.spec.tick_size) * SANE_UNITS)
+
+    @property
+    def max_quantity(self) -> float:
+        return float(self.spec.max_quantity or Decimal(self.spec.step_size) * SANE_UNITS)
 
     @property
     def price_precision(self) -> int:

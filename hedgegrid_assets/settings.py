@@ -48,6 +48,10 @@ class InstrumentSpec(BaseModel):
     # Clamp on the funding rate (Binance `/fapi/v1/fundingInfo` adjustedFundingRateCap).
     funding_rate_cap: str = "0.03"
     funding_interval_hours: int = 8
+    # Sane bounds: larger prices or sizes are quarantined as impossible for the instrument
+    # (Binance PRICE_FILTER.maxPrice, LOT_SIZE.maxQty); unset, 10^9 ticks and 10^9 steps.
+    max_price: str | None = None
+    max_quantity: str | None = None
 
 
 class SampleSettings(BaseModel):
@@ -186,6 +190,10 @@ class Settings(BaseSettings):
     @property
     def staging_dir(self) -> Path:
         return self.data_dir / "staging"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.data_dir / "locks"
 
 
 @lru_cache(maxsize=1)

@@ -50,3 +50,24 @@ def test_a_build_clears_a_killed_builds_debris(tmp_path):
     assert not landing_debris.exists() and not write_debris.exists()
     assert neighbour.exists()
     assert sorted(p.name for p in parent.iterdir()) == sorted([neighbour.name, "BTCUSDT"])
+
+
+def test_a_landing_killed_between_its_renames_gets_the_old_folder_back(tmp_path):
+    """Killed after moving the old landing aside and before renaming the new one in: the next
+    landing puts the old one back first, so a failing re-landing loses no raw data."""
+    from hedgegrid_assets.sources.raw_zone import land_atomically
+
+    directory = tmp_path / "raw" / "sample" / "2024-01-02" / "BTCUSDT"
+    aside = directory.with_name(f".BTCUSDT.old-p{dead_pid()}-feedbeef")
+    aside.mkdir(parents=True)
+    (aside / "day.ndjson.gz").write_bytes(b"as landed")
+
+    def failing(tmp):
+        raise RuntimeError("the source is down")
+
+    try:
+        land_atomically(directory, "sample", failing)
+    except RuntimeError:
+        pass
+    assert (directory / "day.ndjson.gz").read_bytes() == b"as landed"
+    assert not aside.exists()

@@ -117,13 +117,23 @@ def test_a_bad_row_does_not_make_a_good_one_with_its_id_a_duplicate():
 def test_values_beyond_the_fixed_point_are_quarantined_not_crashing_the_writer():
     from hedgegrid_assets.checks import quarantine
     from hedgegrid_assets.frames import MARK_PRICES
+    from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
     from hedgegrid_assets.partitions import partition_context
     from hedgegrid_assets.settings import Settings
 
     start = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
-    times = [start + dt.timedelta(seconds=i) for i in range(3)]
-    marks = MARK_PRICES.conform(pl.DataFrame({"ts_event": times, "ts_init": times, "value": [42000.5, 1e11, 9e10]}))
+    times = [start + dt.timedelta(seconds=i) for i in range(4)]
+    marks = MARK_PRICES.conform(
+        pl.DataFrame({"ts_event": times, "ts_init": times, "value": [42000.5, 1e11, 9e10, 9.9e7]})
+    )
     good, q = quarantine.split(MARK_PRICES, marks, partition_context("2024-01-02|BTCUSDT", Settings()))
-    # Marks carry 8 decimals: int64 units of 1e-8 end at 9.22e10.
-    assert good["value"].to_list() == [42000.5, 9e10]
-    assert q.counts == {"value beyond what the catalog holds (9.22337e+10)": 1}
+    # Marks carry 8 decimals: int64 units of 1e-8 end at 9.22e10. Below that, BTCUSDT's sane
+    # bound (10^9 ticks of 0.10, unless instruments.BTCUSDT.max_price says otherwise) holds.
+    assert good["value"].to_list() == [42000.5, 9.9e7]
+    assert q.counts == {
+        "value beyond what the catalog holds (9.22337e+10)": 1,
+        "value beyond the instrument's bound (1e+08, instruments.BTCUSDT.max_price)": 1,
+    }
+    spec = BINANCE_USDM_SPECS["BTCUSDT"].model_copy(update={"max_price": "4529764"})  # Binance's maxPrice
+    _, q = quarantine.split(MARK_PRICES, marks, partition_context("2024-01-02|BTCUSDT", Settings(instruments={"BTCUSDT": spec})))
+    assert q.counts["value beyond the instrument's bound (4.52976e+06, instruments.BTCUSDT.max_price)"] == 2

@@ -8,6 +8,7 @@ import polars as pl
 from dagster import ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 
 from hedgegrid_assets.catalog import provenance
+from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.catalog.writer import CatalogCommit, CatalogWriteError, WrittenFile, write_instrument
 
 
@@ -38,7 +39,7 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
             metadata = {key: self._file_metadata(files[kind.name], kind) for key, files in written.items()}
         else:  # instrument definitions
             items = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
-            metadata = {str(key): self._instrument(item) for key, item in items.items()}
+            metadata = {str(key): self._instrument(str(key), item) for key, item in items.items()}
         provenance.record(self.root)
         if len(metadata) == 1:
             context.add_output_metadata(next(iter(metadata.values())))
@@ -63,8 +64,12 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
             "writer": self.writer,
         }
 
-    def _instrument(self, instrument) -> dict:
-        path = write_instrument(self.root, instrument)
+    def _instrument(self, key: str, instrument) -> dict:
+        try:
+            path = write_instrument(self.root, instrument)
+        except OSError as err:
+            kept = "The catalog keeps its old files"
+            raise Failure(description=refused_write(key, "the instrument", err.filename or self.root, err, kept)) from None
         return {"instrument_id": instrument.id.value, "catalog_file": MetadataValue.path(str(path))}
 
     def load_input(self, context: InputContext) -> pl.DataFrame:

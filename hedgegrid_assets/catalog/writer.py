@@ -30,6 +30,7 @@ from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identif
 
 from hedgegrid_assets.catalog.journal import CommitError, PartitionCommit
 from hedgegrid_assets.debris import sweep, temp_name
+from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.frames import DataKind, PartitionContext
 from hedgegrid_assets.names import inside
 
@@ -200,22 +201,10 @@ def commit_partition(
     except CommitError as err:
         raise CatalogWriteError(str(err)) from err
     except OSError as err:  # no space, a read-only folder, ...: before the commit point
-        where = f" writing {current}" if current is not None else ""
-        raise CatalogWriteError(f"partition {key}: {_os_reason(err)}{where}. {_intact(key)}") from err
+        what = "the catalog file" if current is not None else "the catalog's commit journal"
+        kept = f"Nothing of partition {key} was changed: the catalog keeps its old files"
+        raise CatalogWriteError(refused_write(key, what, current or err.filename, err, kept)) from err
     return written
-
-
-def _os_reason(err: OSError) -> str:
-    reason = err.strerror or str(err)
-    if "No space left" in str(err):
-        reason = "no space left on the device"
-    elif "Read-only file system" in str(err):
-        reason = "the catalog's file system is read-only"
-    return reason + (f" ({err.filename})" if err.filename else "")
-
-
-def _intact(key: str) -> str:
-    return f"Nothing of partition {key} was changed: the catalog keeps its old files"
 
 
 def decode_dictionaries(path: Path) -> None:

@@ -74,6 +74,8 @@ class DataKind:
     finite: tuple[str, ...] = ()
     # ... and no larger than what the catalog holds for the instrument (column -> maximum) ...
     maxima: Callable[[Instrument], dict[str, float]] = lambda instrument: {}
+    # ... and no larger than is sane for the instrument (its max price / quantity) ...
+    sane_maxima: Callable[[Instrument], dict[str, float]] = lambda instrument: {}
     # ... and rows repeating this key are duplicates (the first one is kept).
     unique_key: tuple[str, ...] = ("ts_event", "ts_init")
     # Columns a source may leave null, filled from the partition (the instrument's specs).

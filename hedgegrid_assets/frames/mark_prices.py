@@ -78,4 +78,5 @@ MARK_PRICES = DataKind(
     positive=("value",),
     finite=(),
     maxima=lambda inst: {"value": largest_writable(PRICE_MAX, MARK_PRICE_PRECISION)},
+    sane_maxima=lambda inst: {"value": inst.max_price},
 )

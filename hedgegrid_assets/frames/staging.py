@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, Failure, InputContext, OutputContext
 
+from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.names import inside
 from hedgegrid_assets.partitions import split_key
 
@@ -35,6 +36,9 @@ class FrameIOManager(ConfigurableIOManager):
             try:
                 frame.write_parquet(tmp, compression=COMPRESSION)
                 tmp.replace(path)
+            except OSError as err:
+                kept = "Nothing reached the catalog: it keeps the partition's old files"
+                raise Failure(description=refused_write(str(key), "the validated frame", path, err, kept)) from None
             finally:
                 tmp.unlink(missing_ok=True)
 

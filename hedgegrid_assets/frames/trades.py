@@ -93,5 +93,6 @@ TRADES = DataKind(
         "price": largest_writable(PRICE_MAX, inst.price_precision),
         "size": largest_writable(QUANTITY_MAX, inst.size_precision),
     },
+    sane_maxima=lambda inst: {"price": inst.max_price, "size": inst.max_quantity},
     unique_key=("trade_id",),
 )

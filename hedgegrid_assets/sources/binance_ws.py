@@ -321,6 +321,11 @@ def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[p
     skip_line = None
     if facts["incomplete"]:
         only_last = facts["incomplete"] == 1 and facts["first_bad_no"] == facts["last_filled"]
+        if (facts["first_bad"] or "").lstrip().startswith("["):  # not a recorder's cut line
+            raise SourceError(
+                f"{label} line {facts['first_bad_no']}: a JSON array, not JSONL: a recording holds one JSON "
+                f"message per line (write each element of the array on its own line): {_short(facts['first_bad'])}"
+            )
         if only_last:
             stats.truncated_last_line = 1
             skip_line = facts["first_bad_no"]

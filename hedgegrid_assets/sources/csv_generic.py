@@ -352,7 +352,11 @@ def read_error(err: Exception, path: Path, plain: Path, table: Table, label: str
     if "more fields" in str(err):
         line = _first_ragged_line(plain, table)
         if line is not None:
-            return SourceError(f"{label} line {line[0]}: {line[1]} fields, the header has {line[2]}")
+            no, fields, width, count = line
+            return SourceError(
+                f"{label} line {no}: {fields} fields, the header has {width} ({count:,} row(s) with more "
+                "fields than the header; none of the file was read)"
+            )
     return compressed.explain_read_error(path, err, label)
 
 
@@ -417,21 +421,24 @@ def _collect(lf, cols, formats, table: Table, part: PartitionContext) -> pl.Data
     return lf.collect(engine="streaming")
 
 
-def _first_ragged_line(plain: Path, table: Table) -> tuple[int, int, int] | None:
-    """Error path only: the first line with more fields than the first line (csv module)."""
+def _first_ragged_line(plain: Path, table: Table) -> tuple[int, int, int, int] | None:
+    """Error path only: the first line with more fields than the first line, and how many
+    such lines there are (csv module)."""
     import csv
     import gzip
 
     opener = gzip.open if compressed.packing(plain) == "gzip" else open
     with opener(plain, "rt", encoding="utf-8", errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=table.separator)
-        width = None
+        width, first, count = None, None, 0
         for row in reader:
             if width is None:
                 width = len(row)
             elif len(row) > width:
-                return reader.line_num, len(row), width
-    return None
+                count += 1
+                if first is None:
+                    first = reader.line_num, len(row), width
+    return None if first is None else (*first, count)
 
 
 def _check_timestamps(frame: pl.DataFrame, cols, formats, label: str) -> None:

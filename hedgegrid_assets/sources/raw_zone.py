@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, Failure, InputContext, OutputContext
 
-from hedgegrid_assets.debris import sweep, temp_name
+from hedgegrid_assets.debris import owner_gone, sweep, temp_name
+from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.names import inside
 from hedgegrid_assets.partitions import split_key
 
@@ -63,6 +64,7 @@ def land_atomically(directory: Path, source: str, land: Callable[[Path], dict | 
     """Run `land(tmp)` into a temporary sibling folder, then swap it in whole. `land` may return
     the sha256 of files it already knows (by name), which are then not read again."""
     directory.parent.mkdir(parents=True, exist_ok=True)
+    restore_interrupted(directory)
     for stem in (f".{directory.name}.landing", f".{directory.name}.old"):
         sweep(directory.parent, stem)  # what a killed landing of this partition left
     tmp = directory.with_name(temp_name(f".{directory.name}.landing"))
@@ -84,6 +86,18 @@ def land_atomically(directory: Path, source: str, land: Callable[[Path], dict | 
         if p.is_file()
     ]
     return RawLanding(source=source, directory=str(directory), files=files)
+
+
+def restore_interrupted(directory: Path) -> Path | None:
+    """A landing killed between moving the old folder aside and renaming the new one in left
+    no folder: the old one is put back (raw data is never lost). The folder restored, if any."""
+    if directory.exists():
+        return None
+    for old in sorted(directory.parent.glob(f".{directory.name}.old-p*")):
+        if owner_gone(old.name):
+            old.rename(inside(directory.parent, directory))
+            return directory
+    return None
 
 
 SHARED = "_shared"
@@ -178,6 +192,9 @@ class RawZoneIOManager(ConfigurableIOManager):
             try:
                 tmp.write_text(json.dumps(asdict(landing), indent=1))
                 tmp.replace(path)
+            except OSError as err:
+                kept = "The landed files are in place; the catalog keeps the partition's old files"
+                raise Failure(description=refused_write(str(key), "the landing manifest", path, err, kept)) from None
             finally:
                 tmp.unlink(missing_ok=True)
 
