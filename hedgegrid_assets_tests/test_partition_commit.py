@@ -222,3 +222,64 @@ def test_verify_finds_what_is_wrong(old_and_new, tmp_path, capsys):
     assert f"{stray}: left by an interrupted write" in err
     assert main(["catalog", "repair", str(data / "catalog"), "--data-dir", str(data)]) == 0
     assert not stray.exists()
+
+
+def _three_targets(root: Path) -> list[Path]:
+    targets = [root / "data" / kind / "X-PERP.BINANCE" / "day.parquet" for kind in KINDS_DIRS]
+    for i, t in enumerate(targets):
+        t.parent.mkdir(parents=True)
+        t.write_text(f"old-{i}")
+    return targets
+
+
+def _failing_replace(monkeypatch, fail_on: str, crash_on: str | None = None):
+    real = os.replace
+
+    def replace(src, dst, *a, **kw):
+        name = Path(src).name
+        if name == fail_on:
+            raise OSError(5, "Input/output error")
+        if name == crash_on:
+            raise SystemExit("killed")  # stands for a crash: nothing after it runs
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_a_rename_failing_after_the_commit_point_puts_the_old_files_back(tmp_path, monkeypatch):
+    targets = _three_targets(tmp_path)
+    tx = journal.PartitionCommit(tmp_path, "2024-01-02|BTCUSDT")
+    for i, t in enumerate(targets):
+        tx.stage(t).write_text(f"new-{i}")
+    _failing_replace(monkeypatch, fail_on="stage-1.parquet")
+    with pytest.raises(journal.CommitError, match="its old files were put back"):
+        tx.commit()
+    assert [t.read_text() for t in targets] == ["old-0", "old-1", "old-2"]
+    assert not journal.pending(tmp_path)
+
+
+def test_a_crash_while_undoing_goes_back_on_recovery(tmp_path, monkeypatch):
+    targets = _three_targets(tmp_path)
+    tx = journal.PartitionCommit(tmp_path, "2024-01-02|BTCUSDT")
+    for i, t in enumerate(targets):
+        tx.stage(t).write_text(f"new-{i}")
+    _failing_replace(monkeypatch, fail_on="stage-1.parquet", crash_on="old-0.parquet")
+    with pytest.raises(SystemExit):
+        tx.commit()
+    assert targets[0].read_text() == "new-0"  # half undone: a roll forward now would mix
+    monkeypatch.undo()
+    (line,) = journal.recover(tmp_path, "2024-01-02|BTCUSDT")
+    assert "finished undoing a failed commit" in line
+    assert [t.read_text() for t in targets] == ["old-0", "old-1", "old-2"]
+    assert not journal.pending(tmp_path)
+
+
+def test_a_new_kind_file_and_a_deletion_commit_and_recover_too(tmp_path):
+    old = _three_targets(tmp_path)
+    fresh = tmp_path / "data" / "bar" / "X-PERP.BINANCE" / "day.parquet"  # no file before
+    tx = journal.PartitionCommit(tmp_path, "2024-01-02|BTCUSDT")
+    tx.stage(fresh).write_text("new")
+    tx.delete(old[2])  # --allow-empty: the day is now empty for this kind
+    tx.commit()
+    assert fresh.read_text() == "new" and not old[2].exists() and old[0].read_text() == "old-0"
+    assert not journal.pending(tmp_path)

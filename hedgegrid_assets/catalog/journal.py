@@ -17,11 +17,13 @@ forward (the renames are idempotent: a staged file already gone was already move
 new partition stands. A failure in the current process that is not a crash (no space, a
 read-only folder) before the commit point discards the folder; after it (a rename failing)
 the replaced files are put back from their links. Either way the partition is whole, old or
-new. Folders of a live build in another process are never touched.
+new. (An undo in progress is marked by renaming the record to `abort.json`: recovery then
+goes back too.) Folders of a live build in another process are never touched.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -35,6 +37,7 @@ from hedgegrid_assets.partitions import split_key
 
 JOURNAL_DIR = ".hedgegrid-journal"
 INTENT = "intent.json"
+ABORT = "abort.json"  # the intent, renamed when this process undoes a commit it could not finish
 TX_STEM = "tx"
 
 
@@ -105,7 +108,12 @@ class PartitionCommit:
             op.existed = target.exists()
             if op.existed:
                 op.backup = f"old-{i}.parquet"
-                os.link(target, self.folder / op.backup)
+                try:
+                    os.link(target, self.folder / op.backup)
+                except OSError as err:
+                    if err.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO):
+                        raise
+                    op.backup = None  # no hard links here: this commit can only go forward
         _write_intent(self.folder, self.key, self.ops)  # the commit point
         try:
             _apply(self.root, self.folder, self.ops)
@@ -118,7 +126,7 @@ class PartitionCommit:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if not self.committed and not (self.folder / INTENT).exists():
+        if not self.committed and not (self.folder / INTENT).exists() and not (self.folder / ABORT).exists():
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -133,8 +141,8 @@ def _write_intent(folder: Path, key: str, ops: list[_Op]) -> None:
     _fsync(folder)
 
 
-def _read_intent(folder: Path) -> tuple[str, list[_Op]]:
-    record = json.loads((folder / INTENT).read_text())
+def _read_intent(folder: Path, name: str = INTENT) -> tuple[str, list[_Op]]:
+    record = json.loads((folder / name).read_text())
     return record["partition"], [_Op(**op) for op in record["ops"]]
 
 
@@ -154,15 +162,28 @@ def _apply(root: Path, folder: Path, ops: list[_Op]) -> None:
             _fsync(directory)
 
 
-def _undo(root: Path, folder: Path, ops: list[_Op], err: OSError) -> None:
-    """A rename failed in this process after the commit point: put every old file back."""
-    try:
-        for op in ops:
-            target = inside(root, root / op.target)
-            if op.backup is not None:
+def _roll_back(root: Path, folder: Path, ops: list[_Op]) -> None:
+    """Put every old file back; safe to repeat (a link already moved back is gone)."""
+    for op in ops:
+        target = inside(root, root / op.target)
+        if op.backup is not None:
+            if (folder / op.backup).exists():
                 os.replace(folder / op.backup, target)
-            elif not op.existed:
-                target.unlink(missing_ok=True)
+        elif not op.existed:
+            target.unlink(missing_ok=True)
+        else:
+            raise OSError(f"no link to the old {target} was possible here")
+
+
+def _undo(root: Path, folder: Path, ops: list[_Op], err: OSError) -> None:
+    """A rename failed in this process after the commit point: put every old file back. The
+    intent becomes the abort record first, so that recovery after a crash mid-way also goes
+    back, never forward over a half-undone commit."""
+    try:
+        os.replace(folder / INTENT, folder / ABORT)
+        _fsync(folder)
+        _roll_back(root, folder, ops)
+        (folder / ABORT).unlink()
         _finish(folder)
     except OSError as undo_err:
         raise CommitError(
@@ -195,7 +216,13 @@ def recover(root: Path, key: str | None = None, say: Callable[[str], None] = lam
             continue
         inside(root, folder)
         part = _key_of(folder)
-        if (folder / INTENT).exists():
+        if (folder / ABORT).exists():
+            _, ops = _read_intent(folder, ABORT)
+            _roll_back(root, folder, ops)
+            (folder / ABORT).unlink()
+            _finish(folder)
+            line = f"partition {part}: finished undoing a failed commit: the old partition stands"
+        elif (folder / INTENT).exists():
             _, ops = _read_intent(folder)
             _apply(root, folder, ops)
             _finish(folder)
