@@ -330,10 +330,12 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
         kinds={"nautilus"},
         description="Completeness of the partition in the catalog, read back from the catalog files.",
     )
-    def catalog_report(context: AssetExecutionContext, partition_lock: PartitionLock) -> Iterator:
+    def catalog_report(context: AssetExecutionContext, source: MarketDataSource, partition_lock: PartitionLock) -> Iterator:
         meta, checks = {}, {}
         for key in keys_of(context):
-            meta[key], check = completeness.report(settings.catalog_path, partition_context(key, settings))
+            part = partition_context(key, settings)
+            offered = {kind.name for kind in KINDS.values() if source.offers(kind, part)}
+            meta[key], check = completeness.report(settings.catalog_path, part, offered)
             checks[key] = [check]
         yield MaterializeResult(metadata=_metadata(meta))
         yield from emit_checks(context, REPORT_ASSET, checks, blocking=set())

@@ -67,6 +67,7 @@ class TardisSettings(BaseModel):
     endpoint: str = Field("https://api.tardis.dev", description="Replay API base (TARDIS_ENDPOINT wins).")
     exchange: str = "binance-futures"
     trade_channel: Literal["aggTrade", "trade"] = "aggTrade"
+    quotes: bool = Field(True, description="Replay bookTicker too (quote ticks; several times the trades' volume).")
 
     @field_validator("exchange")
     @classmethod

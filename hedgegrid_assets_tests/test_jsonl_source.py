@@ -193,7 +193,8 @@ def test_every_line_shape_and_counts(tmp_path):
     text = [ln for _, ln, _ in lines]
     # A recorder's extras: a subscription reply, a bookTicker, blank lines, a truncated last line.
     text.insert(0, '{"result":null,"id":1}')
-    text.insert(5, json.dumps({"stream": "btcusdt@bookTicker", "data": {"e": "bookTicker", "s": "BTCUSDT", "b": "1"}}))
+    # An event no kind reads (its 'a' is a list, an aggTrade's 'a' an integer): counted, skipped.
+    text.insert(5, json.dumps({"stream": "btcusdt@depth", "data": {"e": "depthUpdate", "s": "BTCUSDT", "b": [["42000.1", "1"]], "a": [], "pu": 1}}))
     text.insert(9, "")
     text.insert(20, "   ")
     text.append('2024-01-02T23:59:59.9990000Z {"stream":"btcusdt@aggTrade","data":{"e":"aggTr')
@@ -209,7 +210,7 @@ def test_every_line_shape_and_counts(tmp_path):
     _decoded.cache_clear()
     trades, notes = source.read_frame_with_notes(TRADES, landed, part_for())
     assert notes["blank_lines"] == 2 and notes["truncated_last_lines"] == 1
-    assert notes["unknown_events_by_type"] == {"no 'e' field": 1, "bookTicker": 1}
+    assert notes["unknown_events_by_type"] == {"no 'e' field": 1, "depthUpdate": 1}
     # Replay lines take their prefix as ts_init; envelope and bare lines fall back to E.
     replay_ids = {json.loads(ln.split(" ", 1)[1])["data"]["a"] for _, ln, s in lines if s == "replay" and "aggTrade" in ln}
     got = [(r["price"], r["size"], r["aggressor_side"], r["trade_id"], r["ts_event"], r["ts_init"])
@@ -250,7 +251,7 @@ def test_multi_day_recording_through_dagster_with_duplicates_quarantined(tmp_pat
     text = [ln for _, ln, _ in sorted(lines)]
     dup_index = next(i for i, ln in enumerate(text) if "aggTrade" in ln and "2024-01-02T1" in ln)
     text.insert(dup_index + 3, text[dup_index])  # a reconnect replays a trade
-    text.insert(10, '{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","s":"BTCUSDT","b":"1","E":1704153600000}}')
+    text.insert(10, '{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT","E":1704153600000,"k":{"t":1704153540000}}}')
     write_text(tmp_path / "rec" / "btcusdt.jsonl", text)
     cfg = write_config(tmp_path / "ws.json", {"base_path": str(tmp_path / "rec"), "land": "hardlink",
                                               "files": {k: {"file_path": "{symbol_lower}.jsonl"} for k in ("trades", "mark", "funding")}})  # fmt: skip
@@ -265,7 +266,7 @@ def test_multi_day_recording_through_dagster_with_duplicates_quarantined(tmp_pat
     # What the parser skipped reaches the run's log as a warning.
     run = results[str(partition_key(DAY, "BTCUSDT"))]
     warnings = [e.user_message for e in instance.all_logs(run.run_id) if e.level >= 30]
-    assert any("messages of other event types (bookTicker: 1)" in w for w in warnings), warnings
+    assert any("messages of other event types (kline: 1)" in w for w in warnings), warnings
 
     cat = settings.catalog_path
     expected = [row for t in truths for row in expected_trades(t, lambda tr: True)]

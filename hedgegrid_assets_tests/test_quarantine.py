@@ -37,8 +37,8 @@ class RecordingSource(MarketDataSource):
     def land(self, request: LandingRequest) -> None:
         shutil.copy(self.path, request.dest / Path(self.path).name)
 
-    def read_frame(self, kind, files, part):
-        return binance_ws.read_kind(kind, files)
+    def readers(self):
+        return {k.name: (lambda files, part, k=k: binance_ws.read_kind(k, files)) for k in binance_ws.KINDS_DECODED}
 
 
 def recording_with_defects(tmp_path: Path, settings) -> Path:

@@ -9,9 +9,10 @@ import json
 import polars as pl
 import pytest
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, PartitionContext
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, PartitionContext
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.settings import Settings
+from hedgegrid_assets.sources import binance_ws
 from hedgegrid_assets.sources.base import LandingRequest
 from hedgegrid_assets.sources.sample import SampleSource, generate_day
 
@@ -42,8 +43,9 @@ def test_lines_are_tardis_replay_lines_with_combined_stream_envelopes(landed):
     for ts, msg in messages(landed):
         assert len(ts) == 28 and ts.endswith("Z") and ts.startswith("2024-01-02T")
         seen.setdefault(msg["stream"], msg["data"])
-    assert set(seen) == {"btcusdt@aggTrade", "btcusdt@markPrice@1s"}
+    assert set(seen) == {"btcusdt@aggTrade", "btcusdt@bookTicker", "btcusdt@markPrice@1s"}
     trade, mark = seen["btcusdt@aggTrade"], seen["btcusdt@markPrice@1s"]
+    assert set(seen["btcusdt@bookTicker"]) == {"e", "u", "s", "b", "B", "a", "A", "T", "E"}
     assert set(trade) == {"e", "E", "a", "s", "p", "q", "f", "l", "T", "m"} and trade["e"] == "aggTrade"
     assert set(mark) == {"e", "E", "s", "p", "P", "i", "r", "T"} and mark["e"] == "markPriceUpdate"
     assert len(mark["p"].split(".")[1]) == 8 and len(mark["r"].split(".")[1]) == 8
@@ -93,3 +95,19 @@ def test_mark_every_second_near_trades_and_funding_every_8h(landed):
     # One row per change: no two consecutive rows carry the same (rate, next time).
     same = (rates["rate"] == rates["rate"].shift(1)) & (rates["next_funding_time"] == rates["next_funding_time"].shift(1))
     assert not same.fill_null(False).any()
+
+
+def test_trades_print_at_the_quoted_side(landed):
+    """Each trade is preceded by a quote: a buyer takes the ask, a seller hits the bid."""
+    trades = binance_ws.read_kind(TRADES, [landed])
+    quotes = binance_ws.read_kind(QUOTES, [landed])
+    assert quotes.height == trades.height > 1000
+    assert (quotes["bid_price"] < quotes["ask_price"]).all()
+    # Quote i is received 1 us before trade i; both come sorted by receive time.
+    joined = pl.concat([trades, quotes.rename(lambda c: f"q_{c}")], how="horizontal")
+    assert (joined["q_ts_init"] < joined["ts_init"]).all()
+    joined = joined.rename({"q_bid_price": "bid_price", "q_ask_price": "ask_price"})
+    buyer = joined["aggressor_side"] == "BUYER"
+    assert (joined.filter(buyer)["price"] == joined.filter(buyer)["ask_price"]).all()
+    assert (joined.filter(~buyer)["price"] == joined.filter(~buyer)["bid_price"]).all()
+    assert buyer.any() and (~buyer).any()

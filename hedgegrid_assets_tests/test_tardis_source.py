@@ -28,7 +28,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from tardis_client import data_downloader
 
 from hedgegrid_assets.definitions import build_definitions
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, PartitionContext
+from hedgegrid_assets.frames import QUOTES, FUNDING_RATES, MARK_PRICES, TRADES, PartitionContext
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
@@ -46,7 +46,7 @@ WRONG_KEY = "td-WRONG-91aa03c5e6f2"
 DAY = dt.date(2024, 1, 2)
 FREE_DAY = dt.date(2024, 2, 1)  # first of a month: Tardis serves it without a key
 IID = "BTCUSDT-PERP.BINANCE"
-FILTERS = [{"channel": "aggTrade", "symbols": ["btcusdt"]}, {"channel": "markPrice", "symbols": ["btcusdt"]}]
+FILTERS = [{"channel": c, "symbols": ["btcusdt"]} for c in ("aggTrade", "bookTicker", "markPrice")]
 
 
 def part(symbol: str = "BTCUSDT", day: dt.date = DAY) -> PartitionContext:
@@ -65,14 +65,14 @@ def as_trade_channel(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def book_tickers(lines: pl.DataFrame) -> pl.DataFrame:
-    """Some bookTicker messages (a channel the source must not ask for) at markPrice times."""
+def depth_updates(lines: pl.DataFrame) -> pl.DataFrame:
+    """Some depthUpdate messages (a channel the source must not ask for) at markPrice times."""
     marks = lines.filter(pl.col("line").str.contains("@markPrice", literal=True)).gather_every(97)
     return marks.select(
         pl.concat_str(
             pl.col("line").str.slice(0, 29),
-            pl.lit('{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":1,"s":"BTCUSDT","b":"1.0","B":"1",'
-                   '"a":"1.1","A":"1","T":1,"E":1}}'),
+            pl.lit('{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+                   '"b":[["1.0","1"]],"a":[]}}'),
         ).alias("line")
     )
 
@@ -85,7 +85,7 @@ def days() -> dict[str, pl.DataFrame]:
         "btc": btc,
         "btc_trade": as_trade_channel(btc),
         "eth": generate_day(part("ETHUSDT"), 500, seed=12),
-        "book": book_tickers(btc),
+        "depth": depth_updates(btc),
         "free": free,
         "free_trade": as_trade_channel(free),
     }
@@ -234,7 +234,7 @@ def leaks(root: Path, *secrets: str) -> list[str]:
 
 def test_lands_the_day_as_replay_lines_asking_only_for_its_channels(landed, days):
     assert landed.path.name == "binance-futures_2024-01-02_BTCUSDT.ndjson.gz"
-    # Exactly the BTCUSDT aggTrade + markPrice lines, in order: no ETHUSDT, trade or bookTicker lines.
+    # Exactly the BTCUSDT aggTrade + bookTicker + markPrice lines, in order: no ETHUSDT, trade or depth lines.
     assert raw_lines(landed.path) == days["btc"]["line"].to_list()
     ok = [r for r in landed.requests if r.status == 200]
     assert sorted(r.minute for r in ok) == [dt.datetime(2024, 1, 2) + dt.timedelta(minutes=m) for m in range(1440)]
@@ -254,6 +254,20 @@ def test_rate_limits_and_server_errors_are_retried_by_the_client(landed):
     assert [r.status for r in landed.requests if r.minute == dt.datetime(2024, 1, 2, 13, 20)] == [500, 200]
     # 61 s after each 429 and 2**1 s + jitter after the 500 (recorded, not waited).
     assert sorted(landed.sleeps)[-2:] == [61, 61] and len(landed.sleeps) == 3 and 2 <= min(landed.sleeps) < 3
+
+
+def test_quotes_equal_the_input(landed):
+    want = []
+    for line in raw_lines(landed.path):
+        ts, payload = line.split(" ", 1)
+        d = json.loads(payload)["data"]
+        if d["e"] == "bookTicker":
+            want.append((local_ns(ts), d["T"] * 1_000_000, float(d["b"]), float(d["a"]), float(d["B"]), float(d["A"])))
+    frame = TardisSource(api_key=KEY).read_frame(QUOTES, [landed.path], part())
+    cols = ("ts_init", "ts_event", "bid_price", "ask_price", "bid_size", "ask_size")
+    got = list(zip(*(frame[c].dt.epoch("ns") if c.startswith("ts") else frame[c] for c in cols)))
+    assert got == want and len(want) > 1000
+    assert TardisSource(api_key=KEY, quotes=False).read_frame(QUOTES, [landed.path], part()).height == 0  # not asked for
 
 
 def test_frames_equal_the_input(landed, expected):
@@ -279,11 +293,11 @@ def test_frames_equal_the_input(landed, expected):
 
 def test_trade_channel_is_selectable(free_landed, days):
     assert {json.dumps(r.filters) for r in free_landed.requests} == {
-        json.dumps([{"channel": "markPrice", "symbols": ["btcusdt"]}, {"channel": "trade", "symbols": ["btcusdt"]}])
+        json.dumps([{"channel": c, "symbols": ["btcusdt"]} for c in ("bookTicker", "markPrice", "trade")])
     }
     lines = raw_lines(free_landed.path)
-    marks = days["free"].filter(pl.col("line").str.contains("@markPrice", literal=True))["line"].to_list()
-    assert sorted(lines) == sorted(["", *days["free_trade"]["line"].to_list(), *marks])
+    others = days["free"].filter(~pl.col("line").str.contains("@aggTrade", literal=True))["line"].to_list()
+    assert sorted(lines) == sorted(["", *days["free_trade"]["line"].to_list(), *others])
     trades, _, _ = expected_from_input(lines)
     frame = TardisSource(trade_channel="trade").read_frame(TRADES, [free_landed.path], part(day=FREE_DAY))
     assert sorted(zip(frame["ts_init"].dt.epoch("ns"), frame["ts_event"].dt.epoch("ns"), frame["trade_id"])) == sorted(

@@ -27,10 +27,14 @@ def _timestamps(path: Path, column: str) -> pl.Series:
     return raw.cast(pl.Int64).cast(pl.Datetime("ns")).dt.replace_time_zone("UTC").cast(TIMESTAMP)
 
 
-def report(root: Path, part: PartitionContext) -> tuple[dict, AssetCheckResult]:
-    """(materialization metadata, the WARN check) for one partition."""
+def report(root: Path, part: PartitionContext, offered: set[str] | None = None) -> tuple[dict, AssetCheckResult]:
+    """(materialization metadata, the WARN check) for one partition, judged by the kinds its
+    source offers (`offered`, kind names; default all): a kind the source does not carry is
+    not missing."""
     rows, problems = {}, []
     for kind in KINDS.values():
+        if offered is not None and kind.name not in offered:
+            continue
         path = partition_path(root, kind, part)
         rows[kind.name] = pq.ParquetFile(path).metadata.num_rows if path.exists() else None
         if rows[kind.name] is None:
@@ -41,12 +45,12 @@ def report(root: Path, part: PartitionContext) -> tuple[dict, AssetCheckResult]:
         problems.append("no instrument definition")
 
     meta: dict = {"rows": MetadataValue.json(rows), "instrument": has_instrument}
-    if rows[TRADES.name]:
+    if rows.get(TRADES.name):
         gap, frm, to = coverage.largest_gap(_timestamps(partition_path(root, TRADES, part), "ts_event"), part)
         meta |= {"largest_trade_gap_minutes": round(gap.total_seconds() / 60, 3), "largest_trade_gap_from": frm.isoformat()}
         if gap.total_seconds() / 60 > part.checks.max_trade_gap_minutes:
             problems.append(f"{gap} without trades from {frm:%H:%M:%S}")
-    if rows[FUNDING_RATES.name]:
+    if rows.get(FUNDING_RATES.name):
         path = partition_path(root, FUNDING_RATES, part)
         rates = pl.DataFrame(
             {

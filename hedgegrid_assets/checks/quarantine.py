@@ -38,10 +38,10 @@ def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
         rules.append((c.is_null() | c.is_nan() | c.is_infinite() | (c <= 0), f"{col} not a positive number"))
     for col, most in kind.maxima(part.instrument).items():
         rules.append((pl.col(col) > most, f"{col} beyond what the catalog holds ({most:.6g})"))
-    setting = {"price": "max_price", "value": "max_price", "size": "max_quantity"}
     for col, most in kind.sane_maxima(part.instrument).items():
-        where = f"instruments.{part.instrument.symbol}.{setting.get(col, col)}"
+        where = f"instruments.{part.instrument.symbol}.{'max_quantity' if col.endswith('size') else 'max_price'}"
         rules.append((pl.col(col) > most, f"{col} beyond the instrument's bound ({most:.6g}, {where})"))
+    rules += kind.row_rules(part)
     for col in kind.finite:
         c = pl.col(col)
         rules.append((c.is_null() | c.is_nan() | c.is_infinite(), f"{col} not a number"))

@@ -76,6 +76,8 @@ class DataKind:
     maxima: Callable[[Instrument], dict[str, float]] = lambda instrument: {}
     # ... and no larger than is sane for the instrument (its max price / quantity) ...
     sane_maxima: Callable[[Instrument], dict[str, float]] = lambda instrument: {}
+    # ... and not defective as a whole row (e.g. a crossed quote): (condition, reason) ...
+    row_rules: Callable[[PartitionContext], list[tuple[pl.Expr, str]]] = lambda part: []
     # ... and rows repeating this key are duplicates (the first one is kept).
     unique_key: tuple[str, ...] = ("ts_event", "ts_init")
     # Columns a source may leave null, filled from the partition (the instrument's specs).

@@ -34,12 +34,13 @@ import datetime as dt
 import hashlib
 import re
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
-from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.csv_generic import Table, funding_extras, load_rows, read_table, value
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
 
@@ -217,7 +218,10 @@ class BinanceVisionSource(FileSource):
             verify_checksum(path, checksum)
             log(f"{name}: sha256 matches {checksum.name}")
 
-    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+    def readers(self) -> dict[str, Reader]:
+        return {kind.name: partial(self._read, kind) for kind in (TRADES, MARK_PRICES, FUNDING_RATES)}
+
+    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         by_type: dict[str, list[Path]] = {}
         for f in sorted(Path(p) for p in files):
             what = _kind_of_name(f.name)

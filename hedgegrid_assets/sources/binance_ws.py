@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.compressed import explain_read_error
 from hedgegrid_assets.sources.parsing import epoch_ns, from_epoch_ns
@@ -27,25 +27,52 @@ from hedgegrid_assets.sources.parsing import epoch_ns, from_epoch_ns
 # Binance trades that are not market trades (`X` of the `trade` stream).
 NON_MARKET_TRADES = ["INSURANCE_FUND", "ADL", "NA"]
 
-_PAYLOAD = {
-    "e": pl.String,  # event type: aggTrade | trade | markPriceUpdate
-    "E": pl.Int64,  # event time, ms
-    "s": pl.String,  # symbol
-    "a": pl.Int64,  # aggregate trade id
-    "t": pl.Int64,  # trade id
-    "p": pl.String,  # price / mark price
-    "q": pl.String,  # quantity
-    "m": pl.Boolean,  # buyer is maker -> the aggressor SOLD
-    "X": pl.String,  # trade type
-    "T": pl.Int64,  # trade time (trades) / next funding time (markPrice), ms
-    "r": pl.String,  # funding rate that settles at T
-    "i": pl.String,  # index price (markPrice)
+# Each event type a kind reads, decoded with its own fields (the same letter means different
+# things: `a` is aggTrade's id but bookTicker's ask price): payload field -> (column, type).
+_COMMON = {"E": ("E", pl.Int64), "s": ("s", pl.String)}  # event time (ms), symbol
+EVENTS: dict[str, dict[str, tuple[str, pl.DataType]]] = {
+    "aggTrade": _COMMON | {
+        "a": ("id", pl.Int64),  # aggregate trade id
+        "p": ("p", pl.String), "q": ("q", pl.String),  # price, quantity
+        "m": ("m", pl.Boolean),  # buyer is maker -> the aggressor SOLD
+        "T": ("T", pl.Int64),  # trade time, ms
+    },
+    "trade": _COMMON | {
+        "t": ("id", pl.Int64), "p": ("p", pl.String), "q": ("q", pl.String), "m": ("m", pl.Boolean),
+        "X": ("X", pl.String),  # trade type (MARKET, or INSURANCE_FUND/ADL/NA: left out)
+        "T": ("T", pl.Int64),
+    },
+    "markPriceUpdate": _COMMON | {
+        "p": ("p", pl.String),  # mark price
+        "i": ("i", pl.String),  # index price
+        "r": ("r", pl.String),  # funding rate that settles at T
+        "T": ("T", pl.Int64),  # next funding time, ms
+    },
+    "bookTicker": _COMMON | {
+        "u": ("update_id", pl.Int64),
+        "b": ("bid_price", pl.String), "B": ("bid_size", pl.String),
+        "a": ("ask_price", pl.String), "A": ("ask_size", pl.String),
+        "T": ("T", pl.Int64),  # transaction time, ms
+    },
+}  # fmt: skip
+# The events each kind reads. Other event types (depthUpdate, kline, forceOrder, ...) are
+# counted per type and skipped, never decoded.
+KIND_EVENTS = {
+    TRADES.name: ("aggTrade", "trade"),
+    QUOTES.name: ("bookTicker",),
+    MARK_PRICES.name: ("markPriceUpdate",),
+    FUNDING_RATES.name: ("markPriceUpdate",),
 }
+KINDS_DECODED = (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)
 # Top-level fields a recorder may add with the local receive time (epoch number or ISO text).
 RECV_FIELDS = ("local_timestamp", "recv_ts", "recv_time", "receive_time", "received_at", "receipt_timestamp")
-_MESSAGE = pl.Struct(
-    {"stream": pl.String, "data": pl.Struct(_PAYLOAD), **_PAYLOAD, **{f: pl.String for f in RECV_FIELDS}}
-)
+# The event type: the first "e" key (the envelope's own keys are "stream" and "data").
+_EVENT_RE = r'"e"\s*:\s*"([^"]*)"'
+
+
+def _message_struct(event: str) -> pl.Struct:
+    payload = {k: t for k, (_, t) in EVENTS[event].items()}
+    return pl.Struct({"stream": pl.String, "data": pl.Struct(payload), **payload, **{f: pl.String for f in RECV_FIELDS}})
 
 
 def read_lines(path: Path) -> pl.LazyFrame:
@@ -79,30 +106,51 @@ def receive_time(text: pl.Expr) -> pl.Expr:
     return pl.when(numeric).then(from_epoch_ns(epoch_ns(t))).otherwise(iso)
 
 
-def decode_messages(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """Lines -> one row per message: `recv_ts` (nullable) plus the payload's fields.
+def decode_messages(lines: pl.LazyFrame, events: tuple[str, ...] = tuple(EVENTS)) -> pl.LazyFrame:
+    """Lines -> one row per message: `line_no`, `e` (the event type), `recv_ts` (nullable)
+    and the fields of the message's event type (see EVENTS; null for other events).
 
-    Also `recv_prefix`: the text before the JSON (null when the line starts with it), so a
-    caller can report a prefix that is not a time.
+    Each event type of `events` is decoded with its own fields; a line of another event type
+    is kept with its type only (to be counted), and a line without one is decoded just enough
+    to prove it is JSON. Also `recv_prefix`: the text before the JSON (null when the line
+    starts with it), so a caller can report a prefix that is not a time.
     """
     line = pl.col("line").str.strip_chars()
     start = line.str.find("{", literal=True).fill_null(0)
-    prefix = pl.when(start > 0).then(line.str.slice(0, start).str.strip_chars())
-    json_text = line.str.slice(start)
-    decoded = lines.filter(line.str.len_bytes() > 0).select(
-        "line_no", recv_prefix=prefix, msg=json_text.str.json_decode(_MESSAGE)
-    )
-    field_recv = pl.coalesce([pl.col("msg").struct.field(f) for f in RECV_FIELDS])
-    # Envelope fields win over top-level ones (the bare-payload case has no `data`).
-    return decoded.select(
+    base = lines.filter(line.str.len_bytes() > 0).select(
         "line_no",
-        pl.coalesce(receive_time(pl.col("recv_prefix")), receive_time(field_recv)).alias("recv_ts"),
-        "recv_prefix",
-        *[
-            pl.coalesce(pl.col("msg").struct.field("data").struct.field(k), pl.col("msg").struct.field(k)).alias(k)
-            for k in _PAYLOAD
-        ],
+        recv_prefix=pl.when(start > 0).then(line.str.slice(0, start).str.strip_chars()),
+        json=line.str.slice(start),
     )
+    base = base.with_columns(e=pl.col("json").str.extract(_EVENT_RE, 1))
+    parts = []
+    msg = pl.col("msg")
+    field_recv = pl.coalesce([msg.struct.field(f) for f in RECV_FIELDS])
+    for event in events:
+        decoded = base.filter(pl.col("e") == event).select(
+            "line_no", "e", "recv_prefix", msg=pl.col("json").str.json_decode(_message_struct(event))
+        )
+        # Envelope fields win over top-level ones (the bare-payload case has no `data`).
+        parts.append(
+            decoded.select(
+                "line_no",
+                "e",
+                pl.coalesce(receive_time(pl.col("recv_prefix")), receive_time(field_recv)).alias("recv_ts"),
+                "recv_prefix",
+                *[
+                    pl.coalesce(msg.struct.field("data").struct.field(k), msg.struct.field(k)).alias(col)
+                    for k, (col, _) in EVENTS[event].items()
+                ],
+            )
+        )
+    other = pl.col("e").is_not_null() & ~pl.col("e").is_in(events)
+    parts.append(base.filter(other & complete_message(pl.col("json"))).select("line_no", "e", "recv_prefix"))
+    # No event type, or another type's line that looks broken: decoded just enough to prove
+    # it is JSON (a broken line fails every kind, as a truncated one in the decoded events does).
+    unsure = pl.col("e").is_null() | (other & ~complete_message(pl.col("json")))
+    is_json = pl.col("json").str.json_decode(pl.Struct({"stream": pl.String})).is_not_null()
+    parts.append(base.filter(unsure).filter(is_json).select("line_no", "e", "recv_prefix"))
+    return pl.concat(parts, how="diagonal_relaxed")
 
 
 def _ms(col: str) -> pl.Expr:
@@ -110,16 +158,28 @@ def _ms(col: str) -> pl.Expr:
 
 
 def trades(messages: pl.LazyFrame, event: str = "aggTrade") -> pl.LazyFrame:
-    id_field = "a" if event == "aggTrade" else "t"
-    return messages.filter(
-        (pl.col("e") == event) & (pl.col("X").is_null() | ~pl.col("X").is_in(NON_MARKET_TRADES))
-    ).select(
+    market = pl.lit(True)
+    if "X" in messages.collect_schema():  # the `trade` stream says which trades are not market trades
+        market = pl.col("X").is_null() | ~pl.col("X").is_in(NON_MARKET_TRADES)
+    return messages.filter((pl.col("e") == event) & market).select(
         ts_event=_ms("T"),
         ts_init=pl.coalesce("recv_ts", _ms("E")),
         price=pl.col("p").cast(pl.Float64),
         size=pl.col("q").cast(pl.Float64),
         aggressor_side=pl.when(pl.col("m")).then(pl.lit("SELLER")).otherwise(pl.lit("BUYER")),
-        trade_id=pl.col(id_field).cast(pl.String),
+        trade_id=pl.col("id").cast(pl.String),
+    )
+
+
+def quotes(messages: pl.LazyFrame) -> pl.LazyFrame:
+    """bookTicker: the best bid and ask after each change (ts_event: the transaction time T)."""
+    return messages.filter(pl.col("e") == "bookTicker").select(
+        ts_event=_ms("T").fill_null(_ms("E")),
+        ts_init=pl.coalesce("recv_ts", _ms("E")),
+        bid_price=pl.col("bid_price").cast(pl.Float64),
+        ask_price=pl.col("ask_price").cast(pl.Float64),
+        bid_size=pl.col("bid_size").cast(pl.Float64),
+        ask_size=pl.col("ask_size").cast(pl.Float64),
     )
 
 
@@ -151,7 +211,7 @@ def funding_rates(messages: pl.LazyFrame) -> pl.LazyFrame:
     return updates.filter(changed.fill_null(True))
 
 
-PARSERS = {TRADES.name: trades, MARK_PRICES.name: mark_prices, FUNDING_RATES.name: funding_rates}
+PARSERS = {TRADES.name: trades, QUOTES.name: quotes, MARK_PRICES.name: mark_prices, FUNDING_RATES.name: funding_rates}
 
 
 def complete_message(line: pl.Expr) -> pl.Expr:
@@ -168,10 +228,14 @@ def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") 
     # JSON decoding is the cost: decode only the lines that can hold the kind's event (a day
     # file has ~1M trades and 86,400 marks; each kind's asset reads it), and every line that
     # does not look complete, so that a broken line fails every kind as before.
-    event = trade_event if kind is TRADES else "markPriceUpdate"
+    events = (trade_event,) if kind is TRADES else KIND_EVENTS[kind.name]
     line = pl.col("line").str.strip_chars()
-    may_hold = line.str.contains(event, literal=True) | ~complete_message(line)
-    messages = pl.concat([decode_messages(read_lines(f).filter(may_hold)) for f in files])
+    may_hold = pl.any_horizontal(line.str.contains(f'"{e}"', literal=True) for e in events) | ~complete_message(line)
+    # Collected before parsing: a later filter on the event type must not be pushed below the
+    # check that a line without one is JSON.
+    messages = pl.concat(
+        [decode_messages(read_lines(f).filter(may_hold), events) for f in files], how="diagonal_relaxed"
+    ).collect().lazy()
     if kind is TRADES:
         lazy = trades(messages, trade_event)
     else:
@@ -181,7 +245,7 @@ def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") 
 
 # -- recorded files: counts and clear errors ------------------------------------------------
 
-KNOWN_EVENTS = ("aggTrade", "trade", "markPriceUpdate")
+KNOWN_EVENTS = tuple(EVENTS)
 NO_EVENT = "no 'e' field"
 
 
@@ -263,8 +327,8 @@ def _line_checks(lines: pl.LazyFrame) -> dict:
     return row.row(0, named=True)
 
 
-_INT_FIELDS = {k for k, t in _PAYLOAD.items() if t == pl.Int64}
-_BOOL_FIELDS = {k for k, t in _PAYLOAD.items() if t == pl.Boolean}
+def _typed_fields(event: str | None, dtype: pl.DataType) -> set[str]:
+    return {k for k, (_, t) in EVENTS.get(event or "", {}).items() if t == dtype}
 
 
 def _first_bad_line(path: Path, skip_line: int | None) -> tuple[int, str, str] | None:
@@ -287,10 +351,11 @@ def _first_bad_line(path: Path, skip_line: int | None) -> tuple[int, str, str] |
             if not isinstance(msg, dict):
                 return no, text, "not a JSON object"
             data = msg.get("data") if isinstance(msg.get("data"), dict) else msg
+            ints, bools = _typed_fields(data.get("e"), pl.Int64), _typed_fields(data.get("e"), pl.Boolean)
             for key, value in data.items():
                 is_int = isinstance(value, int) and not isinstance(value, bool)
-                wrong_int = key in _INT_FIELDS and value is not None and not is_int
-                wrong_bool = key in _BOOL_FIELDS and value is not None and not isinstance(value, bool)
+                wrong_int = key in ints and value is not None and not is_int
+                wrong_bool = key in bools and value is not None and not isinstance(value, bool)
                 if wrong_int or wrong_bool:
                     want = "an integer" if wrong_int else "true/false"
                     return no, text, f"field {key!r} is not {want}: {value!r}"
@@ -347,21 +412,21 @@ def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[p
         raise SourceError(f"{label} line {no}: {reason}: {_short(text)}") from None
     stats.messages = messages.height
 
-    bad_prefix = pl.col("recv_prefix").is_not_null() & pl.col("recv_ts").is_null()
-    hit = messages.filter(bad_prefix).head(1)
+    known = pl.col("e").is_in(KNOWN_EVENTS).fill_null(False)
+    bad_prefix = known & pl.col("recv_prefix").is_not_null() & pl.col("recv_ts").is_null()
+    hit = messages.filter(bad_prefix).sort("line_no").head(1)
     if hit.height:
         raise SourceError(
             f"{label} line {hit['line_no'][0]}: the text before the JSON is not a receive time: "
             f"{_short(hit['recv_prefix'][0])}"
         )
-    known = pl.col("e").is_in(KNOWN_EVENTS)
-    unknown = messages.filter(~known.fill_null(False)).group_by(pl.col("e").fill_null(NO_EVENT)).len()
+    unknown = messages.filter(~known).group_by(pl.col("e").fill_null(NO_EVENT)).len()
     stats.unknown_events = {e: int(n) for e, n in unknown.iter_rows()}
-    messages = messages.filter(known.fill_null(False))
+    messages = messages.filter(known)
     if symbol is not None:
         sym = pl.col("s").str.to_uppercase()
         mine = sym.is_null() | (sym == symbol.upper())
-        others = messages.filter(~mine)
+        others = messages.filter(~mine).sort("line_no")
         if others.height:
             stats.other_symbols = {s: int(n) for s, n in others.group_by("s").len().iter_rows()}
             messages = messages.filter(mine)
@@ -370,10 +435,13 @@ def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[p
                     f"{label} line {others['line_no'][0]}: the file is for another symbol: its messages are for "
                     f"{', '.join(sorted(stats.other_symbols))}, none for {symbol}"
                 )
-    for col, events in (("p", KNOWN_EVENTS), ("q", ("aggTrade", "trade")), ("r", ("markPriceUpdate",))):
+    numbers = (("p", ("aggTrade", "trade", "markPriceUpdate")), ("q", ("aggTrade", "trade")), ("r", ("markPriceUpdate",)),
+               *((c, ("bookTicker",)) for c in ("bid_price", "bid_size", "ask_price", "ask_size")))  # fmt: skip
+    for col, events in numbers:
         value = pl.col(col)
         filled = value.is_not_null() & (value.str.len_bytes() > 0)
         bad = messages.filter(pl.col("e").is_in(events) & filled & value.cast(pl.Float64, strict=False).is_null())
+        bad = bad.sort("line_no")
         if bad.height:
             raise SourceError(f"{label} line {bad['line_no'][0]}: field {col!r} is not a number: {_short(bad[col][0])}")
     return messages, stats

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -53,7 +54,7 @@ import polars as pl
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
 from hedgegrid_assets.sources import compressed, parsing
-from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.parsing import TimestampFormat
 from hedgegrid_assets.sources.source_config import (
     ConfigError,
@@ -570,19 +571,16 @@ class GenericCsvSource(FileSource):
                 )
         return landed_names(list(cfg.files), part)
 
-    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
-        return self.read_frame_with_notes(kind, files, part)[0]
+    def readers(self) -> dict[str, Reader]:
+        return {kind.name: partial(self._read, kind) for kind in (TRADES, MARK_PRICES, FUNDING_RATES)}
 
-    def read_frame_with_notes(
-        self, kind: DataKind, files: list[Path], part: PartitionContext
-    ) -> tuple[pl.DataFrame, dict]:
+    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> tuple[pl.DataFrame, dict]:
         table = self._table(kind, part)
         if table is None:
             return kind.empty_frame(), {}
         notes: dict = {}
         landed = self.landed_for(kind, files, part)
-        with self.naming_originals([path for _, path in landed], part):
-            frames = [read_table(path, table, kind, part, notes=notes) for _, path in landed]
+        frames = [read_table(path, table, kind, part, notes=notes) for _, path in landed]
         return (kind.conform(pl.concat(frames)) if frames else kind.empty_frame()), notes
 
 

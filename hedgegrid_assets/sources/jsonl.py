@@ -26,7 +26,7 @@ when the file spans many days (no `{date}` in its path).
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import polars as pl
@@ -34,7 +34,7 @@ from dagster import get_dagster_logger
 
 from hedgegrid_assets.frames import TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources import binance_ws, compressed
-from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.binance_ws import LineStats
 from hedgegrid_assets.sources.source_config import (
     ConfigError,
@@ -117,25 +117,22 @@ class JsonlSource(FileSource):
     def _trade_stream(self) -> str | None:
         return self.choice("trade_stream", TRADE_STREAMS)
 
-    def read_frame_with_notes(
-        self, kind: DataKind, files: list[Path], part: PartitionContext
-    ) -> tuple[pl.DataFrame, dict]:
+    def readers(self) -> dict[str, Reader]:
+        return {kind.name: partial(self._read, kind) for kind in binance_ws.KINDS_DECODED}
+
+    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> tuple[pl.DataFrame, dict]:
         """The frame plus counts of what was skipped (metadata for the run)."""
         spec = self.config.spec(kind)
         if spec is None:
             return kind.empty_frame(), {}
         paths = [path for _, path in self.landed_for(kind, files, part)]
-        with self.naming_originals(paths, part):
-            frame, stats = read_recordings(kind, paths, part, multi_day=not spec.per_day, trade_stream=self._trade_stream())
+        frame, stats = read_recordings(kind, paths, part, multi_day=not spec.per_day, trade_stream=self._trade_stream())
         if stats.notable():
             get_dagster_logger().warning(
                 f"{part.day}|{part.instrument.symbol} {kind.name}: {', '.join(p.name for p in paths)}: "
                 f"{stats.describe()}"
             )
         return frame, stats.metadata()
-
-    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
-        return self.read_frame_with_notes(kind, files, part)[0]
 
 
 def from_settings(settings) -> JsonlSource:

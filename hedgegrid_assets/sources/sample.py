@@ -1,11 +1,13 @@
 """The offline sample source: a deterministic synthetic Binance USDT-M day.
 
 It writes what a recorder of the real exchange receives, so the real parser reads it:
-`aggTrade` and `markPrice@1s` messages in the combined-stream envelope, one per line, each
+`aggTrade`, `bookTicker` and `markPrice@1s` messages in the combined-stream envelope, one per line, each
 prefixed with its local receive time as in a Tardis replay (`<28-char ts> <json>`).
 
 - trades arrive in bursts (clustered arrival times), same-side within a burst, both sides;
   prices follow a random walk on the tick grid, sizes are on the step grid;
+- the top of the book before each trade, the trade printing at the ask (a buyer) or the bid
+  (a seller), the other side 1-3 ticks away;
 - a mark price every second within a few basis points of the last trade;
 - the funding rate drifts hourly inside the exchange cap, and every markPrice message carries
   it with the next funding time (00/08/16 UTC by default).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,7 @@ from pydantic import Field
 
 from hedgegrid_assets.frames import DataKind, PartitionContext
 from hedgegrid_assets.sources import binance_ws
-from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource
+from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader
 
 MS_PER_DAY = 86_400_000
 # Typical price levels (Jan 2024) so generated data looks like the real symbol.
@@ -90,12 +93,13 @@ def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.D
     event_ms = trade_ms + rng.integers(0, 5, n)
     agg_base = (part.day.toordinal() - 730_000) * 10_000_000
     stream = symbol.lower()
+    # One TCP stream: receive times keep the send order.
+    trade_recv_ns = np.maximum.accumulate(event_ms * 1_000_000 + rng.integers(1_000_000, 60_000_000, n))
     trades = pl.DataFrame(
         {
             "T": trade_ms,
             "E": event_ms,
-            # One TCP stream: receive times keep the send order.
-            "recv_ns": np.maximum.accumulate(event_ms * 1_000_000 + rng.integers(1_000_000, 60_000_000, n)),
+            "recv_ns": trade_recv_ns,
             "p": price_ticks * units_per_tick,
             "q": qty_steps * units_per_step,
             "m": seller,
@@ -120,6 +124,43 @@ def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.D
             pl.col("T"),
             ',"m":',
             pl.when("m").then(pl.lit("true")).otherwise(pl.lit("false")),
+            "}}",
+        ),
+    )
+
+    # The top of the book just before each trade: a taker buying lifts the ask, so the trade
+    # prints at the ask (at the bid for a seller); the other side 1-3 ticks away.
+    spread = rng.integers(1, 4, n)
+    bid_ticks = np.where(seller, price_ticks, price_ticks - spread)
+    ask_ticks = np.where(seller, price_ticks + spread, price_ticks)
+    quotes = pl.DataFrame(
+        {
+            "T": trade_ms,
+            "E": trade_ms,
+            "recv_ns": trade_recv_ns - 1_000,  # received just before the trade it precedes
+            "u": agg_base * 10 + np.arange(n),
+            "b": np.maximum(bid_ticks, 1) * units_per_tick,
+            "a": ask_ticks * units_per_tick,
+            "B": np.maximum(1, np.round(rng.lognormal(0, 1.0, n) * qty_steps)).astype(np.int64) * units_per_step,
+            "A": np.maximum(1, np.round(rng.lognormal(0, 1.0, n) * qty_steps)).astype(np.int64) * units_per_step,
+        }
+    ).select(
+        "recv_ns",
+        line=_text(
+            f'{{"stream":"{stream}@bookTicker","data":{{"e":"bookTicker","u":',
+            pl.col("u"),
+            f',"s":"{symbol}","b":"',
+            _decimal_str(pl.col("b"), pp),
+            '","B":"',
+            _decimal_str(pl.col("B"), sp),
+            '","a":"',
+            _decimal_str(pl.col("a"), pp),
+            '","A":"',
+            _decimal_str(pl.col("A"), sp),
+            '","T":',
+            pl.col("T"),
+            ',"E":',
+            pl.col("E"),
             "}}",
         ),
     )
@@ -157,7 +198,7 @@ def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.D
             "}}",
         ),
     )
-    lines = pl.concat([trades, marks]).sort("recv_ns", maintain_order=True)
+    lines = pl.concat([quotes, trades, marks]).sort("recv_ns", maintain_order=True)
     lines = lines.filter(pl.col("recv_ns") < part.end_ns)  # the day file holds the day's receive times
     return lines.select(line=_text(_replay_ts(pl.col("recv_ns")), " ", pl.col("line")))
 
@@ -181,5 +222,9 @@ class SampleSource(MarketDataSource):
             lines.write_csv(out, include_header=False, quote_style="never")
         request.log(f"generated {lines.height:,} messages into {path.name}")
 
-    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
-        return binance_ws.read_kind(kind, files)
+    def readers(self) -> dict[str, Reader]:
+        return {kind.name: partial(_read, kind) for kind in binance_ws.KINDS_DECODED}
+
+
+def _read(kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+    return binance_ws.read_kind(kind, files)

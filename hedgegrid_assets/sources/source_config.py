@@ -213,6 +213,11 @@ class FileSource(MarketDataSource):
         """The files to land for a partition (the originals)."""
         raise NotImplementedError
 
+    def offers(self, kind: DataKind, part: PartitionContext) -> bool:
+        """A reader for the kind, and a file for it in the partition's plan (a config may leave
+        a kind out)."""
+        return super().offers(kind, part) and any(kind.name in p.kinds for p in self.plan(part))
+
     def verify_landed(self, landed: dict[str, Path], part: PartitionContext, log) -> None:
         """Hook: check the landed copies (checksums) before the landing is committed."""
 

@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 import urllib.error
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,10 +31,10 @@ from dagster import EnvVar
 from pydantic import Field
 from tardis_client import Channel, TardisClient
 
-from hedgegrid_assets.frames import DataKind, PartitionContext
+from hedgegrid_assets.frames import QUOTES, DataKind, PartitionContext
 from hedgegrid_assets.settings import TardisSettings
 from hedgegrid_assets.sources import binance_ws
-from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError, TransientSourceError
+from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader, SourceError, TransientSourceError
 
 KEY_ENV = "TARDIS_API_KEY"
 ENDPOINT_ENV = "TARDIS_ENDPOINT"
@@ -49,6 +50,7 @@ def from_settings(settings: TardisSettings) -> TardisSource:
         endpoint=os.environ.get(ENDPOINT_ENV) or settings.endpoint,
         exchange=settings.exchange,
         trade_channel=settings.trade_channel,
+        quotes=settings.quotes,
     )
 
 
@@ -61,10 +63,15 @@ class TardisSource(MarketDataSource):
     endpoint: str = Field("https://api.tardis.dev", description=f"Replay API base URL ({ENDPOINT_ENV} overrides)")
     exchange: str = Field("binance-futures", description="Tardis exchange id")
     trade_channel: str = Field("aggTrade", description="aggTrade or trade")
+    quotes: bool = Field(True, description="replay bookTicker too (quote ticks; several times the trades' volume)")
 
     @property
     def name(self) -> str:
         return "tardis"
+
+    @property
+    def channels(self) -> list[str]:
+        return [self.trade_channel, *(["bookTicker"] if self.quotes else []), "markPrice"]
 
     def land(self, request: LandingRequest) -> None:
         part = request.part
@@ -80,7 +87,7 @@ class TardisSource(MarketDataSource):
             request.log(f"{KEY_ENV} is not set: replaying {where} as a free first day of the month")
         path = request.dest / f"{self.exchange}_{part.day:%Y-%m-%d}_{part.instrument.symbol}.ndjson.gz"
         host = urlsplit(self.endpoint).hostname  # never the URL: a proxy URL may carry credentials
-        request.log(f"replaying {self.trade_channel} + markPrice for {where} from {host}")
+        request.log(f"replaying {' + '.join(self.channels)} for {where} from {host}")
         # The client's slice cache lives beside the landing folder (same disk, hidden), never in it.
         prefix = f".{request.dest.name.lstrip('.')}.tardis-cache-"
         with tempfile.TemporaryDirectory(prefix=prefix, dir=request.dest.parent) as cache:
@@ -101,7 +108,7 @@ class TardisSource(MarketDataSource):
             exchange=self.exchange,
             from_date=part.start.replace(tzinfo=None).isoformat(),
             to_date=part.end.replace(tzinfo=None).isoformat(),
-            filters=[Channel(self.trade_channel, [symbol]), Channel("markPrice", [symbol])],
+            filters=[Channel(channel, [symbol]) for channel in self.channels],
             decode_response=False,
             with_disconnects=True,
         )
@@ -146,7 +153,11 @@ class TardisSource(MarketDataSource):
             )
         return SourceError(f"{where}: Tardis.dev answered HTTP {err.code}{at}: {body}")
 
-    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+    def readers(self) -> dict[str, Reader]:
+        kinds = [k for k in binance_ws.KINDS_DECODED if self.quotes or k is not QUOTES]
+        return {kind.name: partial(self._read, kind) for kind in kinds}
+
+    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         try:
             return binance_ws.read_kind(kind, files, trade_event=self.trade_channel)
         except pl.exceptions.PolarsError as err:

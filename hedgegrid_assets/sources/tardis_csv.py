@@ -22,11 +22,13 @@ local_timestamp. Every row must be for the partition's symbol.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.sources.base import Reader
 from hedgegrid_assets.sources.csv_generic import VALUES, Table, load_rows, read_table, value
 from hedgegrid_assets.sources.parsing import TimestampFormat
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
@@ -99,7 +101,10 @@ class TardisCsvSource(FileSource):
                         (MARK_PRICES.name, FUNDING_RATES.name), True, "Tardis derivative_ticker"),
         ]  # fmt: skip
 
-    def read_frame(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+    def readers(self) -> dict[str, Reader]:
+        return {kind.name: partial(self._read, kind) for kind in (TRADES, MARK_PRICES, FUNDING_RATES)}
+
+    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         frames = []
         for _, path in self.landed_for(kind, files, part):
             if kind is TRADES:
