@@ -40,7 +40,7 @@ from hedgegrid_assets.frames.staging import StagedFrames
 from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.checks import completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
-from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import BARS, FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
@@ -57,6 +57,7 @@ WARN_CHECKS = {
     MARK_PRICES.name: [
         (coverage.INDEX_BAND_CHECK, coverage.mark_index_band, "Mark prices within the band around the index price")
     ],
+    BARS.name: [(coverage.BAR_MINUTES_CHECK, coverage.bar_minutes, "Every minute of the day has a bar")],
     FUNDING_RATES.name: [
         (coverage.FUNDING_COVERAGE_CHECK, coverage.funding_coverage, "Each settlement of the day has a rate known before it")
     ],
@@ -175,6 +176,8 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         *[AssetCheckSpec(name, asset=kind.name, partitions_def=parts, description=d) for name, _, d in warn_checks],
     ]
     ins = {"raw": AssetIn(RAW_ASSET)}
+    if kind.derived is not None:  # computed from another kind's validated frame (bars from trades)
+        ins["upstream"] = AssetIn(kind.derived[0].name)
     if kind is MARK_PRICES:
         # Checked against the traded prices; computed here (not as a separate check) so that
         # automation sees it among the asset's blocking checks.
@@ -208,8 +211,11 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
         keys = keys_of(context)
         frames, meta, checks = {}, {}, {}
         trades_by_key = by_key(keys, compare["trades"]) if "trades" in compare else {}
+        upstream = by_key(keys, compare["upstream"]) if "upstream" in compare else {}
         for key, landing in by_key(keys, raw).items():
-            frames[key], meta[key], checks[key] = _validated_frame(kind, key, landing, source, settings, warn_checks)
+            frames[key], meta[key], checks[key] = _validated_frame(
+                kind, key, landing, source, settings, warn_checks, upstream.get(key)
+            )
             if key in trades_by_key:
                 part = partition_context(key, settings)
                 checks[key].append(coverage.mark_price_band(frames[key], trades_by_key[key], part))
@@ -259,8 +265,18 @@ def _catalog_step(parts, settings: Settings) -> AssetsDefinition:
     return catalog_commit
 
 
-def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: MarketDataSource, settings, warn_checks):
+def _offered(kind: DataKind, source: MarketDataSource, part: PartitionContext) -> bool:
+    """The source gives the kind, or what it is computed from (bars: trades)."""
+    return _offered(kind.derived[0], source, part) if kind.derived else source.offers(kind, part)
+
+
+def _validated_frame(
+    kind: DataKind, key: str, landing: RawLanding, source: MarketDataSource, settings, warn_checks, upstream=None
+):
     part = partition_context(key, settings)
+    if kind.derived is not None:
+        frame = kind.derived[1](upstream, part)
+        return _checked_frame(kind, frame, {}, part, settings, warn_checks)
     if landing.source != source.name:
         raise Failure(
             description=f"partition {key}: raw data was landed by source '{landing.source}' but the configured "
@@ -279,6 +295,11 @@ def _validated_frame(kind: DataKind, key: str, landing: RawLanding, source: Mark
             "--allow-empty (HEDGEGRID_ALLOW_EMPTY=true) to write the day as empty",
             allow_retries=False,
         )
+    return _checked_frame(kind, frame, notes, part, settings, warn_checks)
+
+
+def _checked_frame(kind: DataKind, frame: pl.DataFrame, notes: dict, part: PartitionContext, settings, warn_checks):
+    """Completed from the partition, bad rows quarantined, then the checks."""
     frame = kind.complete(frame, part)
     frame, quarantined = quarantine.split(kind, frame, part)
     side_file = quarantine.save(settings.staging_dir, kind, part, quarantined)
@@ -334,7 +355,7 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
         meta, checks = {}, {}
         for key in keys_of(context):
             part = partition_context(key, settings)
-            offered = {kind.name for kind in KINDS.values() if source.offers(kind, part)}
+            offered = {kind.name for kind in KINDS.values() if _offered(kind, source, part)}
             meta[key], check = completeness.report(settings.catalog_path, part, offered)
             checks[key] = [check]
         yield MaterializeResult(metadata=_metadata(meta))

@@ -58,8 +58,9 @@ def build_job(settings: Settings, kinds: Iterable[DataKind] = KINDS.values(), na
     """A job that builds the chosen kinds of one date|symbol partition, checks included."""
     kinds = list(kinds)
     frames = [k.name for k in kinds]
-    if MARK_PRICES in kinds and TRADES not in kinds:
-        frames.append(TRADES.name)  # mark prices are checked against the trades frame (not its catalog)
+    needs = {TRADES.name} if MARK_PRICES in kinds else set()  # marks are checked against the trades frame
+    needs |= {k.derived[0].name for k in kinds if k.derived}  # bars are made from it
+    frames += sorted(needs - set(frames))
     names = [RAW_ASSET, INSTRUMENT_ASSET, *frames, *[catalog_asset_name(k) for k in kinds], REPORT_ASSET]
     return define_asset_job(name, selection=AssetSelection.assets(*names), description="Raw -> frames -> catalog")
 

@@ -17,14 +17,15 @@ class DataProbe(Strategy):
     def __init__(self, config: DataProbeConfig) -> None:
         super().__init__(config)
         self.instrument_id = config.instrument_id
-        self.counts: dict[str, int] = {"trades": 0, "mark_prices": 0, "funding_rates": 0}
+        self.counts: dict[str, int] = {"trades": 0, "quotes": 0, "mark_prices": 0, "funding_rates": 0}
         self.first: dict[str, object] = {}
         self.last: dict[str, object] = {}
         # ts_init must never go backwards within one stream.
-        self.out_of_order: dict[str, int] = {"trades": 0, "mark_prices": 0, "funding_rates": 0}
+        self.out_of_order: dict[str, int] = {"trades": 0, "quotes": 0, "mark_prices": 0, "funding_rates": 0}
 
     def on_start(self) -> None:
         self.subscribe_trade_ticks(self.instrument_id)
+        self.subscribe_quote_ticks(self.instrument_id)
         self.subscribe_mark_prices(self.instrument_id)
         self.subscribe_funding_rates(self.instrument_id)
 
@@ -41,6 +42,9 @@ class DataProbe(Strategy):
     def on_trade_tick(self, tick: TradeTick) -> None:
         self._record("trades", tick)
 
+    def on_quote_tick(self, tick) -> None:
+        self._record("quotes", tick)
+
     def on_mark_price(self, mark_price: MarkPriceUpdate) -> None:
         self._record("mark_prices", mark_price)
 
@@ -49,4 +53,61 @@ class DataProbe(Strategy):
 
     def on_stop(self) -> None:
         # No unsubscribe: the probe's state is read after the run.
+        pass
+
+
+class BarProbeConfig(StrategyConfig, frozen=True):
+    bar_type: str
+
+
+class BarProbe(Strategy):
+    """Subscribes to one bar type (Nautilus aggregates INTERNAL ones itself) and keeps every bar."""
+
+    def __init__(self, config: BarProbeConfig) -> None:
+        super().__init__(config)
+        self.bars: list = []
+
+    def on_start(self) -> None:
+        from nautilus_trader.model.data import BarType
+
+        self.subscribe_bars(BarType.from_str(self.config.bar_type))
+
+    def on_bar(self, bar) -> None:
+        self.bars.append(bar)
+
+
+class QuoteFillProbeConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    after_quotes: int = 100
+
+
+class QuoteFillProbe(Strategy):
+    """After some quotes, buys 1 lot with a limit order at the quoted ask; records the quote
+    it priced from, the fill, and how many quotes it saw."""
+
+    def __init__(self, config: QuoteFillProbeConfig) -> None:
+        super().__init__(config)
+        self.quotes = 0
+        self.priced_from = None
+        self.fills: list = []
+
+    def on_start(self) -> None:
+        self.subscribe_quote_ticks(self.config.instrument_id)
+
+    def on_quote_tick(self, tick) -> None:
+        self.quotes += 1
+        if self.quotes == self.config.after_quotes:
+            from nautilus_trader.model.enums import OrderSide
+
+            instrument = self.cache.instrument(self.config.instrument_id)
+            self.priced_from = tick
+            order = self.order_factory.limit(
+                self.config.instrument_id, OrderSide.BUY, instrument.make_qty(instrument.size_increment), tick.ask_price
+            )
+            self.submit_order(order)
+
+    def on_order_filled(self, event) -> None:
+        self.fills.append(event)
+
+    def on_stop(self) -> None:
         pass

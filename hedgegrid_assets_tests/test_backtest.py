@@ -18,7 +18,7 @@ from nautilus_trader.config import (
     ImportableStrategyConfig,
     LoggingConfig,
 )
-from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate, TradeTick
+from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate, QuoteTick, TradeTick
 from nautilus_trader.model.enums import AccountType
 from nautilus_trader.model.identifiers import InstrumentId, Venue
 
@@ -27,7 +27,7 @@ from .probe_strategy import DataProbe
 
 SYMBOL = "BTCUSDT"
 INSTRUMENT_ID = "BTCUSDT-PERP.BINANCE"
-KINDS = {"trades": TradeTick, "mark_prices": MarkPriceUpdate, "funding_rates": FundingRateUpdate}
+KINDS = {"trades": TradeTick, "quotes": QuoteTick, "mark_prices": MarkPriceUpdate, "funding_rates": FundingRateUpdate}
 
 
 def _frames(built, kind: str) -> list[pl.DataFrame]:
@@ -47,10 +47,8 @@ def _epoch_ns(frame: pl.DataFrame, column: str) -> list[int | None]:
     return frame.get_column(column).dt.epoch("ns").to_list()
 
 
-@pytest.fixture(scope="module")
-def backtest(built):
-    """Run the backtest once; yield (engine, probe strategy). The node is disposed afterwards."""
-    config = BacktestRunConfig(
+def _run_config(built, strategy: str, config: dict, kinds) -> BacktestRunConfig:
+    return BacktestRunConfig(
         venues=[
             BacktestVenueConfig(
                 name="BINANCE",
@@ -66,21 +64,27 @@ def backtest(built):
                 data_cls=f"{cls.__module__}:{cls.__name__}",
                 instrument_id=INSTRUMENT_ID,
             )
-            for cls in KINDS.values()
+            for cls in kinds
         ],
         engine=BacktestEngineConfig(
             logging=LoggingConfig(log_level="ERROR"),
             strategies=[
                 ImportableStrategyConfig(
-                    strategy_path="hedgegrid_assets_tests.probe_strategy:DataProbe",
-                    config_path="hedgegrid_assets_tests.probe_strategy:DataProbeConfig",
-                    config={"instrument_id": INSTRUMENT_ID},
+                    strategy_path=f"hedgegrid_assets_tests.probe_strategy:{strategy}",
+                    config_path=f"hedgegrid_assets_tests.probe_strategy:{strategy}Config",
+                    config=config,
                 )
             ],
         ),
         # Keep the engine (and so the strategy's state) after the run.
         dispose_on_completion=False,
     )
+
+
+@pytest.fixture(scope="module")
+def backtest(built):
+    """Run the backtest once; yield (engine, probe strategy). The node is disposed afterwards."""
+    config = _run_config(built, "DataProbe", {"instrument_id": INSTRUMENT_ID}, KINDS.values())
     node = BacktestNode(configs=[config])
     results = node.run()
     assert len(results) == 1
@@ -142,3 +146,24 @@ def test_funding_rates_match_frame(built, backtest):
     assert last.ts_init == _epoch_ns(frames[-1], "ts_init")[-1]
     assert float(last.rate) == pytest.approx(frames[-1]["rate"][-1], abs=1e-12)
     assert last.next_funding_ns == _epoch_ns(frames[-1], "next_funding_time")[-1]
+
+
+def test_a_limit_order_fills_at_a_quoted_price(built):
+    """Over quotes and trades, a limit buy at the quoted ask fills at that ask."""
+    config = _run_config(built, "QuoteFillProbe", {"instrument_id": INSTRUMENT_ID, "after_quotes": 500},
+                         [QuoteTick, TradeTick])  # fmt: skip
+    node = BacktestNode(configs=[config])
+    try:
+        node.run()
+        (probe,) = node.get_engine(config.id).trader.strategies()
+        quotes = pl.concat(_frames(built, "quotes"))
+        assert probe.quotes == quotes.height
+        quoted = probe.priced_from
+        assert quoted is not None and len(probe.fills) == 1
+        fill = probe.fills[0]
+        assert fill.last_px == quoted.ask_price and str(fill.last_qty) == "0.001"
+        row = quotes.row(499, named=True)  # the 500th quote, as the frame holds it
+        assert _float(quoted.ask_price) == row["ask_price"] and _float(quoted.bid_price) == row["bid_price"]
+        assert quoted.ts_init == quotes["ts_init"].dt.epoch("ns")[499]
+    finally:
+        node.dispose()

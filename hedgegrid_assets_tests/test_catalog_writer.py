@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from nautilus_trader.model.data import MarkPriceUpdate, TradeTick
+from nautilus_trader.model.data import Bar, MarkPriceUpdate, QuoteTick, TradeTick
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -35,6 +35,12 @@ def record(obj) -> tuple:
     if isinstance(obj, TradeTick):
         return (obj.instrument_id.value, obj.price.raw, obj.price.precision, obj.size.raw, obj.size.precision,
                 int(obj.aggressor_side), obj.trade_id.value, obj.ts_event, obj.ts_init)
+    if isinstance(obj, QuoteTick):
+        return (obj.instrument_id.value, obj.bid_price.raw, obj.ask_price.raw, obj.bid_price.precision, obj.bid_size.raw,
+                obj.ask_size.raw, obj.bid_size.precision, obj.ts_event, obj.ts_init)  # fmt: skip
+    if isinstance(obj, Bar):
+        return (str(obj.bar_type), obj.open.raw, obj.high.raw, obj.low.raw, obj.close.raw, obj.open.precision,
+                obj.volume.raw, obj.volume.precision, obj.ts_event, obj.ts_init)  # fmt: skip
     if isinstance(obj, MarkPriceUpdate):
         return (obj.instrument_id.value, obj.value.raw, obj.value.precision, obj.ts_event, obj.ts_init)
     # FundingRateUpdate: the rate compared as a number ("1E-8" from Nautilus's str(Decimal) is
@@ -44,7 +50,7 @@ def record(obj) -> tuple:
 
 def read_back(root, kind, part) -> list:
     catalog = ParquetDataCatalog(str(root))
-    return catalog.query(kind.nautilus_cls, identifiers=[part.instrument.instrument_id])
+    return catalog.query(kind.nautilus_cls, identifiers=[kind.catalog_id(part.instrument)])
 
 
 def both_ways(tmp_path, kind, part, frame):

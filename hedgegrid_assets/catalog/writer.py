@@ -87,8 +87,8 @@ class CatalogCommit:
 
 def partition_path(root: Path, kind: DataKind, part: PartitionContext) -> Path:
     """`{root}/data/{class}/{instrument}/{day start}_{day end - 1 ns}.parquet`, named as Nautilus names it."""
-    directory = root / "data" / class_to_filename(kind.nautilus_cls) / urisafe_identifier(part.instrument.instrument_id)
-    return inside(root, directory / _timestamps_to_filename(part.start_ns, part.end_ns - 1))
+    directory = root / "data" / class_to_filename(kind.nautilus_cls) / urisafe_identifier(kind.catalog_id(part.instrument))
+    return inside(root, directory / _timestamps_to_filename(*kind.window(part)))
 
 
 def _refuse_overlaps(target: Path, start: int, end: int) -> None:
@@ -185,14 +185,15 @@ def commit_partition(
                         written[kind.name] = WrittenFile(None, 0)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _refuse_overlaps(target, part.start_ns, part.end_ns - 1)
+                _refuse_overlaps(target, *kind.window(part))
                 staged = tx.stage(target)
                 if writer == "arrow":
                     write_arrow(item, staged)
                     rows = frame.height
                 else:
                     objects = kind.to_nautilus(frame, part.instrument)
-                    write_objects(root, objects, start=part.start_ns, end=part.end_ns - 1, dest=staged)
+                    first, last = kind.window(part)
+                    write_objects(root, objects, start=first, end=last, dest=staged)
                     rows = len(objects)
                 ts = frame.get_column("ts_init")
                 written[kind.name] = WrittenFile(target, rows, first_ts_init=str(ts.min()), last_ts_init=str(ts.max()))

@@ -14,6 +14,8 @@ TRADE_GAP_CHECK = "trades_gap"
 FUNDING_COVERAGE_CHECK = "funding_rates_settlements_covered"
 MARK_BAND_CHECK = "mark_prices_near_trades"
 INDEX_BAND_CHECK = "mark_prices_near_index"
+BAR_MINUTES_CHECK = "bars_every_minute"
+MINUTES_PER_DAY = 1440
 
 
 def largest_gap(ts: pl.Series, part: PartitionContext) -> tuple[dt.timedelta, dt.datetime, dt.datetime]:
@@ -126,4 +128,25 @@ def mark_price_band(marks: pl.DataFrame, trades: pl.DataFrame, part: PartitionCo
             "max_deviation": float(joined.get_column("deviation").max() or 0.0),
             "failing_rows_sample": MetadataValue.md(markdown_table(bad.head(SAMPLE_ROWS))),
         },
+    )
+
+
+def bar_minutes(bars: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
+    """Every minute of the day has a bar (a bar's ts_event is the minute it covers). Minutes
+    without trades (volume 0, the last close repeated) are counted apart."""
+    minutes = pl.datetime_range(part.start, part.end, interval="1m", closed="left", time_unit="ns", time_zone="UTC", eager=True)
+    missing = minutes.filter(~minutes.is_in(bars.get_column("ts_event").implode()))
+    quiet = int((bars.get_column("volume") == 0).sum()) if bars.height else 0
+    shown = [f"{t:%H:%M}" for t in missing.head(10).to_list()]
+    return AssetCheckResult(
+        check_name=BAR_MINUTES_CHECK,
+        passed=missing.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{MINUTES_PER_DAY - missing.len()} of {MINUTES_PER_DAY} minutes have a bar"
+            + (f"; none for {', '.join(shown)}{' ...' if missing.len() > 10 else ''}" if missing.len() else "")
+            + (f"; {quiet} minute(s) without trades" if quiet else "")
+        ),
+        metadata={"bars": bars.height, "missing_minutes": missing.len(), "first_missing": shown,
+                  "minutes_without_trades": quiet},  # fmt: skip
     )

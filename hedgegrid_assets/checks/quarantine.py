@@ -47,7 +47,7 @@ def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
         rules.append((c.is_null() | c.is_nan() | c.is_infinite(), f"{col} not a number"))
     for col in ("ts_event", "ts_init"):
         c = pl.col(col)
-        rules.append((c.is_null() | (c < part.start) | (c >= part.end), f"{col} outside {part.day}"))
+        rules.append((c.is_null() | ~kind.in_window(col, part), f"{col} outside {part.day}"))
     expr = pl.lit(None, dtype=pl.String)
     for cond, text in reversed(rules):
         expr = pl.when(cond).then(pl.lit(text)).otherwise(expr)

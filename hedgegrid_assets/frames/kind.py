@@ -82,6 +82,35 @@ class DataKind:
     unique_key: tuple[str, ...] = ("ts_event", "ts_init")
     # Columns a source may leave null, filled from the partition (the instrument's specs).
     from_partition: Callable[[PartitionContext], dict[str, pl.Expr]] = lambda part: {}
+    # Bars are known at their close: ts_init (which Nautilus files and queries by) of a day's
+    # bars lies in (day start, next day start], ts_event (the bar's open) in the day, so that
+    # every trade of the day falls in a bar of the day (right-open minutes [t, t+1m)).
+    stamped_at_close: bool = False
+    # ts_init is a receive time to check against ts_event (not for bars: close vs open).
+    receive_times: bool = True
+    # Checks across a row's columns (a bar's low <= open, close <= high).
+    frame_checks: Callable[[], list[pa.Check]] = lambda: []
+    # The catalog identifier beside the instrument id: a bar type's "1-MINUTE-LAST-INTERNAL".
+    bar_spec: str | None = None
+    # A kind computed from another kind's validated frame (bars from trades) rather than read
+    # from the source: (that kind, frame -> this kind's frame).
+    derived: tuple[DataKind, Callable[[pl.DataFrame, PartitionContext], pl.DataFrame]] | None = None
+
+    def catalog_id(self, instrument: Instrument) -> str:
+        """The identifier Nautilus files this kind under: the instrument id, or the bar type."""
+        return f"{instrument.instrument_id}-{self.bar_spec}" if self.bar_spec else instrument.instrument_id
+
+    def window(self, part: PartitionContext) -> tuple[int, int]:
+        """First and last ns the partition's file holds (Nautilus's file name interval)."""
+        if self.stamped_at_close:
+            return part.start_ns + 1, part.end_ns
+        return part.start_ns, part.end_ns - 1
+
+    def in_window(self, column: str, part: PartitionContext) -> pl.Expr:
+        c = pl.col(column)
+        if self.stamped_at_close and column == "ts_init":
+            return (c > part.start) & (c <= part.end)
+        return (c >= part.start) & (c < part.end)
 
     @property
     def catalog_asset(self) -> str:
@@ -96,14 +125,20 @@ class DataKind:
         """The canonical schema plus the checks every kind shares and the partition's own."""
         schema = self.model.to_schema()
         extra = {
-            "ts_event": [within_day(part)],
-            "ts_init": [within_day(part)],
+            "ts_event": [within_day(self, "ts_event", part)],
+            "ts_init": [within_day(self, "ts_init", part)],
             **self.partition_checks(part),
         }
         schema = schema.update_columns(
             {col: {"checks": [*schema.columns[col].checks, *checks]} for col, checks in extra.items()}
         )
-        schema.checks = [*schema.checks, sorted_by_ts_init(), receive_latency(part.checks), unique_key(self.unique_key)]
+        schema.checks = [
+            *schema.checks,
+            *self.frame_checks(),
+            sorted_by_ts_init(),
+            *([receive_latency(part.checks)] if self.receive_times else []),
+            unique_key(self.unique_key),
+        ]
         return schema
 
     def complete(self, frame: pl.DataFrame, part: PartitionContext) -> pl.DataFrame:
@@ -135,12 +170,14 @@ class DataKind:
 # -- checks shared by every kind ------------------------------------------------------------
 
 
-def within_day(part: PartitionContext) -> pa.Check:
+def within_day(kind: DataKind, column: str, part: PartitionContext) -> pa.Check:
     start, end = part.start, part.end
+    at_close = kind.stamped_at_close and column == "ts_init"
+    shown = f"({start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}]" if at_close else f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})"
     return pa.Check(
-        lambda d: d.lazyframe.select((pl.col(d.key) >= start) & (pl.col(d.key) < end)),
+        lambda d: d.lazyframe.select(kind.in_window(column, part)),
         name="within_partition_day",
-        error=f"timestamp outside the partition's UTC day [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
+        error=f"timestamp outside the partition's UTC day {shown}",
     )
 
 
