@@ -12,6 +12,7 @@ so backfills run as few, large runs. Frames and catalog assets follow the raw as
 """
 
 from collections.abc import Iterator
+from functools import partial
 
 import polars as pl
 from dagster import (
@@ -40,7 +41,7 @@ from hedgegrid_assets.frames.staging import StagedFrames
 from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.checks import completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
-from hedgegrid_assets.frames import BARS, FUNDING_RATES, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import BARS, EXCHANGE_BARS, FUNDING_RATES, MARK_BARS, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
@@ -57,7 +58,13 @@ WARN_CHECKS = {
     MARK_PRICES.name: [
         (coverage.INDEX_BAND_CHECK, coverage.mark_index_band, "Mark prices within the band around the index price")
     ],
-    BARS.name: [(coverage.BAR_MINUTES_CHECK, coverage.bar_minutes, "Every minute of the day has a bar")],
+    **{
+        k.name: [
+            (f"{k.name}_every_minute", partial(coverage.bar_minutes, check_name=f"{k.name}_every_minute"),
+             "Every minute of the day has a bar")
+        ]  # fmt: skip
+        for k in (BARS, EXCHANGE_BARS, MARK_BARS)
+    },
     FUNDING_RATES.name: [
         (coverage.FUNDING_COVERAGE_CHECK, coverage.funding_coverage, "Each settlement of the day has a rate known before it")
     ],

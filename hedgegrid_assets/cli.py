@@ -180,7 +180,11 @@ def _notes(result) -> list[str]:
             reasons = ", ".join(f"{r}: {n:,}" for r, n in meta["quarantined_by_reason"].value.items())
             notes.append(f"{name}: {meta['quarantined_rows'].value:,} row(s) quarantined ({reasons})")
         skipped = meta["skipped_while_parsing"].value if "skipped_while_parsing" in meta else {}
-        said = [f"{k.replace('_', ' ')}: {v:,}" for k, v in skipped.items() if k != "lines" and isinstance(v, int) and v]
+        said = [f"{k.replace('_', ' ')}: {v:,}" for k, v in skipped.items()
+                if k not in ("lines", "unknown_event_messages") and isinstance(v, int) and v]  # fmt: skip
+        by_type = skipped.get("unknown_events_by_type") or {}
+        if by_type:  # event types no kind reads (depthUpdate, kline, ...), per type
+            said.append("events no kind reads: " + ", ".join(f"{e} {n:,}" for e, n in sorted(by_type.items())))
         if said:  # one file read for several kinds says the same for each: said once
             skips.setdefault(", ".join(said), []).append(name)
     notes += [f"{', '.join(names)}: skipped while parsing ({said})" for said, names in skips.items()]

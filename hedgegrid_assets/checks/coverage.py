@@ -131,7 +131,7 @@ def mark_price_band(marks: pl.DataFrame, trades: pl.DataFrame, part: PartitionCo
     )
 
 
-def bar_minutes(bars: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
+def bar_minutes(bars: pl.DataFrame, part: PartitionContext, check_name: str = BAR_MINUTES_CHECK) -> AssetCheckResult:
     """Every minute of the day has a bar (a bar's ts_event is the minute it covers). Minutes
     without trades (volume 0, the last close repeated) are counted apart."""
     minutes = pl.datetime_range(part.start, part.end, interval="1m", closed="left", time_unit="ns", time_zone="UTC", eager=True)
@@ -139,7 +139,7 @@ def bar_minutes(bars: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
     quiet = int((bars.get_column("volume") == 0).sum()) if bars.height else 0
     shown = [f"{t:%H:%M}" for t in missing.head(10).to_list()]
     return AssetCheckResult(
-        check_name=BAR_MINUTES_CHECK,
+        check_name=check_name,
         passed=missing.is_empty(),
         severity=AssetCheckSeverity.WARN,
         description=(

@@ -1,15 +1,20 @@
-"""1-minute bars (Nautilus `Bar`): from the partition's own trades, for every source.
+"""1-minute bars (Nautilus `Bar`), three bar types, each a kind:
 
-`BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-INTERNAL`, aggregated as Nautilus's time-bar aggregator
-does with `time_bars_interval_type="right-open"`: the bar of minute [t, t+1m) holds the
-trades with t <= ts_event < t+1m and, as Nautilus stamps right-open bars, carries
-ts_event = t (its open) and ts_init = t+1m (its close, when it can first be known); a minute without trades after the first one repeats the
-last close with volume 0 (`time_bars_build_with_no_updates`); minutes before the day's first
-trade have no bar. Right-open minutes (as Binance klines are) put every trade of the day in
-a bar of the day, so a partition's bars lie in (day start, next day start]; Nautilus's
-default, left-open (t, t+1m], differs only for trades exactly on a minute boundary.
+- `bars`: `BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-INTERNAL`, from the partition's own trades, for
+  every source; aggregated as Nautilus's time-bar aggregator does with
+  `time_bars_interval_type="right-open"`: the bar of minute [t, t+1m) holds the trades with
+  t <= ts_event < t+1m and, as Nautilus stamps right-open bars, carries ts_event = t (its
+  open) and ts_init = t+1m (its close, when it can first be known); a minute without trades
+  after the first one repeats the last close with volume 0 (`time_bars_build_with_no_updates`);
+  minutes before the day's first trade have no bar. Right-open minutes (as Binance klines
+  are) put every trade of the day in a bar of the day, so a partition's bars lie in (day
+  start, next day start] by ts_init; Nautilus's default, left-open (t, t+1m], differs only
+  for trades exactly on a minute boundary.
+- `exchange_bars`: Binance's 1-minute klines, `...-1-MINUTE-LAST-EXTERNAL`, and
+- `mark_bars`: its mark-price klines, `...-1-MINUTE-MARK-EXTERNAL` (8 decimals, as marks),
+  where a source has them (Binance public data), stamped the same way.
 
-Checks: low <= open, close <= high, volume >= 0, on the tick grid; minutes without a bar are
+Checks: low <= open, close <= high, volume >= 0, the tick grid; minutes without a bar are
 reported by a WARN check.
 """
 
@@ -24,6 +29,7 @@ from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX, Price, Quanti
 
 from hedgegrid_assets.catalog.fixed_point import epoch_ns, largest_writable, to_fixed_binary
 from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, on_grid, to_epoch_ns
+from hedgegrid_assets.frames.mark_prices import MARK_PRICE_PRECISION
 from hedgegrid_assets.frames.trades import TRADES
 from hedgegrid_assets.instruments import Instrument
 
@@ -80,11 +86,6 @@ def _bar_type(instrument: Instrument, spec: str) -> str:
     return f"{instrument.instrument_id}-{spec}"
 
 
-def _partition_checks(part: PartitionContext) -> dict[str, list[pa.Check]]:
-    tick, step = part.instrument.spec.tick_size, part.instrument.spec.step_size
-    return {**{c: [on_grid(tick)] for c in OHLC}, "volume": [on_grid(step)]}
-
-
 def _consistent() -> pa.Check:
     def check(d) -> pl.LazyFrame:
         low, high = pl.col("low"), pl.col("high")
@@ -95,10 +96,20 @@ def _consistent() -> pa.Check:
     return pa.Check(check, name="low_le_open_close_le_high", error="not low <= open, close <= high")
 
 
-def _to_nautilus(spec: str):
-    def convert(frame: pl.DataFrame, instrument: Instrument) -> list[Bar]:
+def bar_kind(name: str, cli_name: str, spec: str, description: str, price_precision=None, derived=None) -> DataKind:
+    """A 1-minute bar type as a kind: `spec` is Nautilus's bar spec and source
+    ("1-MINUTE-LAST-INTERNAL"); `price_precision` (instrument -> int) defaults to the
+    instrument's, whose tick grid the prices are then checked on."""
+    on_tick_grid = price_precision is None
+    precision = price_precision or (lambda inst: inst.price_precision)
+
+    def partition_checks(part: PartitionContext) -> dict[str, list[pa.Check]]:
+        tick, step = part.instrument.spec.tick_size, part.instrument.spec.step_size
+        return {**({c: [on_grid(tick)] for c in OHLC} if on_tick_grid else {}), "volume": [on_grid(step)]}
+
+    def to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[Bar]:
         bar_type = BarType.from_str(_bar_type(instrument, spec))
-        pp, sp = instrument.price_precision, instrument.size_precision
+        pp, sp = precision(instrument), instrument.size_precision
         return [
             Bar(bar_type, Price(o, pp), Price(h, pp), Price(lo, pp), Price(c, pp), Quantity(v, sp), int(te), int(ti))
             for o, h, lo, c, v, te, ti in zip(
@@ -109,12 +120,8 @@ def _to_nautilus(spec: str):
             )
         ]
 
-    return convert
-
-
-def _to_arrow(spec: str):
-    def convert(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
-        pp, sp = instrument.price_precision, instrument.size_precision
+    def to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
+        pp, sp = precision(instrument), instrument.size_precision
         metadata = nautilus_pyo3.Bar.get_metadata(nautilus_pyo3.BarType.from_str(_bar_type(instrument, spec)), pp, sp)
         columns = {
             **{c: to_fixed_binary(frame.get_column(c), pp) for c in OHLC},
@@ -124,32 +131,37 @@ def _to_arrow(spec: str):
         }
         return pyarrow.Table.from_pydict(columns, schema=nautilus_arrow_schema(Bar, metadata))
 
-    return convert
+    return DataKind(
+        name=name,
+        cli_name=cli_name,
+        description=f"{description} (Nautilus Bar, {spec})",
+        model=BarsFrame,
+        nautilus_cls=Bar,
+        partition_checks=partition_checks,
+        to_nautilus=to_nautilus,
+        to_arrow=to_arrow,
+        price_precision=precision,
+        positive=OHLC,
+        finite=("volume",),
+        maxima=lambda inst: {
+            **{c: largest_writable(PRICE_MAX, precision(inst)) for c in OHLC},
+            "volume": largest_writable(QUANTITY_MAX, inst.size_precision),
+        },
+        row_rules=lambda part: [(pl.col("volume") < 0, "volume below zero")],
+        unique_key=("ts_event",),
+        receive_times=False,
+        frame_checks=lambda: [_consistent()],
+        stamped_at_close=True,
+        bar_spec=spec,
+        derived=derived,
+    )
 
 
-INTERNAL = "1-MINUTE-LAST-INTERNAL"
-
-BARS = DataKind(
-    name="bars",
-    cli_name="bars",
-    description=f"1-minute bars from the partition's trades (Nautilus Bar, {INTERNAL})",
-    model=BarsFrame,
-    nautilus_cls=Bar,
-    partition_checks=_partition_checks,
-    to_nautilus=_to_nautilus(INTERNAL),
-    to_arrow=_to_arrow(INTERNAL),
-    price_precision=lambda inst: inst.price_precision,
-    positive=OHLC,
-    finite=("volume",),
-    maxima=lambda inst: {
-        **{c: largest_writable(PRICE_MAX, inst.price_precision) for c in OHLC},
-        "volume": largest_writable(QUANTITY_MAX, inst.size_precision),
-    },
-    row_rules=lambda part: [(pl.col("volume") < 0, "volume below zero")],
-    unique_key=("ts_event",),
-    receive_times=False,
-    frame_checks=lambda: [_consistent()],
-    stamped_at_close=True,
-    bar_spec=INTERNAL,
-    derived=(TRADES, from_trades),
-)
+BARS = bar_kind("bars", "bars", "1-MINUTE-LAST-INTERNAL", "1-minute bars from the partition's trades",
+                derived=(TRADES, from_trades))  # fmt: skip
+# Binance's own 1-minute klines and mark-price klines (Binance public data), where a source has them.
+EXCHANGE_BARS = bar_kind("exchange_bars", "klines", "1-MINUTE-LAST-EXTERNAL", "Binance 1-minute klines")
+MARK_BARS = bar_kind(
+    "mark_bars", "mark_klines", "1-MINUTE-MARK-EXTERNAL", "Binance 1-minute mark-price klines",
+    price_precision=lambda inst: MARK_PRICE_PRECISION,
+)  # fmt: skip
