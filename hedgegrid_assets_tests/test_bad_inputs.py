@@ -25,8 +25,9 @@ from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
-from hedgegrid_assets.sources.csv_generic import GenericCsvSource, from_settings
+from hedgegrid_assets.sources.csv_generic import GenericCsvSource
 from hedgegrid_assets.sources.jsonl import JsonlSource
+from hedgegrid_assets.sources.registry import build_source
 from hedgegrid_assets.sources.source_config import ConfigError
 from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
@@ -274,7 +275,7 @@ def test_bad_config_fails_when_the_source_is_built(tmp_path, config, needle):
         path = tmp_path / "c.json"
         path.write_text(config)
     with pytest.raises(ConfigError) as err:
-        from_settings(Settings(source="csv", source_config=path))
+        build_source(Settings(source="csv", source_config=path))
     assert needle in str(err.value)
     if path is not None:
         assert str(path) in str(err.value)

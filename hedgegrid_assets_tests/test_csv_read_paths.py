@@ -11,9 +11,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
-from hedgegrid_assets.sources import csv_generic
+from hedgegrid_assets.sources import csv_reader
 from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.csv_generic import ROLES, VALUES, Table, load_rows, read_table
+from hedgegrid_assets.sources.csv_reader import ROLES, VALUES, Table, load_rows, read_table
 from hedgegrid_assets.sources.parsing import TimestampFormat
 from hedgegrid_assets.sources.tardis_csv import TICKER_ROLES, TICKER_TABLE, read_derivative_ticker
 from hedgegrid_assets_tests.test_csv_sources import csv_text, frame_rows, write_packed
@@ -26,7 +26,7 @@ def read_both_ways(monkeypatch, read) -> pl.DataFrame:
     """`read()` as it is and with the fast path switched off: equal frames (NaN included), returned once."""
     fast = read()
     with monkeypatch.context() as m:
-        m.setattr(csv_generic, "_collect_typed", lambda *a, **k: None)
+        m.setattr(csv_reader, "_collect_typed", lambda *a, **k: None)
         text = read()
     assert_frame_equal(fast, text)
     return fast
@@ -129,7 +129,7 @@ def test_smallest_int64_epoch_is_not_a_time_on_either_path(tmp_path, monkeypatch
     for fast_path in (True, False):
         with monkeypatch.context() as m:
             if not fast_path:
-                m.setattr(csv_generic, "_collect_typed", lambda *a, **k: None)
+                m.setattr(csv_reader, "_collect_typed", lambda *a, **k: None)
             with pytest.raises(SourceError) as err:
                 read_table(path, Table(), MARK_PRICES, part_for())
         assert needle in str(err.value)

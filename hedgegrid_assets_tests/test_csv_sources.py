@@ -10,6 +10,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
-from hedgegrid_assets.sources.csv_generic import GenericCsvSource, from_settings
+from hedgegrid_assets.sources.csv_generic import GenericCsvSource
+from hedgegrid_assets.sources.registry import build_source
 from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_cli import BIN, dagster_materialize, run
@@ -238,7 +240,7 @@ def test_tardis_datasets_values(tmp_path):
     truth = make_truth(n_trades=80, mark_every_s=900)
     marks, funding = tardis_files(tmp_path / "tardis", truth)
     cfg = write_config(tmp_path / "t.json", {"format": "tardis", "base_path": "tardis"})
-    source = from_settings(Settings(source="csv", source_config=cfg))
+    source = build_source(Settings(source="csv", source_config=cfg))
     assert isinstance(source, TardisCsvSource)
     landed = land(source, tmp_path / "landing")
     assert [p.name for p in landed] == ["binance-futures_derivative_ticker_2024-01-02_BTCUSDT.csv.gz", "binance-futures_trades_2024-01-02_BTCUSDT.csv.gz"]
@@ -369,7 +371,7 @@ def test_binance_vision_flat_aggtrades_with_header(tmp_path):
                   funding_settlements=[(truth.start_ms + 8 * 3_600_000, "0.0001")])  # fmt: skip
     (tmp_path / "BTCUSDT-trades-2024-01-02.zip").write_bytes(b"not used: aggTrades wins")
     cfg = write_config(tmp_path / "b.json", {"format": "binance", "base_path": str(tmp_path)})
-    source = from_settings(Settings(source="csv", source_config=cfg))
+    source = build_source(Settings(source="csv", source_config=cfg))
     assert isinstance(source, BinanceVisionSource)
     landed = land(source, tmp_path / "landing")
     assert "BTCUSDT-trades-2024-01-02.zip" not in {p.name for p in landed}
@@ -379,13 +381,23 @@ def test_binance_vision_flat_aggtrades_with_header(tmp_path):
 # -- the command lines -----------------------------------------------------------------------------
 
 
+def built_counts(stdout: str, key: str) -> dict[str, str]:
+    """Kind -> rows written, from `hedgegrid build`'s line for a partition built ok (the line
+    lists every kind built, so the test names only the kinds it is about)."""
+    line = next((ln for ln in stdout.splitlines() if f"{key}  ok  " in ln), None)
+    assert line is not None, stdout
+    return dict(re.findall(r"(\w+)=([\d,]+)", line))
+
+
 def test_seed_config_through_hedgegrid_build(tmp_path):
     truth = make_truth(n_trades=100, mark_every_s=600)
     cfg = seed_files(tmp_path / "csvin", truth)
     proc = run([str(BIN / "hedgegrid"), "build", "--source", "csv", "--config", str(cfg), "--symbol", "BTCUSDT",
                 "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")], tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2024-01-02|BTCUSDT  ok  trades=100  mark_prices=144  funding_rates=" in proc.stdout
+    counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")
+    assert counts["trades"] == "100" and counts["mark_prices"] == "144" and "funding_rates" in counts
+    assert counts.get("quotes", "0") == "0"  # the config names no quotes file
     cat = tmp_path / "d" / "catalog"
     assert catalog_trades(cat) == expected_trades(truth)
     assert catalog_funding(cat) == [(float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["E"] * 1_000_000) for f in truth.funding]
@@ -398,7 +410,9 @@ def test_binance_vision_through_hedgegrid_build(tmp_path):
     proc = run([str(BIN / "hedgegrid"), "build", "--source", "csv", "--config", str(cfg), "--symbol", "BTCUSDT",
                 "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")], tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2024-01-02|BTCUSDT  ok  trades=100  mark_prices=1,440  funding_rates=3" in proc.stdout
+    counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")
+    assert (counts["trades"], counts["mark_prices"], counts["funding_rates"]) == ("100", "1,440", "3")
+    assert counts.get("quotes", "0") == "0"  # no bookTicker file that day
     assert catalog_trades(tmp_path / "d" / "catalog") == expected_trades(truth)
 
 

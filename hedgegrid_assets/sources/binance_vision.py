@@ -41,7 +41,7 @@ import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import Reader, SourceError
-from hedgegrid_assets.sources.csv_generic import Table, funding_extras, load_rows, read_table, value
+from hedgegrid_assets.sources.csv_reader import Table, funding_extras, load_rows, read_table, value
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
 
 TRADE_TYPES = {"aggtrades": "aggTrades", "aggtrade": "aggTrades", "trades": "trades", "trade": "trades"}

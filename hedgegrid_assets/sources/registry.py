@@ -21,9 +21,25 @@ def _tardis(settings: Settings) -> MarketDataSource:
 
 
 def _csv(settings: Settings) -> MarketDataSource:
-    from hedgegrid_assets.sources.csv_generic import from_settings
+    """The CSV source for the config's `format`: generic (default), tardis or binance. A broken
+    config fails here, when the source is built, not mid-run."""
+    from hedgegrid_assets.sources.source_config import ConfigError, config_path_from_settings, load_config
 
-    return from_settings(settings)
+    path = config_path_from_settings(settings)
+    fmt = load_config(path, require_files=False).format
+    if fmt in ("generic", "csv"):
+        from hedgegrid_assets.sources.csv_generic import from_config
+
+        return from_config(path)  # its files, column roles and timestamp settings checked now
+    if fmt == "tardis":
+        from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
+
+        return TardisCsvSource(config_path=str(path))
+    if fmt in ("binance", "binance_vision", "data.binance.vision"):
+        from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
+
+        return BinanceVisionSource(config_path=str(path))
+    raise ConfigError(f"source config {path}: unknown format {fmt!r}; use generic, tardis or binance")
 
 
 def _jsonl(settings: Settings) -> MarketDataSource:

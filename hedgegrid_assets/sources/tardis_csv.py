@@ -29,7 +29,7 @@ import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import Reader
-from hedgegrid_assets.sources.csv_generic import VALUES, Table, load_rows, read_table, value
+from hedgegrid_assets.sources.csv_reader import VALUES, Table, load_rows, read_table, value
 from hedgegrid_assets.sources.parsing import TimestampFormat
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
 
