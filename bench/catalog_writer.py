@@ -1,17 +1,19 @@
 """Benchmark: our Arrow catalog writer and pipeline against Nautilus's own loader + writer.
 
-One 5,000,000-trade Tardis `trades` CSV.gz day (generated, seeded), then, alternating
-repetitions, each measurement in its own process (clean peak RSS):
-  (a) Nautilus: TardisCSVDataLoader.load_trades(as_legacy_cython=False) + ParquetDataCatalog.write_data
-      (its fastest path: pyo3 objects; the reference every ratio is against)
-  (l) the same with load_trades' default, as_legacy_cython=True (Cython objects); slower
+One 5,000,000-row Tardis CSV.gz day (generated, seeded): `trades` (default) or, with
+`--kind quotes`, `quotes`; then, alternating repetitions, each measurement in its own process
+(clean peak RSS):
+  (a) Nautilus: TardisCSVDataLoader.load_trades / load_quotes (as_legacy_cython=False) +
+      ParquetDataCatalog.write_data (its fastest path: pyo3 objects; the reference every ratio
+      is against)
+  (l) the same with the loader's default, as_legacy_cython=True (Cython objects); slower
   (b) ours, writer alone: the validated frame -> Arrow -> Parquet (hedgegrid's write_arrow)
   (c) ours, end to end: `hedgegrid build --source csv` (Tardis format) for that day, i.e. a
       Dagster run: land raw, parse, quarantine, validate (checks), write the catalog
   (r) reading the file back with catalog.trade_ticks(): ours vs Nautilus's
 Prints medians, peak RSS and the ratios against (a) measured in the same run.
 
-    .venv/bin/python bench/catalog_writer.py [--trades 5000000] [--reps 3] [--steps a,l,b,c]
+    .venv/bin/python bench/catalog_writer.py [--kind trades|quotes] [--trades 5000000] [--reps 3] [--steps a,l,b,c]
 
 (b) writes the frame (c) staged, so it needs c; the read-back comparison needs a and b.
 A big day's memory alone: --trades 20000000 --steps c --reps 1.
@@ -39,6 +41,31 @@ SYMBOL = "BTCUSDT"
 INSTRUMENT_ID = f"{SYMBOL}-PERP.BINANCE"
 DAY_START_US = 1_704_153_600_000_000
 OUT = Path(__file__).resolve().parent / "out" / "catalog_writer"
+
+
+def generate_quotes(path: Path, n: int, seed: int = 2) -> None:
+    """A Tardis datasets `quotes` file: exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount
+    (and the day's trades and derivative_ticker, small: the source lands them with it)."""
+    rng = np.random.default_rng(seed)
+    ts = DAY_START_US + np.sort(rng.integers(0, 86_400_000_000 - 100_000, n))
+    bid = 420_000 + np.cumsum(rng.choice([-1, 0, 0, 1], n))
+    ask = bid + rng.integers(1, 4, n)
+    text = lambda ticks: pl.Series(ticks // 10).cast(pl.String) + "." + pl.Series(ticks % 10).cast(pl.String)  # noqa: E731
+    frame = pl.DataFrame(
+        {
+            "exchange": pl.repeat("binance-futures", n, eager=True),
+            "symbol": pl.repeat(SYMBOL, n, eager=True),
+            "timestamp": ts,
+            "local_timestamp": ts + rng.integers(1_000, 50_000, n),
+            "ask_amount": (pl.Series(rng.integers(1, 5_000, n)) / 1000).round(3),
+            "ask_price": text(ask),
+            "bid_price": text(bid),
+            "bid_amount": (pl.Series(rng.integers(1, 5_000, n)) / 1000).round(3),
+        }
+    ).sort("local_timestamp")
+    with gzip.open(path, "wb", compresslevel=6) as out:
+        frame.write_csv(out)
+    generate(path.with_name(path.name.replace("_quotes_", "_trades_")), 10_000)
 
 
 def generate(path: Path, n: int, seed: int = 1) -> None:
@@ -80,20 +107,23 @@ def run_nautilus(csv: Path, work: Path, legacy_cython: bool) -> None:
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     loader = TardisCSVDataLoader(price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str(INSTRUMENT_ID))
-    ticks = loader.load_trades(str(csv), as_legacy_cython=legacy_cython)
+    load = loader.load_quotes if "_quotes_" in csv.name else loader.load_trades
+    ticks = load(str(csv), as_legacy_cython=legacy_cython)
     start = DAY_START_US * 1000
     ParquetDataCatalog(str(work / "catalog")).write_data(ticks, start=start, end=start + 86_400 * 10**9 - 1)
 
 
 def run_writer(frame_path: Path, work: Path) -> None:
-    from hedgegrid_assets.catalog.writer import CatalogPartition, write_arrow
-    from hedgegrid_assets.frames import TRADES
+    from hedgegrid_assets.catalog.writer import CatalogPartition, commit_partition
+    from hedgegrid_assets.frames import KINDS
     from hedgegrid_assets.partitions import partition_context
     from hedgegrid_assets.settings import Settings
 
     frame = pl.read_parquet(frame_path)
+    kind = KINDS[frame_path.parent.parent.name]
     t0 = time.perf_counter()
-    write_arrow(work / "catalog", CatalogPartition(TRADES, partition_context(f"{DAY}|{SYMBOL}", Settings()), frame))
+    key = f"{DAY}|{SYMBOL}"
+    commit_partition(work / "catalog", key, [CatalogPartition(kind, partition_context(key, Settings()), frame)])
     print(json.dumps({"inner_s": time.perf_counter() - t0}))
 
 
@@ -101,7 +131,9 @@ def run_read(catalog: Path) -> None:
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     t0 = time.perf_counter()
-    n = len(ParquetDataCatalog(str(catalog)).trade_ticks(instrument_ids=[INSTRUMENT_ID]))
+    cat = ParquetDataCatalog(str(catalog))
+    read = cat.quote_ticks if (catalog / "data" / "quote_tick").exists() else cat.trade_ticks
+    n = len(read(instrument_ids=[INSTRUMENT_ID]))
     print(json.dumps({"inner_s": time.perf_counter() - t0, "rows": n}))
 
 
@@ -127,7 +159,8 @@ def with_rss(cmd: list[str]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trades", type=int, default=5_000_000)
+    ap.add_argument("--kind", choices=["trades", "quotes"], default="trades")
+    ap.add_argument("--trades", type=int, default=5_000_000, help="rows of the day (trades or quotes)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", default="a,l,b,c", help="which of a,l,b,c to run (default: all)")
     ap.add_argument("--step", choices=["nautilus", "writer", "read"], help=argparse.SUPPRESS)
@@ -153,13 +186,13 @@ def main() -> None:
     steps = [s for s in ("a", "c", "l", "b") if s in a.steps.split(",")]
     if "b" in steps and "c" not in steps:
         sys.exit("--steps: b writes the frame that c stages; add c")
-    raw_dir = OUT / f"input_{a.trades}"
+    raw_dir = OUT / f"input_{a.kind}_{a.trades}"
     raw_dir.mkdir(exist_ok=True)
-    csv = raw_dir / f"binance-futures_trades_{DAY}_{SYMBOL}.csv.gz"
+    csv = raw_dir / f"binance-futures_{a.kind}_{DAY}_{SYMBOL}.csv.gz"
     if not csv.exists():
         t0 = time.perf_counter()
-        generate(csv, a.trades)
-        print(f"generated {a.trades:,} trades: {csv} ({csv.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s)")
+        (generate_quotes if a.kind == "quotes" else generate)(csv, a.trades)
+        print(f"generated {a.trades:,} {a.kind}: {csv} ({csv.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s)")
     config = OUT / "tardis_csv.json"
     config.write_text(json.dumps({"format": "tardis", "base_path": str(raw_dir)}))
 
@@ -179,11 +212,11 @@ def main() -> None:
                 home.mkdir()
                 shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
                 cmd = [str(bin_dir / "hedgegrid"), "build", "--source", "csv", "--config", str(config),
-                       "--symbol", SYMBOL, "--start", DAY, "--end", "2024-01-03", "--data-types", "trades",
+                       "--symbol", SYMBOL, "--start", DAY, "--end", "2024-01-03", "--data-types", a.kind,
                        "--data-dir", str(work / "data")]
                 env = {**os.environ, "DAGSTER_HOME": str(home)}
             else:
-                frame = OUT / "work_c" / "data" / "staging" / "trades" / DAY / f"{SYMBOL}.parquet"
+                frame = OUT / "work_c" / "data" / "staging" / a.kind / DAY / f"{SYMBOL}.parquet"
                 cmd = [sys.executable, __file__, "--step", "writer", str(frame), str(work)]
                 env = None
             r = measured(with_rss(cmd), env)
@@ -197,11 +230,11 @@ def main() -> None:
 
     med = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in results.items() if v}
     a_wall, a_rss = (med["a"]["wall_s"], med["a"]["peak_rss_mb"]) if "a" in med else (None, None)
-    print(f"\n{a.trades:,} trades, median of {a.reps} alternating repetitions")
+    print(f"\n{a.trades:,} {a.kind}, median of {a.reps} alternating repetitions")
     print(f"{'':40}{'wall s':>9}{'peak RSS MB':>13}{'speed-up vs (a)':>17}{'memory vs (a)':>15}")
     labels = {
-        "a": "(a) Nautilus load_trades(pyo3) + write_data",
-        "l": "(l) same, load_trades' default (Cython)",
+        "a": f"(a) Nautilus load_{a.kind}(pyo3) + write_data",
+        "l": f"(l) same, load_{a.kind}' default (Cython)",
         "b": "(b) hedgegrid Arrow writer alone",
         "c": "(c) hedgegrid build end to end",
     }
@@ -215,7 +248,7 @@ def main() -> None:
         print(f"(b) writer's own time inside its process: {med['b']['inner_s']:.2f}s")
     if "read_ours" in med:
         ro, rn = med["read_ours"]["inner_s"], med["read_nautilus"]["inner_s"]
-        print(f"read back with catalog.trade_ticks(): ours {ro:.2f}s, Nautilus's file {rn:.2f}s (ratio {ro / rn:.2f})")
+        print(f"read back with catalog.{'quote' if a.kind == 'quotes' else 'trade'}_ticks(): ours {ro:.2f}s, Nautilus's file {rn:.2f}s (ratio {ro / rn:.2f})")
 
 
 if __name__ == "__main__":

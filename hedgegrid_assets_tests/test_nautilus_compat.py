@@ -23,7 +23,7 @@ import json, sys
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.config import (BacktestDataConfig, BacktestEngineConfig, BacktestRunConfig,
     BacktestVenueConfig, ImportableStrategyConfig, LoggingConfig)
-from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate, TradeTick
+from nautilus_trader.model.data import Bar, FundingRateUpdate, MarkPriceUpdate, QuoteTick, TradeTick
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 path, iid = sys.argv[1], sys.argv[2]
@@ -31,12 +31,14 @@ catalog = ParquetDataCatalog(path)
 out = {
     "instruments": sorted(i.id.value for i in catalog.instruments()),
     "trades": len(catalog.trade_ticks(instrument_ids=[iid])),
+    "quotes": len(catalog.quote_ticks(instrument_ids=[iid])),
+    "bars": len(catalog.bars(bar_types=[iid + "-1-MINUTE-LAST-INTERNAL"])),
     "mark_prices": len(catalog.query(MarkPriceUpdate, identifiers=[iid])),
     "funding_rates": len(catalog.funding_rates(instrument_ids=[iid])),
     "query_funding": [[str(u.rate), u.interval, u.next_funding_ns, u.ts_init]
                       for u in catalog.query(FundingRateUpdate, identifiers=[iid])],
 }
-classes = [TradeTick, MarkPriceUpdate, FundingRateUpdate]
+classes = [TradeTick, QuoteTick, MarkPriceUpdate, FundingRateUpdate]
 config = BacktestRunConfig(
     venues=[BacktestVenueConfig(name="BINANCE", oms_type="NETTING", account_type="MARGIN",
                                 base_currency="USDT", starting_balances=["100000 USDT"])],
@@ -71,7 +73,8 @@ def test_nautilus_alone_reads_and_backtests_every_kind(built):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["hedgegrid_imported"] is False
     assert out["instruments"] == sorted(f"{s}-PERP.BINANCE" for s in SYMBOLS)
-    rows = {k: sum(f.height for f in staged(built, k, "BTCUSDT")) for k in ("trades", "mark_prices", "funding_rates")}
+    rows = {k: sum(f.height for f in staged(built, k, "BTCUSDT")) for k in ("trades", "quotes", "mark_prices", "funding_rates")}
+    assert out["bars"] == sum(f.height for f in staged(built, "bars", "BTCUSDT")) > 2800
     assert all(rows.values())
     assert {k: out[k] for k in rows} == rows
     assert out["backtest"] == rows

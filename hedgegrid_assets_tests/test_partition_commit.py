@@ -207,7 +207,7 @@ def test_verify_finds_what_is_wrong(old_and_new, tmp_path, capsys):
     data = tmp_path / "d"
     shutil.copytree(base / "old", data)
     assert main(["verify", "--data-dir", str(data)]) == 0
-    assert "3 catalog file(s)" in capsys.readouterr().out
+    assert "5 catalog file(s)" in capsys.readouterr().out  # trades, quotes, bars, marks, funding
     trades = next((data / "catalog" / "data" / "trade_tick").rglob("*.parquet"))
     trades.write_bytes(trades.read_bytes()[:-50])  # a torn file
     raw = next(p for p in (data / "raw").rglob("*") if p.is_file() and "_manifests" not in str(p))

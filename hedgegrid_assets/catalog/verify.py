@@ -65,7 +65,8 @@ def _check_kind_files(root: Path, report: Report) -> None:
     probe = _probe_instrument()
     for kind in KINDS.values():
         expected = kind.to_arrow(kind.empty_frame(), probe).schema
-        for path in sorted((root / "data" / class_to_filename(kind.nautilus_cls)).glob("*/*.parquet")):
+        folders = f"*-{kind.bar_spec}" if kind.bar_spec else "*"  # bar kinds share data/bar/
+        for path in sorted((root / "data" / class_to_filename(kind.nautilus_cls)).glob(f"{folders}/*.parquet")):
             report.catalog_files += 1
             interval = _parse_filename_timestamps(path.name)
             if interval is None:
