@@ -305,3 +305,40 @@ def test_gzip_cut_short_is_read_up_to_where_it_ends(tmp_path):
     assert 0 < frame.height < len(truth.trades)
     ids = frame["trade_id"].to_list()
     assert ids == [str(tr["a"]) for tr in truth.trades][: len(ids)]  # a clean prefix of the recording
+
+
+def test_a_recording_with_book_tickers_and_depth_updates(tmp_path):
+    """bookTicker lines become quotes; depthUpdate and kline lines (no kind reads them yet) are
+    counted per type under the partition, and never fail it."""
+    from hedgegrid_assets_tests.test_cli import BIN, run
+
+    truth = make_truth(n_trades=200, mark_every_s=600)
+    lines = [ln for _, ln, _ in jsonl_lines(truth, "replay")]
+    g = ms_of(DAY)
+    quotes = []
+    for i in range(1, 41):
+        b, a = f"{42000 + i}.1", f"{42000 + i}.3"
+        quotes.append((g + i * 1000, b, a))
+        lines.append(f"{iso_us((g + i * 1000) * 1000 + 700)} " + json.dumps({"stream": "btcusdt@bookTicker", "data": {
+            "e": "bookTicker", "u": 1000 + i, "s": "BTCUSDT", "b": b, "B": "1.500", "a": a, "A": "0.250",
+            "T": g + i * 1000, "E": g + i * 1000 + 1}}))  # fmt: skip
+    for i in range(3):
+        lines.append(f"{iso_us((g + 5000 + i) * 1000)} " + json.dumps({"stream": "btcusdt@depth", "data": {
+            "e": "depthUpdate", "E": g + 5000 + i, "T": g + 5000 + i, "s": "BTCUSDT", "U": i, "u": i + 1, "pu": i - 1,
+            "b": [["42000.0", "1.000"]], "a": [["42000.5", "0"]]}}))  # fmt: skip
+    lines.append(f"{iso_us((g + 60_000) * 1000)} " + json.dumps({"stream": "btcusdt@kline_1m", "data": {
+        "e": "kline", "E": g + 60_000, "s": "BTCUSDT", "k": {"t": g, "i": "1m", "o": "42000.0"}}}))  # fmt: skip
+    lines.sort()
+    write_text(tmp_path / "rec" / "btcusdt-2024-01-02.jsonl.gz", lines)
+    cfg = write_config(tmp_path / "ws.json", {"base_path": str(tmp_path / "rec"), "files": {
+        k: {"file_path": "{symbol_lower}-{date}.jsonl.gz"} for k in ("trades", "quotes", "mark", "funding")}})  # fmt: skip
+    proc = run([str(BIN / "hedgegrid"), "build", "--source", "jsonl", "--config", str(cfg), "--symbol", "BTCUSDT",
+                "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")], tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "quotes=40" in proc.stdout
+    assert "events no kind reads: depthUpdate 3, kline 1" in proc.stdout, proc.stdout
+    got = ParquetDataCatalog(str(tmp_path / "d" / "catalog")).quote_ticks(instrument_ids=["BTCUSDT-PERP.BINANCE"])
+    assert [(q.ts_event // 1_000_000, str(q.bid_price), str(q.ask_price), str(q.bid_size), str(q.ask_size)) for q in got] == [
+        (t, b, a, "1.500", "0.250") for t, b, a in quotes
+    ]
+    assert [q.ts_init for q in got] == [(t * 1000 + 700) * 1000 for t, _, _ in quotes]
