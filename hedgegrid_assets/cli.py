@@ -111,7 +111,7 @@ def _settings(args: argparse.Namespace):
     from hedgegrid_assets.instruments import UnknownSymbolError, instrument_for
     from hedgegrid_assets.settings import Settings
 
-    overrides: dict = {"start_date": args.start}
+    overrides: dict = {}
     for field, value in (("source", args.source), ("symbols", args.symbols), ("source_config", args.config),
                          ("catalog_dir", args.catalog), ("data_dir", args.data_dir), ("allow_empty", args.allow_empty)):
         if value is not None:
@@ -136,6 +136,20 @@ def _settings(args: argparse.Namespace):
             instrument_for(symbol, settings)  # unknown symbols fail here, before any run
         except UnknownSymbolError as err:
             raise UsageError(str(err)) from None
+    # No catalog data outside what the Dagster UI lists: its partitions are the settings' own
+    # symbols (TOML, environment) from their start_date.
+    listed = Settings()
+    outside = [s for s in settings.symbols if s not in listed.symbols]
+    if outside:
+        raise UsageError(
+            f"{', '.join(outside)} not among the settings' symbols ({', '.join(listed.symbols)}), so the Dagster UI "
+            "would not list what this builds: add it to `symbols` in hedgegrid.toml (or HEDGEGRID_SYMBOLS) first"
+        )
+    if args.start < listed.start_date:
+        raise UsageError(
+            f"--start {args.start} is before start_date {listed.start_date}, where the UI's partitions begin: set "
+            "start_date in hedgegrid.toml (or HEDGEGRID_START_DATE) to build earlier days"
+        )
     from hedgegrid_assets.catalog.provenance import IncompatibleCatalogError, check_writable
     from hedgegrid_assets.sources.registry import build_source
 

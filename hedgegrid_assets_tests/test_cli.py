@@ -75,6 +75,9 @@ def test_build_range_prints_progress_summary_and_records_runs(tmp_path):
         (["--start", "2024-13-01", "--end", "2024-01-02"], "not a date (YYYY-MM-DD): '2024-13-01'"),
         (["--start", "2024-01-01", "--end", "2024-01-02", "--symbol", "NOPEUSDT"], "no instrument spec for symbol 'NOPEUSDT'"),
         (["--start", "2024-01-01", "--end", "2024-01-02", "--data-types", "trades,book"], "unknown data type(s) book"),
+        # Nothing the UI would not list: symbols and days come from the settings.
+        (["--start", "2024-01-01", "--end", "2024-01-02", "--symbol", "SOLUSDT"], "SOLUSDT not among the settings' symbols (BTCUSDT, ETHUSDT)"),
+        (["--start", "2023-12-31", "--end", "2024-01-02"], "--start 2023-12-31 is before start_date 2024-01-01"),
         (["--start", "2024-01-01", "--end", "2024-01-02", "--source", "ftp"], "invalid choice: 'ftp'"),
         (["--start", str(TODAY - dt.timedelta(days=2)), "--end", str(TODAY + dt.timedelta(days=1))],
          f"has not closed yet (UTC); the last day to build is {TODAY - dt.timedelta(days=1)} (--end {TODAY})"),
