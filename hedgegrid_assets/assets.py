@@ -85,12 +85,15 @@ def catalog_asset_name(kind: DataKind) -> str:
     return kind.catalog_asset
 
 
-def _metadata(per_key: dict[str, dict]) -> dict:
-    """A partition's metadata as is; a batch's as per-partition detail (JSON)."""
+def _metadata(context, asset: str, per_key: dict[str, dict]) -> dict:
+    """Each partition's own metadata, in the same shape however it was built: a single
+    partition's is the output's; a batch's is attached to each partition's materialization
+    (so Dagster's per-partition plots work), the output then carries none of its own."""
     if len(per_key) == 1:
         return next(iter(per_key.values()))
-    plain = {k: {name: getattr(v, "value", v) for name, v in m.items()} for k, m in per_key.items()}
-    return {"partitions": len(per_key), "by_partition": MetadataValue.json(plain)}
+    for key, meta in per_key.items():
+        context.add_asset_metadata(meta, asset_key=asset, partition_key=key)
+    return {}
 
 
 def build_assets(settings: Settings) -> list:
@@ -121,7 +124,7 @@ def build_assets(settings: Settings) -> list:
                 "bytes": landing.total_bytes,
                 "sha256": {f.name: f.sha256 for f in landing.files},
             }
-        return Output(as_output(landings), metadata=_metadata(meta))
+        return Output(as_output(landings), metadata=_metadata(context, RAW_ASSET, meta))
 
     kind_assets = [a for kind in KINDS.values() for a in _kind_assets(kind, parts, settings)]
     return [
@@ -226,7 +229,7 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
             if key in trades_by_key:
                 part = partition_context(key, settings)
                 checks[key].append(coverage.mark_price_band(frames[key], trades_by_key[key], part))
-        yield Output(as_output(frames), metadata=_metadata(meta))
+        yield Output(as_output(frames), metadata=_metadata(context, kind.name, meta))
         yield from emit_checks(context, kind.name, checks, blocking=blocking)
 
     return [frame_asset]
@@ -365,7 +368,7 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
             offered = {kind.name for kind in KINDS.values() if _offered(kind, source, part)}
             meta[key], check = completeness.report(settings.catalog_path, part, offered)
             checks[key] = [check]
-        yield MaterializeResult(metadata=_metadata(meta))
+        yield MaterializeResult(metadata=_metadata(context, REPORT_ASSET, meta))
         yield from emit_checks(context, REPORT_ASSET, checks, blocking=set())
 
     return catalog_report

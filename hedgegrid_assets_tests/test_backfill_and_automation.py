@@ -31,6 +31,18 @@ def test_partition_range_is_one_run_with_per_partition_checks(tmp_path):
     # Every partition of every catalog asset is recorded as materialized.
     for asset in ("trades_catalog", "mark_prices_catalog", "funding_rates_catalog"):
         assert len(instance.get_materialized_partitions(AssetKey(asset))) == 6
+    # ...each with its own values, in the shape a single-partition run gives (no batch blob).
+    for asset in ("raw_market_data", "trades", "trades_catalog", "catalog_report"):
+        events = instance.fetch_materializations(AssetKey(asset), limit=20).records
+        assert len(events) == 6
+        for record in events:
+            mat = record.asset_materialization
+            assert "by_partition" not in mat.metadata and "partitions" not in mat.metadata
+        if asset == "trades_catalog":
+            rows = {r.asset_materialization.partition: r.asset_materialization.metadata["rows"].value for r in events}
+            files = {r.asset_materialization.partition: r.asset_materialization.metadata["catalog_file"].value for r in events}
+            assert sum(rows.values()) == staged.height and len(set(rows.values())) > 1
+            assert all(k.split("|")[0] in files[k] and k.split("|")[1] in files[k] for k in files)
 
 
 def test_catalog_follows_a_hand_landed_raw_partition(tmp_path):

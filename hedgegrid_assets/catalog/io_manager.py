@@ -43,15 +43,9 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
         provenance.record(self.root)
         if len(metadata) == 1:
             context.add_output_metadata(next(iter(metadata.values())))
-        else:  # a batched run: one materialization event per partition shares this metadata
-            context.add_output_metadata(
-                {
-                    "partitions": len(metadata),
-                    "rows": sum(m.get("rows", 0) for m in metadata.values()),
-                    "rows_by_partition": {k: m.get("rows", 0) for k, m in metadata.items()},
-                    "writer": self.writer,
-                }
-            )
+        else:  # a batched run: each partition's materialization carries its own values
+            for key, meta in metadata.items():
+                context.step_context.add_asset_metadata(meta, asset_key=context.asset_key, partition_key=key)
 
     def _file_metadata(self, written: WrittenFile, kind) -> dict:
         return {
