@@ -258,7 +258,7 @@ def test_bad_input_fails_with_file_line_and_problem(tmp_path, name, make, needle
     ("config", "needle"),
     [
         ("{not json", "not valid JSON"),
-        (json.dumps({"files": {"quotes": {"file_path": "q.csv"}}}), "unknown kind 'quotes'"),
+        (json.dumps({"files": {"depth": {"file_path": "d.csv"}}}), "unknown kind 'depth'"),
         (json.dumps({"files": {"trades": {"columns": {}}}}), "files.trades needs a 'file_path'"),
         (json.dumps({"format": "ftp", "base_path": "."}), "unknown format 'ftp'"),
         (json.dumps({"land": "symlink", "files": {"trades": "t.csv"}}), "'land' must be one of copy, hardlink"),

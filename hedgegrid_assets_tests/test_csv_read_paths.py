@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES
 from hedgegrid_assets.sources import csv_reader
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.csv_reader import ROLES, VALUES, Table, load_rows, read_table
 from hedgegrid_assets.sources.parsing import TimestampFormat
-from hedgegrid_assets.sources.tardis_csv import TICKER_ROLES, TICKER_TABLE, read_derivative_ticker
+from hedgegrid_assets.sources.tardis_csv import QUOTES_TABLE, TICKER_ROLES, TICKER_TABLE, read_derivative_ticker
 from hedgegrid_assets_tests.test_csv_sources import csv_text, frame_rows, write_packed
 from hedgegrid_assets_tests.test_jsonl_source import part_for
 
@@ -114,6 +114,28 @@ def test_tardis_ticker_with_empty_cells_reads_the_same_both_ways(tmp_path, monke
     )
     assert [m[0] for m in marks] == [42000.5, 42001.0]
     assert [(f[0], f[1]) for f in funding] == [(0.0001, (G + 8 * 3_600_000) * 1_000_000), (0.0002, (G + 8 * 3_600_000) * 1_000_000)]
+
+
+def test_tardis_quotes_read_the_same_both_ways_and_a_bad_cell_is_named(tmp_path, monkeypatch):
+    us = G * 1000
+    header = ["exchange", "symbol", "timestamp", "local_timestamp", "ask_amount", "ask_price", "bid_price", "bid_amount"]
+    rows = [
+        ["binance-futures", "BTCUSDT", us + 1, us + 9, "0.5", "42000.2", "42000.1", "1.5"],
+        ["binance-futures", "BTCUSDT", us + 1, us + 9, "0.7", "42000.3", "42000.1", ""],  # empty: null, quarantined later
+        ["binance-futures", "BTCUSDT", us + 5, us + 12, "2", "42000.4", "42000.2", "0.001"],
+    ]
+    path = write_packed(tmp_path / "q.csv.gz", csv_text(header, rows))
+    assert load_rows(path, QUOTES_TABLE, *ROLES[QUOTES.name], part_for(), values=VALUES[QUOTES.name]).by_reader
+    frame = read_both_ways(monkeypatch, lambda: read_table(path, QUOTES_TABLE, QUOTES, part_for()))
+    assert frame.columns == QUOTES.columns
+    assert frame.select("bid_price", "ask_price", "bid_size", "ask_size").rows() == [
+        (42000.1, 42000.2, 1.5, 0.5), (42000.1, 42000.3, None, 0.7), (42000.2, 42000.4, 0.001, 2.0)
+    ]
+    assert frame["ts_init"].dt.epoch("us").to_list() == [us + 9, us + 9, us + 12]
+    rows[2][6] = "42000.2.1"
+    path = write_packed(tmp_path / "bad.csv.gz", csv_text(header, rows))
+    with pytest.raises(SourceError, match=r"bad.csv.gz.* line 4: column 'bid_price' is not a number: '42000.2.1'"):
+        read_table(path, QUOTES_TABLE, QUOTES, part_for())
 
 
 def test_iso_timestamps_take_the_text_path(tmp_path):

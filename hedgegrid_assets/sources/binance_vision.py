@@ -24,6 +24,11 @@ published names, either directly in DIR or in the site's tree below it
   holds the settlements in (day 00:00, next day 00:00]: 08:00, 16:00 and the next midnight,
   the ones the funding coverage check expects. The next month's file is landed too, when
   present, for the last day of a month (its midnight settlement is in that file).
+- quotes (optional: a day without the file has no quotes, nothing expects them, nothing
+  warns): daily `SYMBOL-bookTicker-DATE.zip` (`update_id,best_bid_price,best_bid_qty,
+  best_ask_price,best_ask_qty,transaction_time,event_time`, ms, header or not): one quote per
+  row, ts_event = transaction_time, ts_init = event_time (the time Binance sent it, the
+  closest the file has to a receive time).
 - Each zip is verified against its `.CHECKSUM` (`<sha256>  <name>.zip`) when one is present;
   both are landed. The CSV inside a zip must be for the partition's symbol.
 """
@@ -39,7 +44,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.csv_reader import Table, funding_extras, load_rows, read_table, value
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
@@ -61,6 +66,13 @@ TABLES = {
         column_names=("id", "price", "qty", "quote_qty", "time", "is_buyer_maker"),
         side_is_buyer_maker=True,
     ),
+    "bookTicker": Table(
+        columns={"timestamp": "transaction_time", "local_timestamp": "event_time", "bid_price": "best_bid_price",
+                 "bid_size": "best_bid_qty", "ask_price": "best_ask_price", "ask_size": "best_ask_qty"},
+        has_header=None,
+        column_names=("update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty",
+                      "transaction_time", "event_time"),
+    ),
     "markPriceKlines": Table(
         columns={"timestamp": "close_time", "mark_price": "close"},
         has_header=None,
@@ -78,6 +90,7 @@ CHECKSUM_SUFFIX = ".CHECKSUM"
 NAME_PATTERNS = [
     (r"-aggTrades-\d{4}-\d{2}-\d{2}\.zip$", "aggTrades"),
     (r"-trades-\d{4}-\d{2}-\d{2}\.zip$", "trades"),
+    (r"-bookTicker-\d{4}-\d{2}-\d{2}\.zip$", "bookTicker"),
     (r"-1m-\d{4}-\d{2}-\d{2}\.zip$", "markPriceKlines"),
     (r"-fundingRate-\d{4}-\d{2}\.zip$", "fundingRate"),
 ]
@@ -90,6 +103,7 @@ def names(part: PartitionContext) -> dict[str, str]:
     return {
         "aggTrades": f"{s}-aggTrades-{d}.zip",
         "trades": f"{s}-trades-{d}.zip",
+        "bookTicker": f"{s}-bookTicker-{d}.zip",
         "markPriceKlines": f"{s}-1m-{d}.zip",
         "fundingRate": f"{s}-fundingRate-{d:%Y-%m}.zip",
         "fundingRate_next": f"{s}-fundingRate-{nxt:%Y-%m}.zip",
@@ -192,6 +206,7 @@ class BinanceVisionSource(FileSource):
             trade_type = "aggTrades" if agg.is_file() or not plain.is_file() else "trades"
         wanted = [
             (self._find(n[trade_type], trade_type, part), (TRADES.name,), True, f"Binance daily {trade_type}"),
+            (self._find(n["bookTicker"], "bookTicker", part), (QUOTES.name,), False, "Binance daily bookTicker"),
             (self._find(n["markPriceKlines"], "markPriceKlines", part), (MARK_PRICES.name,), True,
              "Binance daily markPriceKlines 1m"),
             (self._find(n["fundingRate"], "fundingRate", part, monthly=True), (FUNDING_RATES.name,), True,
@@ -219,7 +234,7 @@ class BinanceVisionSource(FileSource):
             log(f"{name}: sha256 matches {checksum.name}")
 
     def readers(self) -> dict[str, Reader]:
-        return {kind.name: partial(self._read, kind) for kind in (TRADES, MARK_PRICES, FUNDING_RATES)}
+        return {kind.name: partial(self._read, kind) for kind in (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)}
 
     def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         by_type: dict[str, list[Path]] = {}
@@ -229,7 +244,11 @@ class BinanceVisionSource(FileSource):
                 by_type.setdefault(what, []).append(f)
         if kind is FUNDING_RATES:
             return read_funding(by_type.get("fundingRate", []), part)
-        if kind is MARK_PRICES:
+        if kind is QUOTES:
+            paths, table = by_type.get("bookTicker", []), TABLES["bookTicker"]
+            if not paths:  # optional: a day without the file has no quotes
+                return QUOTES.empty_frame()
+        elif kind is MARK_PRICES:
             paths, table = by_type.get("markPriceKlines", []), TABLES["markPriceKlines"]
         else:
             trade_type = self.trade_type or ("aggTrades" if "aggTrades" in by_type else "trades")

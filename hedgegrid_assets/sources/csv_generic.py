@@ -1,4 +1,4 @@
-"""Generic CSV files -> canonical frames, columnar (polars lazy scan, streaming collect).
+"""Generic CSV files named in a JSON config -> canonical frames (read by csv_reader.py).
 
 Config (the seed project's format, see source_config.py for paths and placeholders):
 
@@ -8,6 +8,8 @@ Config (the seed project's format, see source_config.py for paths and placeholde
                    "columns": {"timestamp": "time", "price": "price", "size": "qty",
                                "aggressor_side": "is_buyer_maker", "trade_id": "id"},
                    "timestamp_format": "%Y-%m-%d %H:%M:%S.%f"},
+       "quotes":  {"file_path": "...", "columns": {"timestamp": ..., "bid_price": ..., "ask_price": ...,
+                                                   "bid_size": ..., "ask_size": ...}},
        "mark":    {"file_path": "...", "columns": {"timestamp": ..., "mark_price": ...}},
        "funding": {"file_path": "...", "columns": {"timestamp": ..., "funding_rate": ...,
                                                    "next_funding_time": ...}}}}
@@ -15,8 +17,10 @@ Config (the seed project's format, see source_config.py for paths and placeholde
 Per file, all optional but `file_path`:
 - `columns`: role -> column name (or 0-based index). Roles: `timestamp`, `local_timestamp`
   (receive time, becomes ts_init; else ts_init = timestamp), `symbol`, and per kind `price`,
-  `size`, `aggressor_side`, `trade_id` / `mark_price` / `funding_rate`, `next_funding_time`.
-  Unmapped roles are guessed from the header, case-insensitively (see GUESSES).
+  `size`, `aggressor_side`, `trade_id` / `bid_price`, `ask_price`, `bid_size`, `ask_size`
+  (quotes: one per row, the best bid and ask) / `mark_price` / `funding_rate`,
+  `next_funding_time`. Unmapped roles are guessed from the header, case-insensitively (see
+  csv_reader.GUESSES).
 - `timestamp_format`: a strftime format, `iso`, or an epoch unit; `timestamp_unit` (s, ms,
   us, ns) fixes the epoch unit. Without them each timestamp column is detected: epoch numbers
   (unit from magnitude) or ISO strings. The format applies to every timestamp column of the file.
@@ -29,13 +33,14 @@ Per file, all optional but `file_path`:
 Values: sides are buy/sell in any case, b/s, or a buyer-is-maker flag (true = the aggressor
 SOLD; a column named is_buyer_maker/buyer_maker/m may also hold 1/0); 'unknown' or empty is
 NO_AGGRESSOR. Without a trade id column each trade gets the stable id `L<line>`, its line
-number in the file. Empty numbers become null (quarantined later as not positive); text that
-is not a number, a timestamp that does not parse, or an unknown side fails the partition with
-the file, line and value. With a `symbol` column, rows of other symbols are skipped; a file
-with rows of other symbols only is an error. A path without `{symbol}` that names another
-symbol (`ETHUSDT-trades.csv` for BTCUSDT) is an error, and so is a file that says its symbol
-nowhere (no column, no `{symbol}`, no symbol in its name, no `symbol` option): otherwise every
-symbol would be built from the same rows.
+number in the file. Empty numbers become null (quarantined later as not positive, as is a
+crossed or locked quote, bid >= ask); text that is not a number, a timestamp that does not
+parse, or an unknown side fails the partition with the file, line and value. With a
+`symbol` column, rows of other symbols are skipped; a file with rows of other symbols only is
+an error. A path without `{symbol}` that names another symbol (`ETHUSDT-trades.csv` for
+BTCUSDT) is an error, and so is a file that says its symbol nowhere (no column, no
+`{symbol}`, no symbol in its name, no `symbol` option): otherwise every symbol would be built
+from the same rows.
 
 A file spanning many days (no `{date}` in its path) keeps the rows whose ts_init falls on the
 partition's UTC day: every row belongs to exactly one partition, the same one a per-day file
@@ -51,7 +56,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
 from hedgegrid_assets.sources import parsing
 from hedgegrid_assets.sources.base import Reader, SourceError
@@ -100,7 +105,7 @@ class GenericCsvSource(FileSource):
         return landed_names(list(cfg.files), part)
 
     def readers(self) -> dict[str, Reader]:
-        return {kind.name: partial(self._read, kind) for kind in (TRADES, MARK_PRICES, FUNDING_RATES)}
+        return {kind.name: partial(self._read, kind) for kind in (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)}
 
     def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> tuple[pl.DataFrame, dict]:
         table = self._table(kind, part)

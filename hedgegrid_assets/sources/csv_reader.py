@@ -32,7 +32,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources import compressed, parsing
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.parsing import TimestampFormat
@@ -41,6 +41,7 @@ from hedgegrid_assets.sources.source_config import ConfigError
 # Roles each kind reads: required first.
 ROLES: dict[str, tuple[list[str], list[str]]] = {
     TRADES.name: (["timestamp", "price", "size"], ["aggressor_side", "trade_id", "local_timestamp", "symbol"]),
+    QUOTES.name: (["timestamp", "bid_price", "ask_price", "bid_size", "ask_size"], ["local_timestamp", "symbol"]),
     MARK_PRICES.name: (["timestamp", "mark_price"], ["index_price", "local_timestamp", "symbol"]),
     FUNDING_RATES.name: (["timestamp", "funding_rate"],
                          ["next_funding_time", "funding_interval_hours", "local_timestamp", "symbol"]),
@@ -56,6 +57,10 @@ GUESSES: dict[str, list[str]] = {
     "aggressor_side": ["aggressor_side", "side", "taker_side", "aggressor", "direction", "is_buyer_maker",
                        "buyer_maker", "isBuyerMaker", "m"],
     "trade_id": ["trade_id", "id", "tid", "agg_trade_id", "aggregate_trade_id", "trade_no", "a"],
+    "bid_price": ["bid_price", "best_bid_price", "bid", "bid_px", "b"],
+    "ask_price": ["ask_price", "best_ask_price", "ask", "ask_px", "offer_price", "offer", "a"],
+    "bid_size": ["bid_size", "bid_amount", "bid_qty", "best_bid_qty", "bid_quantity", "bid_sz", "B"],
+    "ask_size": ["ask_size", "ask_amount", "ask_qty", "best_ask_qty", "ask_quantity", "ask_sz", "offer_size", "A"],
     "mark_price": ["mark_price", "markprice", "mark", "mark_px", "value", "price", "p"],
     "index_price": ["index_price", "indexprice", "index", "index_px", "i"],
     "funding_rate": ["funding_rate", "fundingrate", "rate", "last_funding_rate", "funding", "r"],
@@ -66,10 +71,12 @@ GUESSES: dict[str, list[str]] = {
 }  # fmt: skip
 BUYER_MAKER_NAMES = {"isbuyermaker", "buyermaker", "m", "ismaker"}
 TIMESTAMP_ROLES = ("timestamp", "local_timestamp", "next_funding_time")
-NUMBER_ROLES = ("price", "size", "mark_price", "index_price", "funding_rate", "funding_interval_hours")
+NUMBER_ROLES = ("price", "size", "bid_price", "ask_price", "bid_size", "ask_size", "mark_price", "index_price",
+                "funding_rate", "funding_interval_hours")
 # The value roles each kind parses (numbers and the optional next_funding_time), in check order.
 VALUES: dict[str, list[str]] = {
     TRADES.name: ["price", "size"],
+    QUOTES.name: ["bid_price", "ask_price", "bid_size", "ask_size"],
     MARK_PRICES.name: ["mark_price", "index_price"],
     FUNDING_RATES.name: ["funding_rate", "next_funding_time", "funding_interval_hours"],
 }
@@ -177,9 +184,9 @@ def resolve_columns(
             continue
         taken = set(chosen.values())
         for guess in GUESSES[role]:
-            h = by_norm.get(_norm(guess))
-            # Single letters (Binance payload names) only match exactly, case included.
-            if h is not None and h not in taken and (len(guess) > 1 or h == guess):
+            # Single letters (Binance payload names: b, B, a, A...) only match exactly, case included.
+            h = by_norm.get(_norm(guess)) if len(guess) > 1 else (guess if guess in header else None)
+            if h is not None and h not in taken:
                 chosen[role] = h
                 break
         if role not in chosen and role in required:
@@ -277,6 +284,8 @@ def _kind_frame(kind: DataKind, rows: Rows, table: Table) -> pl.DataFrame:
     times = pl.col("_ts_event").alias("ts_event"), pl.col("_ts_init").alias("ts_init")
     if kind is TRADES:
         return _trades(frame, cols, table, rows.label)
+    if kind is QUOTES:
+        return frame.select(*times, **{role: value(role) for role in VALUES[QUOTES.name]})
     if kind is MARK_PRICES:
         index = value("index_price") if "index_price" in cols else pl.lit(None, pl.Float64)
         return frame.select(*times, value=value("mark_price"), index_price=index)

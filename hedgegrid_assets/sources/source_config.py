@@ -4,11 +4,12 @@ A config names, per data kind, the file to read:
 
     {"base_path": "/data/binance",
      "files": {"trades":  {"file_path": "{symbol}/trades-{date}.csv.gz", "columns": {...}, ...},
+               "quotes":  {"file_path": "..."},
                "mark":    {"file_path": "..."},
                "funding": {"file_path": "..."}}}
 
-- Kind keys: `trades`, `mark` (or `mark_prices`), `funding` (or `funding_rates`); a kind
-  left out is simply not built (its frame is empty).
+- Kind keys: `trades`, `quotes`, `mark` (or `mark_prices`), `funding` (or `funding_rates`);
+  a kind left out is simply not built (its frame is empty).
 - `file_path` may hold `{date}` (YYYY-MM-DD), `{symbol}` (BTCUSDT) and `{symbol_lower}`
   (btcusdt). A path with `{date}` is one file per day; a path without it is one file that may
   span many days, and each partition keeps the rows whose `ts_init` falls on its UTC day.
@@ -38,13 +39,14 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError
 from hedgegrid_assets.sources.raw_zone import land_shared
 
 # Config key -> kind (the seed format's names first).
 KIND_KEYS: dict[str, DataKind] = {
     "trades": TRADES,
+    "quotes": QUOTES,
     "mark": MARK_PRICES,
     "mark_prices": MARK_PRICES,
     "funding": FUNDING_RATES,
@@ -128,7 +130,9 @@ def _load(path_text: str, _mtime: int, require_files: bool) -> SourceConfig:
     seen: set[str] = set()
     for key, options in entries.items():
         if key not in KIND_KEYS:
-            raise ConfigError(f"source config {path}: unknown kind {key!r} under 'files' (use trades, mark, funding)")
+            raise ConfigError(
+                f"source config {path}: unknown kind {key!r} under 'files' (use trades, quotes, mark, funding)"
+            )
         kind = KIND_KEYS[key]
         if kind.name in seen:
             raise ConfigError(f"source config {path}: {kind.name} is configured twice")
@@ -142,7 +146,7 @@ def _load(path_text: str, _mtime: int, require_files: bool) -> SourceConfig:
             template = str(base / template)
         files.append(FileSpec(key, kind, template, dict(options)))
     if require_files and fmt == "generic" and not files:
-        raise ConfigError(f"source config {path}: 'files' names no file for trades, mark or funding")
+        raise ConfigError(f"source config {path}: 'files' names no file for trades, quotes, mark or funding")
     return SourceConfig(path, fmt, base, land_mode, tuple(files), raw)
 
 
@@ -156,7 +160,7 @@ class PlannedFile:
     source: Path  # the original
     name: str  # its name in the landing folder
     kinds: tuple[str, ...] = ()  # kinds parsed from it (kind names)
-    required: bool = True
+    required: bool = True  # an optional file may be absent: its kinds are then not offered that day
     what: str = ""  # for the missing-file message, e.g. "trades (files.trades.file_path)"
     shared: bool = False  # feeds many partitions (no {date} in its path): kept once in the raw zone
 
@@ -215,8 +219,11 @@ class FileSource(MarketDataSource):
 
     def offers(self, kind: DataKind, part: PartitionContext) -> bool:
         """A reader for the kind, and a file for it in the partition's plan (a config may leave
-        a kind out)."""
-        return super().offers(kind, part) and any(kind.name in p.kinds for p in self.plan(part))
+        a kind out) that is required or is there (a day without its optional quotes file has no
+        quotes: nothing expects them, nothing warns)."""
+        return super().offers(kind, part) and any(
+            kind.name in p.kinds and (p.required or p.source.is_file()) for p in self.plan(part)
+        )
 
     def verify_landed(self, landed: dict[str, Path], part: PartitionContext, log) -> None:
         """Hook: check the landed copies (checksums) before the landing is committed."""

@@ -5,10 +5,12 @@ Config: `{"format": "tardis", "base_path": DIR}` (optional `"exchange"`, default
 
     binance-futures_trades_{YYYY-MM-DD}_{SYMBOL}.csv.gz
     binance-futures_derivative_ticker_{YYYY-MM-DD}_{SYMBOL}.csv.gz
+    binance-futures_quotes_{YYYY-MM-DD}_{SYMBOL}.csv.gz        (or ..._book_ticker_...)
 
-(both required). Tardis splits files by `local_timestamp`, so a day's file is that day's
-partition; `timestamp`/`local_timestamp` are microseconds: ts_event = timestamp, ts_init =
-local_timestamp. Every row must be for the partition's symbol.
+(the first two required; the quotes file optional: a day without one has no quotes, nothing
+expects them, nothing warns). Tardis splits files by `local_timestamp`, so a day's file is
+that day's partition; `timestamp`/`local_timestamp` are microseconds: ts_event = timestamp,
+ts_init = local_timestamp. Every row must be for the partition's symbol.
 
 - trades `exchange,symbol,timestamp,local_timestamp,id,side,price,amount`: side is the
   taker's (buy -> BUYER, sell -> SELLER, unknown -> NO_AGGRESSOR), id the trade id.
@@ -18,6 +20,10 @@ local_timestamp. Every row must be for the partition's symbol.
   that differs from the last one given (a row that only repeats the mark while another field
   changed adds nothing). Funding: funding_rate with funding_timestamp as the next funding
   time, both carried forward over empty cells, one update per change of (rate, next time).
+- quotes `exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount`:
+  one quote per row (bid/ask price and amount). Read by column name, so `book_ticker` (the
+  exchange's own best bid/ask channel, the same columns) reads the same way; `quotes` is
+  preferred, `book_ticker` read when the day has only that.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import Reader
 from hedgegrid_assets.sources.csv_reader import VALUES, Table, load_rows, read_table, value
 from hedgegrid_assets.sources.parsing import TimestampFormat
@@ -47,6 +53,13 @@ TICKER_TABLE = Table(
     ts_format=TimestampFormat("epoch", "us"),
     strict_symbol=True,
 )
+QUOTES_TABLE = Table(
+    columns={"timestamp": "timestamp", "local_timestamp": "local_timestamp", "symbol": "symbol",
+             "bid_price": "bid_price", "ask_price": "ask_price", "bid_size": "bid_amount", "ask_size": "ask_amount"},
+    ts_format=TimestampFormat("epoch", "us"),
+    strict_symbol=True,
+)  # fmt: skip
+QUOTE_TYPES = ("quotes", "book_ticker")  # in order of preference
 TICKER_ROLES = ["timestamp", "local_timestamp", "symbol", "mark_price", "index_price", "funding_rate", "next_funding_time"]
 
 
@@ -93,22 +106,27 @@ class TardisCsvSource(FileSource):
 
     def plan(self, part: PartitionContext) -> list[PlannedFile]:
         base = self.config.base_path
+        quotes = next((t for t in QUOTE_TYPES if (base / file_name(self.exchange, t, part)).is_file()), QUOTE_TYPES[0])
         return [
             PlannedFile(base / file_name(self.exchange, "trades", part), file_name(self.exchange, "trades", part),
                         (TRADES.name,), True, "Tardis trades"),
             PlannedFile(base / file_name(self.exchange, "derivative_ticker", part),
                         file_name(self.exchange, "derivative_ticker", part),
                         (MARK_PRICES.name, FUNDING_RATES.name), True, "Tardis derivative_ticker"),
+            PlannedFile(base / file_name(self.exchange, quotes, part), file_name(self.exchange, quotes, part),
+                        (QUOTES.name,), False, f"Tardis {quotes}"),
         ]  # fmt: skip
 
     def readers(self) -> dict[str, Reader]:
-        return {kind.name: partial(self._read, kind) for kind in (TRADES, MARK_PRICES, FUNDING_RATES)}
+        return {kind.name: partial(self._read, kind) for kind in (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)}
 
     def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         frames = []
         for _, path in self.landed_for(kind, files, part):
             if kind is TRADES:
                 frames.append(read_table(path, TRADES_TABLE, kind, part))
+            elif kind is QUOTES:
+                frames.append(read_table(path, QUOTES_TABLE, kind, part))
             else:
                 frames.append(read_derivative_ticker(path, kind, part))
         return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
