@@ -16,6 +16,8 @@ from functools import partial
 
 import polars as pl
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -31,6 +33,7 @@ from dagster import (
     MetadataValue,
     Output,
     RetryPolicy,
+    RetryRequested,
     asset,
     multi_asset,
 )
@@ -45,7 +48,14 @@ from hedgegrid_assets.frames import BARS, EXCHANGE_BARS, FUNDING_RATES, MARK_BAR
 from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError, TransientSourceError
+from hedgegrid_assets.sources.base import (
+    LandingRequest,
+    MarketDataSource,
+    NotPublishedError,
+    SourceError,
+    TransientSourceError,
+)
+from hedgegrid_assets.sources.registry import POOLS
 from hedgegrid_assets.sources.raw_zone import SHARED, RawLanding, land_atomically, landing_dir
 
 RAW_ASSET = "raw_market_data"
@@ -107,7 +117,7 @@ def build_assets(settings: Settings) -> list:
         # (bad key, missing file) fail at once (Failure(allow_retries=False) below).
         retry_policy=RetryPolicy(max_retries=3, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS),
         # Vendor downloads share a pool (limit in dagster.yaml) so backfills respect rate limits.
-        pool="tardis" if settings.source == "tardis" else None,
+        pool=POOLS.get(settings.source),
         io_manager_key="raw_io_manager",
         group_name="raw",
         kinds={"file"},
@@ -142,6 +152,12 @@ def _land(context, source: MarketDataSource, key: str, settings: Settings) -> Ra
     request = lambda tmp: source.land(LandingRequest(part, tuple(KINDS.values()), tmp, context.log.info, shared))  # noqa: E731
     try:
         return land_atomically(landing_dir(settings.raw_dir, source.name, key), source.name, request)
+    except NotPublishedError as err:
+        tags = context.run.tags if context.run else {}
+        if any(t in tags for t in ("dagster/schedule_name", "dagster/sensor_name", "dagster/backfill")):
+            # The daily schedule asks early; try again in a while, for up to a day.
+            raise RetryRequested(max_retries=48, seconds_to_wait=err.retry_after_s) from err
+        raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
     except TransientSourceError as err:  # the only errors the RetryPolicy may retry
         raise Failure(description=f"partition {key}: {err}", allow_retries=True) from err
     except SourceError as err:
@@ -287,6 +303,12 @@ def _validated_frame(
     if kind.derived is not None:
         frame = kind.derived[1](upstream, part)
         return _checked_frame(kind, frame, {}, part, settings, warn_checks)
+    if not source.offers(kind, part):  # absent for this source: nothing to read, nothing to warn about
+        frame, meta, checks = _checked_frame(kind, kind.empty_frame(), {}, part, settings, [])
+        said = f"source '{source.name}' does not offer {kind.name} for this partition"
+        checks += [AssetCheckResult(check_name=name, passed=True, severity=AssetCheckSeverity.WARN, description=said)
+                   for name, _, _ in warn_checks]  # fmt: skip
+        return frame, meta | {"offered": False}, checks
     if landing.source != source.name:
         raise Failure(
             description=f"partition {key}: raw data was landed by source '{landing.source}' but the configured "

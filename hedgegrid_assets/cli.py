@@ -8,8 +8,10 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import get_args
 
 from hedgegrid_assets.frames import KINDS_BY_CLI_NAME, DataKind
+from hedgegrid_assets.settings import SourceName
 
 EPILOG = """examples:
   hedgegrid build --symbol BTCUSDT --start 2024-01-01 --end 2024-01-03
@@ -64,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("--source", choices=["sample", "tardis", "csv", "jsonl"], help="where raw data comes from (default: settings, i.e. sample)")
+    b.add_argument("--source", choices=list(get_args(SourceName)), help="where raw data comes from (default: settings, i.e. sample)")
     b.add_argument("--symbol", action="append", dest="symbols", metavar="SYMBOL", help="Binance USDT-M symbol, repeatable (default: settings' symbols)")
     b.add_argument("--start", type=_date, required=True, help="first UTC day, YYYY-MM-DD (inclusive)")
     b.add_argument("--end", type=_date, required=True, help="last UTC day, YYYY-MM-DD (exclusive)")

@@ -32,7 +32,7 @@ from hedgegrid_assets.names import checked
 # Repo root when running from a checkout; generated data lives under it unless configured.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-SourceName = Literal["sample", "tardis", "csv", "jsonl"]
+SourceName = Literal["sample", "tardis", "tardis-datasets", "binance", "csv", "jsonl"]
 
 
 class InstrumentSpec(BaseModel):
@@ -68,11 +68,21 @@ class TardisSettings(BaseModel):
     exchange: str = "binance-futures"
     trade_channel: Literal["aggTrade", "trade"] = "aggTrade"
     quotes: bool = Field(True, description="Replay bookTicker too (quote ticks; several times the trades' volume).")
+    datasets_endpoint: str = Field(
+        "https://datasets.tardis.dev", description="CSV datasets host of source tardis-datasets (TARDIS_DATASETS_ENDPOINT wins)."
+    )
 
     @field_validator("exchange")
     @classmethod
     def _safe_exchange(cls, value: str) -> str:
         return checked("exchange", value)
+
+
+class BinanceSettings(BaseModel):
+    """Binance public data (source `binance`): no key."""
+
+    endpoint: str = Field("https://data.binance.vision", description="Site of the files (HEDGEGRID_BINANCE__ENDPOINT).")
+    trades: Literal["aggTrades", "trades"] = Field("aggTrades", description="Daily aggTrades or trades files.")
 
 
 class ChecksSettings(BaseModel):
@@ -124,10 +134,13 @@ class Settings(BaseSettings):
     )
     sample: SampleSettings = SampleSettings()
     tardis: TardisSettings = TardisSettings()
+    binance: BinanceSettings = BinanceSettings()
     checks: ChecksSettings = ChecksSettings()
     # Automation (hedgegrid_assets/automation): the daily schedule and the file-drop sensor.
     schedule_time: dt.time = Field(
-        dt.time(0, 30), description="UTC time of day (HH:MM) the daily schedule requests the previous day's partitions."
+        # 07:00: after Tardis (about 06:00) and Binance (during the next day) publish the day;
+        # a day not published yet is retried every 30 min by the download sources.
+        dt.time(7, 0), description="UTC time of day (HH:MM) the daily schedule requests the previous day's partitions."
     )
     landing_dir: Path | None = Field(
         None,

@@ -53,12 +53,12 @@ def requested(defs, name: str, when: dt.datetime):
 def test_schedule_requests_previous_day_for_every_symbol(tmp_path):
     defs = build_definitions(make_settings(tmp_path))
     schedule = defs.get_repository_def().get_schedule_def(DAILY_SCHEDULE)
-    assert schedule.cron_schedule == "30 0 * * *"
+    assert schedule.cron_schedule == "0 7 * * *"  # after Tardis (~06:00 UTC) and Binance publish the day
     assert schedule.execution_timezone == "UTC"
     assert schedule.job_name == BUILD_JOB
     assert schedule.default_status == DefaultScheduleStatus.STOPPED
 
-    runs = requested(defs, DAILY_SCHEDULE, at("00:30", dt.date(2024, 1, 3)))
+    runs = requested(defs, DAILY_SCHEDULE, at("07:00", dt.date(2024, 1, 3)))
     assert [r.partition_key for r in runs] == ["2024-01-02|BTCUSDT", "2024-01-02|ETHUSDT"]
     # The run key is the partition: a tick evaluated twice never launches a partition twice.
     assert [r.run_key for r in runs] == ["2024-01-02|BTCUSDT", "2024-01-02|ETHUSDT"]

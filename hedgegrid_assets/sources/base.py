@@ -24,6 +24,13 @@ class TransientSourceError(SourceError):
     """A failure worth retrying (HTTP 429/5xx, connection reset): the raw asset's RetryPolicy retries it."""
 
 
+class NotPublishedError(TransientSourceError):
+    """The vendor has not published the day yet: worth trying again in a while (scheduled and
+    sensor runs retry it later; a command-line build says so and stops)."""
+
+    retry_after_s = 1800
+
+
 @dataclass(frozen=True)
 class LandingRequest:
     part: PartitionContext

@@ -48,12 +48,30 @@ def _jsonl(settings: Settings) -> MarketDataSource:
     return from_settings(settings)
 
 
+def _tardis_datasets(settings: Settings) -> MarketDataSource:
+    from hedgegrid_assets.sources.tardis_datasets import from_settings
+
+    return from_settings(settings)
+
+
+def _binance(settings: Settings) -> MarketDataSource:
+    from hedgegrid_assets.sources.binance_download import from_settings
+
+    return from_settings(settings)
+
+
 SOURCES: dict[str, Callable[[Settings], MarketDataSource]] = {
     "sample": _sample,
     "tardis": _tardis,
+    "tardis-datasets": _tardis_datasets,
+    "binance": _binance,
     "csv": _csv,
     "jsonl": _jsonl,
 }
+
+
+# Vendors whose downloads share a Dagster pool (concurrency limit): source -> pool.
+POOLS = {"tardis": "tardis", "tardis-datasets": "tardis", "binance": "binance"}
 
 
 def build_source(settings: Settings) -> MarketDataSource:

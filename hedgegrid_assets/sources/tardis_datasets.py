@@ -1,0 +1,106 @@
+"""Source `tardis-datasets`: Tardis.dev downloadable CSV datasets, downloaded.
+
+`{endpoint}/v1/{exchange}/{data_type}/{YYYY}/{MM}/{DD}/{SYMBOL}.csv.gz` for the data types the
+kinds need: `trades`, `derivative_ticker` (mark prices, funding) and `quotes` (optional: a
+symbol or day without it has no quotes), with `Authorization: Bearer $TARDIS_API_KEY` (through
+Dagster's EnvVar; the first day of each month is free and asked without it). They go to the raw
+zone's download cache under Tardis's conventional names (download.py: streamed, resumable,
+retried on 429/5xx, never fetched twice) and each partition's landing hard-links them: from
+there on this is the `tardis_csv` CSV source reading those files, same readers.
+
+401/403 fail at once, naming the variable, never the key. A 404 is "not published yet" for a
+day that closed less than PUBLISH_DAYS ago (Tardis publishes a day around 06:00 UTC the next
+day; retried later), "no data" for an older one. TARDIS_DATASETS_ENDPOINT wins over settings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from dagster import EnvVar
+from pydantic import Field
+
+from hedgegrid_assets.frames import PartitionContext
+from hedgegrid_assets.sources.base import LandingRequest, NotPublishedError, SourceError
+from hedgegrid_assets.sources.download import Downloads, NotFound, Rejected, cache_dir
+from hedgegrid_assets.sources.source_config import SourceConfig
+from hedgegrid_assets.sources.tardis import KEY_ENV
+from hedgegrid_assets.sources.tardis_csv import QUOTE_TYPES, TardisCsvSource, file_name
+
+VENDOR = "tardis-datasets"
+ENDPOINT_ENV = "TARDIS_DATASETS_ENDPOINT"
+PUBLISH_DAYS = 1
+REQUIRED = ("trades", "derivative_ticker")
+
+
+class TardisDatasetsSource(TardisCsvSource):
+    """Tardis.dev CSV datasets, downloaded into the raw zone."""
+
+    config_path: str = ""  # no config file: the files are Tardis's
+    api_key: str | None = Field(None, repr=False, description=f"bind EnvVar('{KEY_ENV}'), never a literal")
+    endpoint: str = Field("https://datasets.tardis.dev", description=f"datasets host ({ENDPOINT_ENV} overrides)")
+    exchange_id: str = Field("binance-futures", description="Tardis exchange id")
+    raw_dir: str = Field(description="the raw zone, whose download cache holds the files")
+
+    @property
+    def name(self) -> str:
+        return VENDOR
+
+    @property
+    def cache(self) -> Path:
+        return cache_dir(Path(self.raw_dir), VENDOR)
+
+    @property
+    def config(self) -> SourceConfig:
+        return SourceConfig(Path(f"<{VENDOR} source>"), "tardis", self.cache, "hardlink", (), {"exchange": self.exchange_id})
+
+    def land(self, request: LandingRequest) -> dict[str, str]:
+        part = request.part
+        free = part.day.day == 1
+        if not self.api_key and not free:
+            raise SourceError(
+                f"{KEY_ENV} is not set: only the first day of each month is free on Tardis.dev; "
+                f"set {KEY_ENV} to download {self.exchange_id} {part.instrument.symbol} {part.day}"
+            )
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key and not free else {}
+        downloads = Downloads(Path(self.raw_dir), VENDOR, request.log, headers=headers)
+        for data_type in (*REQUIRED, QUOTE_TYPES[0]):
+            url = f"{self.endpoint.rstrip('/')}/v1/{self.exchange_id}/{data_type}/{part.day:%Y/%m/%d}/{part.instrument.symbol}.csv.gz"
+            name = file_name(self.exchange_id, data_type, part)
+            try:
+                downloads.get(url, name, path=self.cache / name)
+            except NotFound:
+                if data_type not in REQUIRED:
+                    request.log(f"Tardis {data_type}: none for {part.instrument.symbol} {part.day}")
+                    continue
+                raise self._not_found(data_type, url, part) from None
+            except Rejected as err:
+                raise SourceError(
+                    f"{err}: Tardis.dev refused the key in {KEY_ENV} for {data_type}; check the key and that its "
+                    "plan covers this exchange and date"
+                ) from None
+        return super().land(request)
+
+    def _not_found(self, data_type: str, url: str, part: PartitionContext) -> SourceError:
+        age = (dt.datetime.now(dt.UTC).date() - part.day).days
+        if age <= PUBLISH_DAYS:
+            return NotPublishedError(
+                f"Tardis {data_type} for {part.day}|{part.instrument.symbol} is not published yet ({url}: HTTP 404); "
+                "Tardis publishes a day around 06:00 UTC the next day: retried later"
+            )
+        return SourceError(
+            f"Tardis {data_type} for {part.day}|{part.instrument.symbol}: {url} does not exist (HTTP 404): "
+            f"{self.exchange_id} has no {part.instrument.symbol} data that day"
+        )
+
+
+def from_settings(settings) -> TardisDatasetsSource:
+    """The configured resource; the key is bound to the EnvVar only when the variable is set."""
+    return TardisDatasetsSource(
+        api_key=EnvVar(KEY_ENV) if os.environ.get(KEY_ENV) else None,
+        endpoint=os.environ.get(ENDPOINT_ENV) or settings.tardis.datasets_endpoint,
+        exchange_id=settings.tardis.exchange,
+        raw_dir=str(settings.raw_dir),
+    )

@@ -1,0 +1,163 @@
+"""Sources that fetch the data themselves (`binance`, `tardis-datasets`), against a real HTTP
+server on 127.0.0.1 serving the vendors' real paths and file shapes (fake_vendor.py), with
+429, 500, dropped-connection, 404 and wrong-checksum cases. Values are compared through
+Nautilus's own catalog reads; the Tardis key must appear nowhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from hedgegrid_assets.sources.base import LandingRequest, NotPublishedError
+from hedgegrid_assets.sources.binance_download import BinanceSource
+from hedgegrid_assets.sources.base import TransientSourceError
+from hedgegrid_assets.sources.download import Downloads, Retry
+from hedgegrid_assets_tests.fake_vendor import FakeVendor
+from hedgegrid_assets_tests.test_cli import BIN, run
+from hedgegrid_assets_tests.test_csv_sources import binance_files, built_counts, expected_trades, tardis_files
+from hedgegrid_assets_tests.test_jsonl_source import catalog_funding, catalog_trades, make_truth, part_for
+
+KEY = "tardis-secret-key-123"
+AGG = "/data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-01-02.zip"
+
+
+def publish(server: FakeVendor, root: Path) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            server.put("/" + path.relative_to(root).as_posix(), path.read_bytes())
+
+
+def build_cmd(tmp_path: Path, source: str, data: Path, day: str = "2024-01-02", end: str = "2024-01-03") -> list[str]:
+    return [str(BIN / "hedgegrid"), "build", "--source", source, "--symbol", "BTCUSDT", "--start", day, "--end", end,
+            "--data-dir", str(data)]  # fmt: skip
+
+
+@pytest.fixture
+def binance_site(tmp_path):
+    truth = make_truth(n_trades=120, mark_every_s=600)
+    settlements = [(truth.start_ms + h * 3_600_000, "0.00010000") for h in (8, 16, 24)]
+    binance_files(tmp_path / "site", truth, funding_settlements=settlements)
+    with FakeVendor() as server:
+        publish(server, tmp_path / "site")
+        yield server, truth
+
+
+def test_binance_downloads_through_faults_verifies_and_never_fetches_twice(tmp_path, binance_site):
+    server, truth = binance_site
+    server.fail(AGG, 429, 500)
+    server.drop(AGG, 300)  # then the connection drops after 300 bytes: resumed with a Range request
+    data = tmp_path / "d"
+    env = {"HEDGEGRID_BINANCE__ENDPOINT": server.url}
+    proc = run(build_cmd(tmp_path, "binance", data), tmp_path, **env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")
+    assert (counts["trades"], counts["mark_prices"], counts["funding_rates"]) == ("120", "1,440", "3")
+    assert counts.get("quotes", "0") == "0"  # no bookTicker file published that day: none, no failure
+    assert [(r.status, r.range) for r in server.served(AGG)] == [(429, None), (500, None), (200, None), (206, "bytes=300-")]
+    cat = data / "catalog"
+    assert catalog_trades(cat) == expected_trades(truth)
+    assert len(catalog_funding(cat)) == 3
+    # The landing hard-links the verified download; nothing half-downloaded is left.
+    cached = data / "raw" / "_downloads" / "binance" / AGG.lstrip("/")
+    landed = data / "raw" / "binance" / "2024-01-02" / "BTCUSDT" / "BTCUSDT-aggTrades-2024-01-02.zip"
+    assert landed.stat().st_ino == cached.stat().st_ino
+    assert not list((data / "raw" / "_downloads").rglob(".partial/*"))
+    # A second build downloads nothing again (it only asks again for the bookTicker it lacks).
+    before = len(server.requests)
+    proc = run(build_cmd(tmp_path, "binance", data), tmp_path, **env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    again = server.requests[before:]
+    assert again and all(r.status == 404 and "bookTicker" in r.path for r in again)
+
+
+def test_a_wrong_checksum_keeps_nothing_and_names_both_sums(tmp_path, binance_site):
+    server, _ = binance_site
+    server.put(AGG + ".CHECKSUM", f"{'0' * 64}  BTCUSDT-aggTrades-2024-01-02.zip\n".encode())
+    data = tmp_path / "d"
+    proc = run(build_cmd(tmp_path, "binance", data), tmp_path, HEDGEGRID_BINANCE__ENDPOINT=server.url)
+    assert proc.returncode == 1
+    real = hashlib.sha256(server.files[AGG]).hexdigest()
+    assert f"checksum mismatch: sha256 is {real}" in proc.stdout and f"says {'0' * 64}" in proc.stdout, proc.stdout
+    cache = data / "raw" / "_downloads" / "binance"
+    assert not (cache / AGG.lstrip("/")).exists() and not list(cache.rglob(".partial/*.zip"))
+    assert not (data / "catalog" / "data").exists()
+
+
+def test_404_says_no_data_for_an_old_day_and_not_published_for_a_recent_one(tmp_path, binance_site):
+    server, _ = binance_site
+    proc = run(build_cmd(tmp_path, "binance", tmp_path / "d", "2024-01-05", "2024-01-06"), tmp_path,
+               HEDGEGRID_BINANCE__ENDPOINT=server.url)  # fmt: skip
+    assert proc.returncode == 1
+    assert "BTCUSDT-aggTrades-2024-01-05.zip does not exist (HTTP 404): BTCUSDT had no data that day" in proc.stdout
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    source = BinanceSource(endpoint=server.url, raw_dir=str(tmp_path / "raw"))
+
+    dest = tmp_path / "landing"
+    dest.mkdir()
+    with pytest.raises(NotPublishedError, match="is not published yet .*retried later"):
+        source.land(LandingRequest(part_for(day=yesterday), (), dest, lambda _: None))
+
+
+def test_downloads_resume_and_give_up_as_transient(tmp_path):
+    with FakeVendor() as server:
+        server.put("/f.bin", b"x" * 3_000_000)
+        server.drop("/f.bin", 1_234_567)
+        sleeps: list[float] = []
+        downloads = Downloads(tmp_path, "v", log=lambda _: None, retry=Retry(sleep=sleeps.append))
+        path = downloads.get(f"{server.url}/f.bin", "f.bin")
+        assert path.read_bytes() == b"x" * 3_000_000
+        assert [r.range for r in server.served("/f.bin")] == [None, "bytes=1234567-"]
+        server.put("/g.bin", b"y")
+        server.fail("/g.bin", *([503] * 10))
+        with pytest.raises(TransientSourceError, match="HTTP 503, still after 6 attempts"):
+            downloads.get(f"{server.url}/g.bin", "g.bin")
+        assert len(sleeps) == 1 + 5 and not (tmp_path / "_downloads" / "v" / "g.bin").exists()
+
+
+@pytest.fixture
+def tardis_site(tmp_path):
+    truth = make_truth(n_trades=80, mark_every_s=900)
+    files = tmp_path / "tardis"
+    marks, funding = tardis_files(files, truth)
+    tardis_files(files, make_truth(dt.date(2024, 1, 1), n_trades=50, mark_every_s=900))  # a free first day
+    with FakeVendor(key=KEY) as server:
+        for day in ("2024-01-01", "2024-01-02"):
+            for data_type in ("trades", "derivative_ticker"):
+                local = files / f"binance-futures_{data_type}_{day}_BTCUSDT.csv.gz"
+                server.put(f"/v1/binance-futures/{data_type}/{day.replace('-', '/')}/BTCUSDT.csv.gz", local.read_bytes())
+        yield server, truth, funding
+
+
+def test_tardis_datasets_with_the_key_through_hedgegrid_build(tmp_path, tardis_site):
+    server, truth, funding = tardis_site
+    server.fail("/v1/binance-futures/trades/2024/01/02/BTCUSDT.csv.gz", 429)
+    data = tmp_path / "d"
+    proc = run(build_cmd(tmp_path, "tardis-datasets", data), tmp_path, TARDIS_API_KEY=KEY, TARDIS_DATASETS_ENDPOINT=server.url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")
+    assert counts["trades"] == "81" and counts.get("quotes", "0") == "0"  # the day has no quotes file
+    ok = [r for r in server.requests if r.status == 200]
+    assert {r.path.split("/")[3] for r in ok} == {"trades", "derivative_ticker"} and all(r.authorized for r in ok)
+    assert len(catalog_funding(data / "catalog")) == len(funding)
+    assert KEY not in proc.stdout + proc.stderr
+    assert not [p for p in data.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()]
+
+
+def test_tardis_datasets_rejected_key_and_free_day(tmp_path, tardis_site):
+    server, _, _ = tardis_site
+    proc = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "d"), tmp_path, TARDIS_API_KEY="wrong-key-456",
+               TARDIS_DATASETS_ENDPOINT=server.url)  # fmt: skip
+    assert proc.returncode == 1
+    assert "HTTP 403" in proc.stdout and "refused the key in TARDIS_API_KEY" in proc.stdout
+    assert "wrong-key-456" not in proc.stdout + proc.stderr
+    assert len(server.served("/v1/binance-futures/trades/2024/01/02/BTCUSDT.csv.gz")) == 1  # not retried
+    # The first day of a month is free: asked without the key, and built.
+    proc = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "free", "2024-01-01", "2024-01-02"), tmp_path,
+               TARDIS_DATASETS_ENDPOINT=server.url)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert built_counts(proc.stdout, "2024-01-01|BTCUSDT")["trades"] == "51"
+    free = [r for r in server.requests if "/2024/01/01/" in r.path]
+    assert free and not any(r.authorized for r in free)
