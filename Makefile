@@ -10,6 +10,8 @@ export UV_PYTHON_DOWNLOADS := never
 export DAGSTER_HOME := $(CURDIR)/.dagster
 # Concurrent Tardis downloads (the `tardis` pool), backfills included.
 TARDIS_POOL_LIMIT ?= 2
+# data.binance.vision has no published rate limit; four concurrent downloads stay polite.
+BINANCE_POOL_LIMIT ?= 4
 # The browser test drives Debian's Chromium through Playwright (never a downloaded browser).
 CHROMIUM := /usr/bin/chromium
 
@@ -36,7 +38,12 @@ $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT): $(DAGSTER_HOME)/dagster.yaml 
 	$(VENV)/bin/dagster instance concurrency set tardis $(TARDIS_POOL_LIMIT)
 	@touch $@
 
-install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT)
+$(DAGSTER_HOME)/.pool-binance-$(BINANCE_POOL_LIMIT): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
+	$(VENV)/bin/dagster instance concurrency set binance $(BINANCE_POOL_LIMIT)
+	@touch $@
+
+install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT) \
+	$(DAGSTER_HOME)/.pool-binance-$(BINANCE_POOL_LIMIT)
 
 # Installed only when missing; needs root (or passwordless sudo). Without it the browser test skips.
 $(CHROMIUM):
