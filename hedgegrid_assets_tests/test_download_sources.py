@@ -65,12 +65,12 @@ def test_binance_downloads_through_faults_verifies_and_never_fetches_twice(tmp_p
     landed = data / "raw" / "binance" / "2024-01-02" / "BTCUSDT" / "BTCUSDT-aggTrades-2024-01-02.zip"
     assert landed.stat().st_ino == cached.stat().st_ino
     assert not list((data / "raw" / "_downloads").rglob(".partial/*"))
-    # A second build downloads nothing again (it only asks again for the bookTicker it lacks).
+    # A second build downloads nothing again (it only asks again for the optional files it lacks).
     before = len(server.requests)
     proc = run(build_cmd(tmp_path, "binance", data), tmp_path, **env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     again = server.requests[before:]
-    assert again and all(r.status == 404 and "bookTicker" in r.path for r in again)
+    assert again and all(r.status == 404 and ("/bookTicker/" in r.path or "/klines/" in r.path) for r in again)
 
 
 def test_a_wrong_checksum_keeps_nothing_and_names_both_sums(tmp_path, binance_site):

@@ -2,7 +2,7 @@
 
 The day's files at the site's own paths, each with its `.zip.CHECKSUM`:
 daily `aggTrades` (or `trades`, setting `binance.trades`), `bookTicker` (optional: Binance
-stopped publishing it for some symbols and days), `markPriceKlines/1m`, and the monthly
+stopped publishing it for some symbols and days), `klines/1m` (optional), `markPriceKlines/1m`, and the monthly
 `fundingRate` shared by the month's days (downloaded once). They go to the raw zone's download
 cache, mirroring the site's tree (download.py: streamed, resumable, retried, verified against
 the CHECKSUM before they count, never fetched twice), and each partition's landing hard-links
@@ -23,7 +23,13 @@ from pydantic import Field
 
 from hedgegrid_assets.frames import PartitionContext
 from hedgegrid_assets.sources.base import LandingRequest, NotPublishedError, SourceError
-from hedgegrid_assets.sources.binance_vision import CHECKSUM_SUFFIX, BinanceVisionSource, names, verify_checksum
+from hedgegrid_assets.sources.binance_vision import (
+    CHECKSUM_SUFFIX,
+    BinanceVisionSource,
+    landed_klines,
+    names,
+    verify_checksum,
+)
 from hedgegrid_assets.sources.download import Downloads, NotFound, cache_dir
 from hedgegrid_assets.sources.source_config import PlannedFile, SourceConfig
 
@@ -79,10 +85,15 @@ class BinanceSource(BinanceVisionSource):
         return super().land(request)
 
     def _site_path(self, name: str, part: PartitionContext) -> Path:
-        """`data/futures/um/{daily|monthly}/{type}/{SYMBOL}/[1m/]{name}` under the cache."""
-        data_type = {v: k for k, v in names(part).items()}[name].removesuffix("_next")
+        """`data/futures/um/{daily|monthly}/{type}/{SYMBOL}/[1m/]{published name}` under the cache
+        (klines land under another name: both kline files are published as SYMBOL-1m-DATE.zip)."""
+        published = names(part)
+        if name == landed_klines(part):
+            data_type, name = "klines", published["klines"]
+        else:
+            data_type = next(k for k, v in published.items() if v == name and k != "klines").removesuffix("_next")
         period = "monthly" if data_type == "fundingRate" else "daily"
-        interval = ("1m",) if data_type == "markPriceKlines" else ()
+        interval = ("1m",) if data_type in ("markPriceKlines", "klines") else ()
         return self.cache.joinpath("data", "futures", "um", period, data_type, part.instrument.symbol, *interval, name)
 
     def _not_found(self, planned: PlannedFile, url: str, part: PartitionContext) -> SourceError:

@@ -44,11 +44,25 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import (
+    EXCHANGE_BARS,
+    FUNDING_RATES,
+    MARK_BARS,
+    MARK_PRICES,
+    QUOTES,
+    TRADES,
+    DataKind,
+    PartitionContext,
+)
 from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.csv_reader import Table, funding_extras, load_rows, read_table, value
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
 
+KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
+                 "taker_buy_volume", "taker_buy_quote_volume", "ignore")
+# klines and markPriceKlines are both published as SYMBOL-1m-DATE.zip: klines land as
+# SYMBOL-klines-1m-DATE.zip (their CHECKSUM still names the published file).
+KLINES_LANDED = "-klines-1m-"
 TRADE_TYPES = {"aggtrades": "aggTrades", "aggtrade": "aggTrades", "trades": "trades", "trade": "trades"}
 TABLES = {
     "aggTrades": Table(
@@ -76,8 +90,15 @@ TABLES = {
     "markPriceKlines": Table(
         columns={"timestamp": "close_time", "mark_price": "close"},
         has_header=None,
-        column_names=("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-                      "taker_buy_volume", "taker_buy_quote_volume", "ignore"),
+        column_names=KLINE_COLUMNS,
+    ),
+    # The same kline files as bars (exchange_bars from klines, mark_bars from markPriceKlines):
+    # open_time is the bar's open; its close (ts_init) is open_time + 1 minute.
+    "bars": Table(
+        columns={"timestamp": "open_time", "open": "open", "high": "high", "low": "low", "close": "close",
+                 "volume": "volume"},
+        has_header=None,
+        column_names=KLINE_COLUMNS,
     ),
     "fundingRate": Table(
         columns={"timestamp": "calc_time", "funding_rate": "last_funding_rate",
@@ -91,6 +112,7 @@ NAME_PATTERNS = [
     (r"-aggTrades-\d{4}-\d{2}-\d{2}\.zip$", "aggTrades"),
     (r"-trades-\d{4}-\d{2}-\d{2}\.zip$", "trades"),
     (r"-bookTicker-\d{4}-\d{2}-\d{2}\.zip$", "bookTicker"),
+    (r"-klines-1m-\d{4}-\d{2}-\d{2}\.zip$", "klines"),
     (r"-1m-\d{4}-\d{2}-\d{2}\.zip$", "markPriceKlines"),
     (r"-fundingRate-\d{4}-\d{2}\.zip$", "fundingRate"),
 ]
@@ -105,6 +127,7 @@ def names(part: PartitionContext) -> dict[str, str]:
         "trades": f"{s}-trades-{d}.zip",
         "bookTicker": f"{s}-bookTicker-{d}.zip",
         "markPriceKlines": f"{s}-1m-{d}.zip",
+        "klines": f"{s}-1m-{d}.zip",  # the published name; landed as f"{s}{KLINES_LANDED}{d}.zip"
         "fundingRate": f"{s}-fundingRate-{d:%Y-%m}.zip",
         "fundingRate_next": f"{s}-fundingRate-{nxt:%Y-%m}.zip",
     }
@@ -117,14 +140,19 @@ def _kind_of_name(name: str) -> str | None:
     return None
 
 
-def verify_checksum(zip_path: Path, checksum_path: Path) -> None:
-    """SourceError unless the zip's sha256 is the one its .CHECKSUM file states."""
+def landed_klines(part: PartitionContext) -> str:
+    return f"{part.instrument.symbol}{KLINES_LANDED}{part.day}.zip"
+
+
+def verify_checksum(zip_path: Path, checksum_path: Path, published: str | None = None) -> None:
+    """SourceError unless the zip's sha256 is the one its .CHECKSUM file states (for the
+    file's name, or its `published` name when it lands under another)."""
     text = checksum_path.read_text(errors="replace").strip()
     match = re.fullmatch(r"([0-9a-fA-F]{64})\s+\*?(\S+)", text.splitlines()[0].strip() if text else "")
     if not match:
         raise SourceError(f"{checksum_path}: not a checksum file ('<sha256>  <file>.zip'): {text[:80]!r}")
     expected, named = match.group(1).lower(), match.group(2)
-    if Path(named).name != zip_path.name:
+    if Path(named).name not in (zip_path.name, published):
         raise SourceError(f"{checksum_path}: names {named}, not {zip_path.name}")
     digest = hashlib.sha256()
     with zip_path.open("rb") as fh:
@@ -148,6 +176,17 @@ def check_member_symbol(path: Path, part: PartitionContext) -> None:
         found = Path(member).name.split("-", 1)[0]
         if found.isalnum() and found.upper() != symbol and found.upper().endswith(("USDT", "USDC", "BUSD", "USD")):
             raise SourceError(f"{path} (member {member}): the file is for another symbol: {found}, not {symbol}")
+
+
+def read_bars(kind: DataKind, paths: list[Path], part: PartitionContext) -> pl.DataFrame:
+    """Kline files as bars: ts_event the minute's open, ts_init its close (open + 1 minute), as
+    the bars made from trades are stamped."""
+    frames = []
+    for path in paths:
+        check_member_symbol(path, part)
+        bars = read_table(path, TABLES["bars"], kind, part)
+        frames.append(bars.with_columns(ts_init=pl.col("ts_event") + pl.duration(minutes=1)))
+    return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
 
 
 def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
@@ -191,7 +230,8 @@ class BinanceVisionSource(FileSource):
         base = self.config.base_path
         sym = part.instrument.symbol
         period = "monthly" if monthly else "daily"
-        sub = Path("futures", "um", period, data_type, sym, *(["1m"] if data_type == "markPriceKlines" else []), name)
+        interval = ["1m"] if data_type in ("markPriceKlines", "klines") else []
+        sub = Path("futures", "um", period, data_type, sym, *interval, name)
         for candidate in (base / name, base / sub, base / "data" / sub):
             if candidate.is_file():
                 return candidate
@@ -207,7 +247,7 @@ class BinanceVisionSource(FileSource):
         wanted = [
             (self._find(n[trade_type], trade_type, part), (TRADES.name,), True, f"Binance daily {trade_type}"),
             (self._find(n["bookTicker"], "bookTicker", part), (QUOTES.name,), False, "Binance daily bookTicker"),
-            (self._find(n["markPriceKlines"], "markPriceKlines", part), (MARK_PRICES.name,), True,
+            (self._find(n["markPriceKlines"], "markPriceKlines", part), (MARK_PRICES.name, MARK_BARS.name), True,
              "Binance daily markPriceKlines 1m"),
             (self._find(n["fundingRate"], "fundingRate", part, monthly=True), (FUNDING_RATES.name,), True,
              "Binance monthly fundingRate"),
@@ -215,11 +255,16 @@ class BinanceVisionSource(FileSource):
         if (part.day + dt.timedelta(days=1)).month != part.day.month:
             nxt = self._find(n["fundingRate_next"], "fundingRate", part, monthly=True)
             wanted.append((nxt, (FUNDING_RATES.name,), False, "Binance monthly fundingRate (next month)"))
+        klines = self._find(n["klines"], "klines", part)
+        if klines.parent == self.config.base_path:  # not in the site's tree: only under its landed name, flat
+            klines = self.config.base_path / landed_klines(part)
+        wanted.append((klines, (EXCHANGE_BARS.name,), False, "Binance daily klines 1m"))
         planned = []
         for src, kinds, required, what in wanted:
-            planned.append(PlannedFile(src, src.name, kinds, required, what))
+            name = landed_klines(part) if EXCHANGE_BARS.name in kinds else src.name
+            planned.append(PlannedFile(src, name, kinds, required, what))
             checksum = src.with_name(src.name + CHECKSUM_SUFFIX)
-            planned.append(PlannedFile(checksum, checksum.name, (), False, f"checksum of {src.name}"))
+            planned.append(PlannedFile(checksum, name + CHECKSUM_SUFFIX, (), False, f"checksum of {src.name}"))
         return planned
 
     def verify_landed(self, landed: dict[str, Path], part: PartitionContext, log) -> None:
@@ -230,11 +275,12 @@ class BinanceVisionSource(FileSource):
             if checksum is None:
                 log(f"{name}: no {CHECKSUM_SUFFIX} file beside it; not verified")
                 continue
-            verify_checksum(path, checksum)
+            verify_checksum(path, checksum, published=name.replace(KLINES_LANDED, "-1m-"))
             log(f"{name}: sha256 matches {checksum.name}")
 
     def readers(self) -> dict[str, Reader]:
-        return {kind.name: partial(self._read, kind) for kind in (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)}
+        kinds = (TRADES, QUOTES, EXCHANGE_BARS, MARK_BARS, MARK_PRICES, FUNDING_RATES)
+        return {kind.name: partial(self._read, kind) for kind in kinds}
 
     def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         by_type: dict[str, list[Path]] = {}
@@ -244,6 +290,8 @@ class BinanceVisionSource(FileSource):
                 by_type.setdefault(what, []).append(f)
         if kind is FUNDING_RATES:
             return read_funding(by_type.get("fundingRate", []), part)
+        if kind in (EXCHANGE_BARS, MARK_BARS):
+            return read_bars(kind, by_type.get("klines" if kind is EXCHANGE_BARS else "markPriceKlines", []), part)
         if kind is QUOTES:
             paths, table = by_type.get("bookTicker", []), TABLES["bookTicker"]
             if not paths:  # optional: a day without the file has no quotes

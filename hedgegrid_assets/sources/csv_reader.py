@@ -32,7 +32,16 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import (
+    EXCHANGE_BARS,
+    FUNDING_RATES,
+    MARK_BARS,
+    MARK_PRICES,
+    QUOTES,
+    TRADES,
+    DataKind,
+    PartitionContext,
+)
 from hedgegrid_assets.sources import compressed, parsing
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.parsing import TimestampFormat
@@ -45,6 +54,9 @@ ROLES: dict[str, tuple[list[str], list[str]]] = {
     MARK_PRICES.name: (["timestamp", "mark_price"], ["index_price", "local_timestamp", "symbol"]),
     FUNDING_RATES.name: (["timestamp", "funding_rate"],
                          ["next_funding_time", "funding_interval_hours", "local_timestamp", "symbol"]),
+    # Bars: timestamp is the bar's open; local_timestamp its close.
+    **{k.name: (["timestamp", "open", "high", "low", "close"], ["volume", "local_timestamp", "symbol"])
+       for k in (EXCHANGE_BARS, MARK_BARS)},
 }
 # Header names tried for an unmapped role, in order; compared lower-case without punctuation.
 GUESSES: dict[str, list[str]] = {
@@ -68,17 +80,20 @@ GUESSES: dict[str, list[str]] = {
                           "next_funding_ts", "next_funding"],
     "funding_interval_hours": ["funding_interval_hours", "interval_hours", "funding_interval"],
     "symbol": ["symbol", "instrument", "instrument_id", "ticker", "pair", "s"],
+    "open": ["open", "o"], "high": ["high", "h"], "low": ["low", "l"], "close": ["close", "c"],
+    "volume": ["volume", "v"],
 }  # fmt: skip
 BUYER_MAKER_NAMES = {"isbuyermaker", "buyermaker", "m", "ismaker"}
 TIMESTAMP_ROLES = ("timestamp", "local_timestamp", "next_funding_time")
 NUMBER_ROLES = ("price", "size", "bid_price", "ask_price", "bid_size", "ask_size", "mark_price", "index_price",
-                "funding_rate", "funding_interval_hours")
+                "funding_rate", "funding_interval_hours", "open", "high", "low", "close", "volume")
 # The value roles each kind parses (numbers and the optional next_funding_time), in check order.
 VALUES: dict[str, list[str]] = {
     TRADES.name: ["price", "size"],
     QUOTES.name: ["bid_price", "ask_price", "bid_size", "ask_size"],
     MARK_PRICES.name: ["mark_price", "index_price"],
     FUNDING_RATES.name: ["funding_rate", "next_funding_time", "funding_interval_hours"],
+    **{k.name: ["open", "high", "low", "close", "volume"] for k in (EXCHANGE_BARS, MARK_BARS)},
 }
 _INTEGER_RE = r"^[+-]?\d+$"
 
@@ -286,6 +301,9 @@ def _kind_frame(kind: DataKind, rows: Rows, table: Table) -> pl.DataFrame:
         return _trades(frame, cols, table, rows.label)
     if kind is QUOTES:
         return frame.select(*times, **{role: value(role) for role in VALUES[QUOTES.name]})
+    if kind.bar_spec is not None:
+        volume = value("volume") if "volume" in cols else pl.lit(0.0)
+        return frame.select(*times, **{r: value(r) for r in ("open", "high", "low", "close")}, volume=volume)
     if kind is MARK_PRICES:
         index = value("index_price") if "index_price" in cols else pl.lit(None, pl.Float64)
         return frame.select(*times, value=value("mark_price"), index_price=index)
