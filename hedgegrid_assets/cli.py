@@ -211,6 +211,13 @@ def _notes(result) -> list[str]:
     return notes
 
 
+def _downloads(instance, result) -> list[str]:
+    """What a download source fetched for the partition (its summary line in the run log)."""
+    from hedgegrid_assets.sources.download import SUMMARY
+
+    return [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith(SUMMARY)]
+
+
 def build(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
@@ -241,11 +248,13 @@ def build(args: argparse.Namespace) -> int:
                 ev.event_specific_data.materialization.asset_key.to_user_string(): ev.event_specific_data.materialization
                 for ev in result.get_asset_materialization_events()
             }
-            counts = {k.name: int(written[catalog_asset_name(k)].metadata["rows"].value) for k in kinds}
+            # Kinds the source does not offer (no klines in the sample, say) are left out.
+            offered = [k for k in kinds if k.name not in written or "offered" not in written[k.name].metadata]
+            counts = {k.name: int(written[catalog_asset_name(k)].metadata["rows"].value) for k in offered}
             rows[str(key)] = counts
             detail = "  ".join(f"{k}={v:,}" for k, v in counts.items())
             print(f"[{i}/{len(keys)}] {key}  ok  {detail}  ({elapsed:.1f}s)", flush=True)
-            for note in _notes(result):
+            for note in _downloads(instance, result) + _notes(result):
                 print(f"      {note}", flush=True)
         else:
             reason = _failure_reason(result)
@@ -264,14 +273,15 @@ def build(args: argparse.Namespace) -> int:
 def _summary(rows: dict[str, dict[str, int]], kinds: list[DataKind], settings) -> None:
     if not rows:
         return
-    names = [k.name for k in kinds]
+    names = [k.name for k in kinds if any(k.name in counts for counts in rows.values())]  # what the source offers
     width = max(len(k) for k in rows)
     print()
     print(f"{'partition':<{width}}  " + "  ".join(f"{n:>13}" for n in names))
     for key, counts in rows.items():
-        print(f"{key:<{width}}  " + "  ".join(f"{counts.get(n, 0):>13,}" for n in names))
+        print(f"{key:<{width}}  " + "  ".join(f"{counts[n]:>13,}" if n in counts else f"{'-':>13}" for n in names))
     print(f"\ncatalog: {settings.catalog_path}")
-    print("read it with nautilus_trader alone: ParquetDataCatalog(path).trade_ticks(), .funding_rates(), .instruments()")
+    print("read it with nautilus_trader alone: ParquetDataCatalog(path).trade_ticks(), .quote_ticks(), .bars(), "
+          ".funding_rates(), .instruments()")
 
 
 def upgrade_catalog(args: argparse.Namespace) -> int:

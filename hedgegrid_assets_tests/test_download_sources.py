@@ -57,6 +57,7 @@ def test_binance_downloads_through_faults_verifies_and_never_fetches_twice(tmp_p
     assert (counts["trades"], counts["mark_prices"], counts["funding_rates"]) == ("120", "1,440", "3")
     assert counts.get("quotes", "0") == "0"  # no bookTicker file published that day: none, no failure
     assert [(r.status, r.range) for r in server.served(AGG)] == [(429, None), (500, None), (200, None), (206, "bytes=300-")]
+    assert "downloads: 6 file(s)" in proc.stdout and "0 already in the raw zone" in proc.stdout, proc.stdout
     cat = data / "catalog"
     assert catalog_trades(cat) == expected_trades(truth)
     assert len(catalog_funding(cat)) == 3
@@ -69,6 +70,7 @@ def test_binance_downloads_through_faults_verifies_and_never_fetches_twice(tmp_p
     before = len(server.requests)
     proc = run(build_cmd(tmp_path, "binance", data), tmp_path, **env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "downloads: 0 file(s), 0.0 MB" in proc.stdout and "6 already in the raw zone" in proc.stdout, proc.stdout
     again = server.requests[before:]
     assert again and all(r.status == 404 and ("/bookTicker/" in r.path or "/klines/" in r.path) for r in again)
 

@@ -82,6 +82,7 @@ class BinanceSource(BinanceVisionSource):
                     request.log(f"{planned.what}: not on {self.endpoint} ({url.rsplit('/', 1)[1]}); none that day")
                     continue
                 raise self._not_found(planned, url, part) from None
+        request.log(downloads.summary())
         return super().land(request)
 
     def _site_path(self, name: str, part: PartitionContext) -> Path:

@@ -34,7 +34,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,6 +43,7 @@ from hedgegrid_assets.sources.base import SourceError, TransientSourceError
 
 CHUNK = 1 << 20
 DOWNLOADS = "_downloads"
+SUMMARY = "downloads:"  # how a landing's summary line starts (the CLI prints it)
 USER_AGENT = "hedgegrid-downloader (+https://github.com/)"
 
 
@@ -76,6 +77,15 @@ class Downloads:
     log: Callable[[str], None]
     headers: dict[str, str] | None = None  # e.g. the API key: never logged
     retry: Retry | None = None
+    fetched: list[tuple[int, float]] = field(default_factory=list)  # (bytes, seconds) per download
+    cached: int = 0  # files already in the raw zone
+
+    def summary(self) -> str:
+        """`downloads: 3 file(s), 12.3 MB in 0.8s (15.4 MB/s); 2 already in the raw zone`"""
+        size, took = sum(b for b, _ in self.fetched), sum(s for _, s in self.fetched)
+        rate = f" ({size / 1e6 / took:,.1f} MB/s)" if took > 0 else ""
+        return (f"{SUMMARY} {len(self.fetched)} file(s), {size / 1e6:,.1f} MB in {took:.1f}s{rate}; "
+                f"{self.cached} already in the raw zone")  # fmt: skip
 
     @property
     def cache(self) -> Path:
@@ -102,6 +112,7 @@ class Downloads:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(path.with_name(f".{path.name}.lock")):
             if path.is_file():
+                self.cached += 1
                 return path
             part = path.parent / ".partial" / path.name
             part.parent.mkdir(exist_ok=True)
@@ -115,6 +126,7 @@ class Downloads:
                     raise
             os.replace(part, path)
             took = max(time.monotonic() - started, 1e-6)
+            self.fetched.append((size, took))
             self.log(f"downloaded {what}: {size / 1e6:,.1f} MB in {took:.1f}s ({size / 1e6 / took:,.1f} MB/s)")
             return path
 

@@ -81,6 +81,7 @@ class TardisDatasetsSource(TardisCsvSource):
                     f"{err}: Tardis.dev refused the key in {KEY_ENV} for {data_type}; check the key and that its "
                     "plan covers this exchange and date"
                 ) from None
+        request.log(downloads.summary())
         return super().land(request)
 
     def _not_found(self, data_type: str, url: str, part: PartitionContext) -> SourceError:
