@@ -443,3 +443,32 @@ def test_a_file_feeding_many_partitions_is_copied_once(tmp_path):
     assert build(settings, instance, [partition_key(days[0], "BTCUSDT")])[str(partition_key(days[0], "BTCUSDT"))].success
     assert len(list((settings.raw_dir / "_shared").glob("*/all.csv"))) == 2
     assert landed[1].read_bytes() == before and landed[0].read_bytes() == original.read_bytes()
+
+
+def test_a_plain_csv_of_settled_rates_gets_its_settlement_times(tmp_path):
+    """(time, rate) rows on the settlement hours and no next funding time: each row is the
+    rate that settled then; it is known 1 ms before, so each settlement of the day is covered
+    but the next midnight's (in the next day's file), and the day's own 00:00 belongs to the
+    day before."""
+    g = truth_start = int(dt.datetime(2024, 1, 2, tzinfo=dt.UTC).timestamp() * 1000)
+    rows = [[g + 3, "0.00010000"], [g + 8 * 3_600_000 + 1, "0.00012000"], [g + 16 * 3_600_000, "-0.00003000"]]
+    write_packed(tmp_path / "in" / "funding.csv", csv_text(["time", "rate"], rows))
+    trades = [[g + 1000 * i, "42000.1", "0.010", "buy", i] for i in range(1, 6)]
+    write_packed(tmp_path / "in" / "trades.csv", csv_text(["time", "price", "size", "side", "id"], trades))
+    cfg = write_config(tmp_path / "c.json", {"base_path": "in", "symbol": "BTCUSDT", "files": {
+        "trades": {"file_path": "trades.csv"}, "funding": {"file_path": "funding.csv"}}})  # fmt: skip
+    settings = make_settings(tmp_path, symbols=["BTCUSDT"], source="csv", source_config=cfg)
+    key = partition_key(DAY, "BTCUSDT")
+    result = build(settings, make_instance(tmp_path), [key])[str(key)]
+    checks = check_evaluations(result)
+    coverage = checks["funding_rates_settlements_covered"]
+    assert coverage.description == "2 of 3 settlements have a rate known before them"
+    assert coverage.metadata["uncovered_settlements"].value == ["2024-01-03T00:00:00+00:00"]
+    hour, ms = 3_600_000_000_000, 1_000_000
+    s0 = truth_start * ms
+    assert catalog_funding(settings.catalog_path) == [
+        (0.00012, s0 + 8 * hour, s0 + 8 * hour - ms, s0 + 8 * hour - ms),
+        (-0.00003, s0 + 16 * hour, s0 + 16 * hour - ms, s0 + 16 * hour - ms),
+    ]
+    notes = checks["funding_rates_schema"].metadata["skipped_while_parsing"].value
+    assert notes == {"rows_read_as_settled_rates": 2, "settlements_of_the_previous_day": 1}

@@ -95,3 +95,30 @@ FUNDING_RATES = DataKind(
     finite=("rate",),
     from_partition=_from_partition,
 )
+
+
+# A rate known this long before the settlement it is for, when a source gives only the rates
+# as settled (Binance's monthly files, a CSV of settled rates): the latest moment it was
+# (practically) known; putting it at the previous settlement would hand a backtest the final
+# rate a whole interval early.
+SETTLED_LEAD_MS = 1
+
+
+def from_settlements(settled_at: pl.Expr) -> dict[str, pl.Expr]:
+    """ts_event, ts_init and next_funding_time for rates given at their settlement times:
+    next_funding_time the settlement (to the second: files can be a few ms late), known 1 ms
+    before it."""
+    settle = settled_at.dt.round("1s")
+    known = settle - pl.duration(milliseconds=SETTLED_LEAD_MS)
+    return {"ts_event": known, "ts_init": known, "next_funding_time": settle}
+
+
+def are_settlements(frame: pl.DataFrame, part: PartitionContext) -> bool:
+    """Rows without a next funding time whose times all fall on settlements (within a second
+    of a multiple of the funding interval): a list of settled rates."""
+    if frame.is_empty() or frame.get_column("next_funding_time").is_not_null().any():
+        return False
+    minutes = frame.get_column("interval").drop_nulls()
+    interval_ns = int(minutes.max() if minutes.len() else part.instrument.spec.funding_interval_hours * 60) * 60 * 10**9
+    offset = (frame.get_column("ts_event").dt.epoch("ns") + 10**9) % interval_ns
+    return bool((offset <= 2 * 10**9).all())

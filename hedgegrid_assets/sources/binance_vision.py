@@ -54,6 +54,7 @@ from hedgegrid_assets.frames import (
     DataKind,
     PartitionContext,
 )
+from hedgegrid_assets.frames.funding_rates import from_settlements
 from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.csv_reader import Table, funding_extras, load_rows, read_table, value
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
@@ -116,7 +117,6 @@ NAME_PATTERNS = [
     (r"-1m-\d{4}-\d{2}-\d{2}\.zip$", "markPriceKlines"),
     (r"-fundingRate-\d{4}-\d{2}\.zip$", "fundingRate"),
 ]
-FUNDING_LEAD = dt.timedelta(milliseconds=1)
 
 
 def names(part: PartitionContext) -> dict[str, str]:
@@ -197,14 +197,10 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
                          values=["funding_rate", "funding_interval_hours"])
         if rows is None:
             continue
-        settle = pl.col("_ts_event").dt.round("1s")
-        known = settle - FUNDING_LEAD
         frames.append(
             rows.frame.select(
-                ts_event=known,
-                ts_init=known,
+                **from_settlements(pl.col("_ts_event")),
                 rate=value("funding_rate"),
-                next_funding_time=settle,
                 interval=funding_extras(rows.cols)["interval"],
             ).filter(pl.col("ts_init").is_between(part.start, part.end, closed="left"))
         )

@@ -56,6 +56,7 @@ from pathlib import Path
 
 import polars as pl
 
+from hedgegrid_assets.frames.funding_rates import are_settlements, from_settlements
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
 from hedgegrid_assets.sources import parsing
@@ -114,7 +115,15 @@ class GenericCsvSource(FileSource):
         notes: dict = {}
         landed = self.landed_for(kind, files, part)
         frames = [read_table(path, table, kind, part, notes=notes) for _, path in landed]
-        return (kind.conform(pl.concat(frames)) if frames else kind.empty_frame()), notes
+        frame = kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
+        if kind is FUNDING_RATES and are_settlements(frame, part):
+            # A plain list of settled rates (time, rate): each is the rate for that settlement.
+            settled = frame.with_columns(**from_settlements(pl.col("ts_event")))
+            frame = kind.conform(settled.filter(pl.col("ts_init") >= part.start))
+            notes["rows_read_as_settled_rates"] = frame.height
+            if settled.height > frame.height:  # the day's 00:00 settlement was the previous day's to know
+                notes["settlements_of_the_previous_day"] = settled.height - frame.height
+        return frame, notes
 
 
 def path_words(path: Path) -> set[str]:
