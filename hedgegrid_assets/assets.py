@@ -156,7 +156,7 @@ def _land(context, source: MarketDataSource, key: str, settings: Settings) -> Ra
         tags = context.run.tags if context.run else {}
         if any(t in tags for t in ("dagster/schedule_name", "dagster/sensor_name", "dagster/backfill")):
             # The daily schedule asks early; try again in a while, for up to a day.
-            raise RetryRequested(max_retries=48, seconds_to_wait=err.retry_after_s) from err
+            raise RetryRequested(max_retries=err.retries, seconds_to_wait=err.retry_after_s) from err
         raise Failure(description=f"partition {key}: {err}", allow_retries=False) from None
     except TransientSourceError as err:  # the only errors the RetryPolicy may retry
         raise Failure(description=f"partition {key}: {err}", allow_retries=True) from err

@@ -4,7 +4,7 @@
 `server.put(path, data)` publishes a file; `server.fail(path, 429, 500, ...)` makes its next
 requests answer those statuses first (429 with Retry-After: 1); `server.drop(path, n)` cuts
 the body after n bytes once (a dropped connection); `server.slow(path, s)` pauses s seconds
-before the body. Range requests are honoured (206). With `key` set, paths under `/v1/` need
+before the body, once. Range requests are honoured (206). With `key` set, paths under `/v1/` need
 `Authorization: Bearer <key>` except on the first day of a month (Tardis's free days).
 Every request is recorded: (path, status, range, whether it carried the key).
 """
@@ -114,8 +114,10 @@ class FakeVendor:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Content-Type", "application/octet-stream")
                 self.end_headers()
-                if path in vendor.pauses:
-                    time.sleep(vendor.pauses[path])
+                with vendor._lock:
+                    pause = vendor.pauses.pop(path, None)  # once
+                if pause:
+                    time.sleep(pause)
                 if drop is not None:
                     self.wfile.write(body[:drop])
                     self.wfile.flush()

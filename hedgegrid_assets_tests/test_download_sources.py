@@ -163,3 +163,36 @@ def test_tardis_datasets_rejected_key_and_free_day(tmp_path, tardis_site):
     assert built_counts(proc.stdout, "2024-01-01|BTCUSDT")["trades"] == "51"
     free = [r for r in server.requests if "/2024/01/01/" in r.path]
     assert free and not any(r.authorized for r in free)
+
+
+def test_a_stalled_answer_times_out_and_is_asked_again(tmp_path):
+    with FakeVendor() as server:
+        server.put("/slow.bin", b"z" * 100_000)
+        server.slow("/slow.bin", 1.5)  # the first answer stalls past the timeout
+        sleeps: list[float] = []
+        downloads = Downloads(tmp_path, "v", log=lambda _: None, retry=Retry(timeout_s=0.5, sleep=sleeps.append))
+        assert downloads.get(f"{server.url}/slow.bin", "slow.bin").read_bytes() == b"z" * 100_000
+        assert len(server.served("/slow.bin")) == 2 and len(sleeps) == 1
+
+
+def test_a_scheduled_run_retries_a_day_not_published_yet(tmp_path, binance_site, monkeypatch):
+    """The daily schedule asks early: a day the vendor has not published is retried later
+    (RetryRequested: every 30 min for a day; here at once, twice), not failed for good."""
+    from hedgegrid_assets.partitions import partition_key
+    from hedgegrid_assets_tests.conftest import QUIET, make_instance, make_settings
+    from hedgegrid_assets.definitions import BUILD_JOB, build_definitions
+
+    server, _ = binance_site
+    monkeypatch.setattr(NotPublishedError, "retry_after_s", 0)
+    monkeypatch.setattr(NotPublishedError, "retries", 2)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    settings = make_settings(tmp_path, symbols=["BTCUSDT"], source="binance", start_date=yesterday,
+                             binance={"endpoint": server.url})  # fmt: skip
+    job = build_definitions(settings).resolve_job_def(BUILD_JOB)
+    result = job.execute_in_process(partition_key=partition_key(yesterday, "BTCUSDT"), instance=make_instance(tmp_path),
+                                    raise_on_error=False, run_config=QUIET, tags={"dagster/schedule_name": "daily"})  # fmt: skip
+    assert not result.success
+    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED" and e.step_key == "raw_market_data"]
+    assert len(restarts) == 2
+    failure = result.get_step_failure_events()[0]
+    assert "not published yet" in str(failure.step_failure_data.error.cause or failure.step_failure_data.error)

@@ -29,6 +29,7 @@ class NotPublishedError(TransientSourceError):
     sensor runs retry it later; a command-line build says so and stops)."""
 
     retry_after_s = 1800
+    retries = 48  # every 30 min for a day
 
 
 @dataclass(frozen=True)
