@@ -115,10 +115,12 @@ def from_settlements(settled_at: pl.Expr) -> dict[str, pl.Expr]:
 
 def are_settlements(frame: pl.DataFrame, part: PartitionContext) -> bool:
     """Rows without a next funding time whose times all fall on settlements (within a second
-    of a multiple of the funding interval): a list of settled rates."""
-    if frame.is_empty() or frame.get_column("next_funding_time").is_not_null().any():
+    of a multiple of the funding interval), a different settlement each, two or more: a list of
+    settled rates (not, say, a few updates just after midnight)."""
+    if frame.height < 2 or frame.get_column("next_funding_time").is_not_null().any():
         return False
     minutes = frame.get_column("interval").drop_nulls()
     interval_ns = int(minutes.max() if minutes.len() else part.instrument.spec.funding_interval_hours * 60) * 60 * 10**9
-    offset = (frame.get_column("ts_event").dt.epoch("ns") + 10**9) % interval_ns
-    return bool((offset <= 2 * 10**9).all())
+    ns = frame.get_column("ts_event").dt.epoch("ns")
+    on_settlement = ((ns + 10**9) % interval_ns <= 2 * 10**9).all()
+    return bool(on_settlement and ((ns + 10**9) // interval_ns).n_unique() == frame.height)
