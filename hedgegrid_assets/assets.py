@@ -277,13 +277,16 @@ def _catalog_step(parts, settings: Settings) -> AssetsDefinition:
         backfill_policy=BACKFILL,
         can_subset=True,
     )
-    def catalog_commit(context: AssetExecutionContext, partition_lock: PartitionLock, **staged: StagedFrames):
+    def catalog_commit(
+        context: AssetExecutionContext, source: MarketDataSource, partition_lock: PartitionLock, **staged: StagedFrames
+    ):
         selected = {key.path[-1] for key in context.selected_asset_keys}
         kinds = [kind for kind in KINDS.values() if kind.catalog_asset in selected]
         commit = CatalogCommit(
             kinds=kinds,
             parts={key: partition_context(key, settings) for key in keys_of(context)},
             frame=lambda kind, key: staged[kind.name].read(key),
+            source=source.name,
         )
         for kind in kinds:  # every output is the same commit: the first one writes it
             yield Output(commit, output_name=kind.catalog_asset)

@@ -100,6 +100,8 @@ def test_materializations_carry_metadata(built):
     assert trades["first_ts_event"].value.startswith("2024-01-02")
     assert 0 < trades["largest_trade_gap_s"].value < 86_400
     written = mats["trades_catalog"].metadata
+    # Every catalog materialization says which source and which catalog it wrote.
+    assert written["source"].value == "sample" and written["catalog"].value == str(built.catalog)
     assert written["rows"].value == trades["rows"].value
     assert written["catalog_file"].value.endswith("2024-01-02T23-59-59-999999999Z.parquet")
     assert mats["raw_market_data"].metadata["bytes"].value > 0

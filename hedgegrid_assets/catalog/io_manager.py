@@ -36,7 +36,8 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
                 written = obj.commit(self.root, self.writer, self.allow_empty)
             except CatalogWriteError as err:
                 raise Failure(description=str(err), allow_retries=False) from None
-            metadata = {key: self._file_metadata(files[kind.name], kind) for key, files in written.items()}
+            where = {"source": obj.source, "catalog": MetadataValue.path(str(self.root))}
+            metadata = {key: self._file_metadata(files[kind.name], kind) | where for key, files in written.items()}
         else:  # instrument definitions
             items = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
             metadata = {str(key): self._instrument(str(key), item) for key, item in items.items()}

@@ -73,6 +73,7 @@ class CatalogCommit:
     kinds: list[DataKind]
     parts: dict[str, PartitionContext]
     frame: Callable[[DataKind, str], pl.DataFrame]
+    source: str = ""  # the source that landed the raw data (said in each materialization)
     _written: dict[str, dict[str, WrittenFile]] | None = None
 
     def commit(self, root: Path, writer: Writer, replace_with_empty: bool) -> dict[str, dict[str, WrittenFile]]:
