@@ -196,3 +196,27 @@ def test_a_scheduled_run_retries_a_day_not_published_yet(tmp_path, binance_site,
     assert len(restarts) == 2
     failure = result.get_step_failure_events()[0]
     assert "not published yet" in str(failure.step_failure_data.error.cause or failure.step_failure_data.error)
+
+
+def test_a_key_echoed_back_by_a_proxy_is_masked(tmp_path):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(403, f"denied for {self.headers.get('Authorization')}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        downloads = Downloads(tmp_path, "v", log=lambda _: None, headers={"Authorization": f"Bearer {KEY}"})
+        with pytest.raises(Exception) as err:
+            downloads.get(f"http://127.0.0.1:{server.server_address[1]}/x.csv.gz", "x")
+        assert "HTTP 403" in str(err.value) and KEY not in str(err.value) and "***" in str(err.value)
+    finally:
+        server.shutdown()

@@ -142,7 +142,22 @@ def _exclusive(lock: Path):
 
 
 def _fetch(url: str, part: Path, headers: dict, what: str, retry: Retry, log) -> int:
-    """Stream `url` into `part` (resuming what is there); its final size."""
+    """Stream `url` into `part` (resuming what is there); its final size. Errors and log lines
+    never carry a header's value (a proxy could echo the key back in its reason)."""
+    secrets = [v for v in headers.values() if v] + [v.split(" ", 1)[1] for v in headers.values() if " " in v]
+
+    def masked(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    try:
+        return _fetch_unmasked(url, part, headers, what, retry, lambda line: log(masked(line)))
+    except SourceError as err:
+        raise type(err)(masked(str(err))) from None
+
+
+def _fetch_unmasked(url: str, part: Path, headers: dict, what: str, retry: Retry, log) -> int:
     where = f"{what} ({_shown(url)})"
     wait = retry.first_wait_s
     for attempt in range(1, retry.attempts + 1):
