@@ -16,6 +16,7 @@ from hedgegrid_assets.settings import SourceName
 EPILOG = """examples:
   hedgegrid build --symbol BTCUSDT --start 2024-01-01 --end 2024-01-03
   hedgegrid build --source sample --symbol BTCUSDT --symbol ETHUSDT --start 2024-01-01 --end 2024-01-02 --data-types trades,funding
+  hedgegrid status
   hedgegrid verify
   hedgegrid catalog repair data/catalog
   hedgegrid catalog upgrade data/catalog
@@ -95,6 +96,14 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("path", metavar="PATH", help="the catalog root (the folder holding data/)")
     r.add_argument("--data-dir", metavar="DIR", help="whose partition locks to respect (default: settings' data_dir)")
+    st = sub.add_parser(
+        "status",
+        help="what the catalog holds per date x symbol x kind, gaps, failed checks",
+        description="Rows per kind for every date|symbol in the catalog (from the files' footers), days missing "
+        "in each symbol's range, and, with DAGSTER_HOME set, the partitions whose latest check failed.",
+    )
+    st.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
+    st.add_argument("--data-dir", metavar="DIR", help="default: data/ in the project folder")
     v = sub.add_parser(
         "verify",
         help="recover interrupted commits, then check every catalog file and raw landing",
@@ -337,6 +346,37 @@ def verify_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def catalog_status(args: argparse.Namespace) -> int:
+    from hedgegrid_assets.catalog.status import failed_checks, read
+
+    root, settings = _zones(args.data_dir, args.catalog)
+    status = read(root)
+    if not status.rows:
+        print(f"{root}: no partitions in the catalog")
+        return 0
+    keys = [f"{d}|{s}" for d, s in sorted(status.rows)]
+    width = max(len(k) for k in keys)
+    print(f"{root}: {len(keys)} partition(s)\n")
+    print(f"{'partition':<{width}}  " + "  ".join(f"{n:>13}" for n in status.kinds))
+    for (day, symbol), counts in sorted(status.rows.items()):
+        cells = [f"{counts[n]:>13,}" if n in counts else f"{'-':>13}" for n in status.kinds]
+        print(f"{f'{day}|{symbol}':<{width}}  " + "  ".join(cells))
+    for symbol, days in sorted(status.gaps.items()):
+        print(f"\n{symbol}: {len(days)} day(s) missing in its range: {', '.join(map(str, days[:10]))}{' ...' if len(days) > 10 else ''}")
+    if os.environ.get("DAGSTER_HOME"):
+        from dagster import DagsterInstance
+
+        from hedgegrid_assets.definitions import build_definitions
+
+        defs = build_definitions(settings)
+        checks = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
+        failed = failed_checks(DagsterInstance.get(), checks)
+        print(f"\nfailed checks (latest per partition): {len(failed)}")
+        for line in failed:
+            print(f"  {line}")
+    return 0
+
+
 def repair_catalog(args: argparse.Namespace) -> int:
     from hedgegrid_assets.catalog.verify import repair
 
@@ -359,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return build(args)
         if args.command == "verify":
             return verify_catalog(args)
+        if args.command == "status":
+            return catalog_status(args)
         if args.command == "catalog" and args.catalog_command == "repair":
             return repair_catalog(args)
         if args.command == "catalog":

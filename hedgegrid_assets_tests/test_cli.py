@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
@@ -123,3 +124,20 @@ def test_dagster_asset_materialize_whole_chain_with_default_settings(tmp_path):
     assert [i.id.value for i in catalog.instruments()] == ["BTCUSDT-PERP.BINANCE"]
     ticks = catalog.trade_ticks()
     assert ticks and all(1704153600_000_000_000 <= t.ts_init < 1704240000_000_000_000 for t in ticks)
+
+
+def test_status_shows_rows_gaps_and_failed_checks(tmp_path):
+    for start, end in (("2024-01-01", "2024-01-02"), ("2024-01-03", "2024-01-04")):
+        proc = run([str(BIN / "hedgegrid"), "build", "--symbol", "BTCUSDT", "--start", start, "--end", end,
+                    "--data-dir", str(tmp_path / "d")], tmp_path)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    proc = run([str(BIN / "hedgegrid"), "status", "--data-dir", str(tmp_path / "d")], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "2 partition(s)" in out and "BTCUSDT: 1 day(s) missing in its range: 2024-01-02" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("2024-01-03|BTCUSDT"))
+    staged = pl.read_parquet(tmp_path / "d" / "staging" / "trades" / "2024-01-03" / "BTCUSDT.parquet")
+    assert f"{staged.height:,}" in line.split()[1]
+    # The sample's quiet minutes fail the (WARN) every-minute check of bars: listed per partition.
+    assert "failed checks (latest per partition):" in out
+    assert "2024-01-03|BTCUSDT: bars_every_minute on bars (WARN)" in out, out
