@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -30,33 +31,26 @@ from hedgegrid_assets.sources.binance_vision import (
     names,
     verify_checksum,
 )
-from hedgegrid_assets.sources.download import Downloads, NotFound, cache_dir
-from hedgegrid_assets.sources.source_config import PlannedFile, SourceConfig
+from hedgegrid_assets.sources.download import DownloadedFiles, Downloads, NotFound
+from hedgegrid_assets.sources.source_config import PlannedFile
 
 VENDOR = "binance"
 # data.binance.vision publishes a day's daily files during the next day.
 PUBLISH_DAYS = 2
 
 
-class BinanceSource(BinanceVisionSource):
+class BinanceSource(DownloadedFiles, BinanceVisionSource):
     """data.binance.vision futures/um, downloaded into the raw zone (no key)."""
 
+    vendor: ClassVar[str] = VENDOR
+    file_format: ClassVar[str] = "binance"
     config_path: str = ""  # no config file: the files are the site's
     endpoint: str = Field("https://data.binance.vision", description="Binance public data site")
     trades: str = Field("aggTrades", description="aggTrades or trades")
     raw_dir: str = Field(description="the raw zone, whose download cache holds the files")
 
-    @property
-    def name(self) -> str:
-        return VENDOR
-
-    @property
-    def cache(self) -> Path:
-        return cache_dir(Path(self.raw_dir), VENDOR)
-
-    @property
-    def config(self) -> SourceConfig:
-        return SourceConfig(Path(f"<{VENDOR} source>"), "binance", self.cache, "hardlink", (), {"trades": self.trades})
+    def _raw(self) -> dict:
+        return {"trades": self.trades}
 
     def plan(self, part: PartitionContext) -> list[PlannedFile]:
         planned = super().plan(part)

@@ -35,6 +35,7 @@ import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -218,3 +219,26 @@ def _shown(url: str) -> str:
     """The URL without a query or credentials (what errors and logs may show)."""
     u = urlsplit(url)
     return f"{u.scheme}://{u.hostname}{f':{u.port}' if u.port else ''}{u.path}"
+
+
+class DownloadedFiles:
+    """Mixed into a file source whose files are downloaded (sources `binance`, `tardis-datasets`):
+    no config file; its base path is the vendor's download cache in the raw zone, and landings
+    hard-link from there. The class says `vendor` and `file_format`; `_raw()` the config options."""
+
+    vendor: ClassVar[str]
+    file_format: ClassVar[str]
+
+    @property
+    def name(self) -> str:
+        return self.vendor
+
+    @property
+    def cache(self) -> Path:
+        return cache_dir(Path(self.raw_dir), self.vendor)
+
+    @property
+    def config(self):
+        from hedgegrid_assets.sources.source_config import SourceConfig
+
+        return SourceConfig(Path(f"<{self.vendor} source>"), self.file_format, self.cache, "hardlink", (), self._raw())

@@ -18,14 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import ClassVar
 
 from dagster import EnvVar
 from pydantic import Field
 
 from hedgegrid_assets.frames import PartitionContext
 from hedgegrid_assets.sources.base import LandingRequest, NotPublishedError, SourceError
-from hedgegrid_assets.sources.download import Downloads, NotFound, Rejected, cache_dir
-from hedgegrid_assets.sources.source_config import SourceConfig
+from hedgegrid_assets.sources.download import DownloadedFiles, Downloads, NotFound, Rejected
 from hedgegrid_assets.sources.tardis import KEY_ENV
 from hedgegrid_assets.sources.tardis_csv import QUOTE_TYPES, TardisCsvSource, file_name
 
@@ -35,26 +35,19 @@ PUBLISH_DAYS = 1
 REQUIRED = ("trades", "derivative_ticker")
 
 
-class TardisDatasetsSource(TardisCsvSource):
+class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
     """Tardis.dev CSV datasets, downloaded into the raw zone."""
 
+    vendor: ClassVar[str] = VENDOR
+    file_format: ClassVar[str] = "tardis"
     config_path: str = ""  # no config file: the files are Tardis's
     api_key: str | None = Field(None, repr=False, description=f"bind EnvVar('{KEY_ENV}'), never a literal")
     endpoint: str = Field("https://datasets.tardis.dev", description=f"datasets host ({ENDPOINT_ENV} overrides)")
     exchange_id: str = Field("binance-futures", description="Tardis exchange id")
     raw_dir: str = Field(description="the raw zone, whose download cache holds the files")
 
-    @property
-    def name(self) -> str:
-        return VENDOR
-
-    @property
-    def cache(self) -> Path:
-        return cache_dir(Path(self.raw_dir), VENDOR)
-
-    @property
-    def config(self) -> SourceConfig:
-        return SourceConfig(Path(f"<{VENDOR} source>"), "tardis", self.cache, "hardlink", (), {"exchange": self.exchange_id})
+    def _raw(self) -> dict:
+        return {"exchange": self.exchange_id}
 
     def land(self, request: LandingRequest) -> dict[str, str]:
         part = request.part
