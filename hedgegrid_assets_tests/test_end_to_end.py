@@ -12,7 +12,7 @@ from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.assets import INSTRUMENT_ASSET, catalog_asset_name
-from hedgegrid_assets.frames import KINDS, TRADES
+from hedgegrid_assets.frames import KINDS
 from hedgegrid_assets.settings import ChecksSettings
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets_tests.conftest import DAYS, SYMBOLS, build, make_instance, make_settings, materializations

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hedgegrid_assets.locks import PartitionBusyError, hold, lock_path
+from hedgegrid_assets.locks import hold, lock_path
 from hedgegrid_assets_tests.test_cli import BIN, run
 
 

@@ -187,14 +187,15 @@ def _undo(root: Path, folder: Path, ops: list[_Op], err: OSError) -> None:
         _finish(folder)
     except OSError as undo_err:
         raise CommitError(
-            f"committing partition {_key_of(folder)} failed ({err}) and so did putting the old files back "
+            f"committing partition {key_of(folder)} failed ({err}) and so did putting the old files back "
             f"({undo_err}); the journal {folder} holds both: `hedgegrid catalog repair {root}` (or the next "
             "build of the partition) completes the commit"
         ) from err
-    raise CommitError(f"committing partition {_key_of(folder)} failed ({err}); its old files were put back") from err
+    raise CommitError(f"committing partition {key_of(folder)} failed ({err}); its old files were put back") from err
 
 
-def _key_of(folder: Path) -> str:
+def key_of(folder: Path) -> str:
+    """The partition a transaction folder `<date>/<SYMBOL>/tx-...` belongs to."""
     return f"{folder.parent.parent.name}|{folder.parent.name}"
 
 
@@ -215,7 +216,7 @@ def recover(root: Path, key: str | None = None, say: Callable[[str], None] = lam
         if held_by_another(folder.name):
             continue
         inside(root, folder)
-        part = _key_of(folder)
+        part = key_of(folder)
         if (folder / ABORT).exists():
             _, ops = _read_intent(folder, ABORT)
             _roll_back(root, folder, ops)

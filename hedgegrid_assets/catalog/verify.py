@@ -49,7 +49,7 @@ class Report:
 
 def _recover_all(root: Path, locks_dir: Path | None, report: Report, say: Callable[[str], None]) -> None:
     for folder in journal.pending(root):
-        key = f"{folder.parent.parent.name}|{folder.parent.name}"
+        key = journal.key_of(folder)
         try:
             if locks_dir is None:
                 report.recovered += journal.recover(root, key, say)

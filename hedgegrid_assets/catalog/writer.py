@@ -33,6 +33,7 @@ from hedgegrid_assets.debris import sweep, temp_name
 from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.frames import DataKind, PartitionContext
 from hedgegrid_assets.names import inside
+from hedgegrid_assets.partitions import partition_key
 
 Writer = Literal["arrow", "nautilus"]
 # Converting in slices bounds the extra memory of a 20M-trade day to one slice's Arrow copy.
@@ -161,7 +162,7 @@ def write_partition(
 ) -> WrittenFile:
     """One kind of one partition, committed on its own (tests and tools; builds commit a
     partition's kinds together with `commit_partition`)."""
-    key = f"{item.part.day.isoformat()}|{item.part.instrument.symbol}"
+    key = str(partition_key(item.part.day, item.part.instrument.symbol))
     return commit_partition(root, key, [item], writer, replace_with_empty)[item.kind.name]
 
 

@@ -23,7 +23,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from hedgegrid_assets.frames import PartitionContext
-from hedgegrid_assets.sources.base import LandingRequest, NotPublishedError, SourceError
+from hedgegrid_assets.sources.base import LandingRequest
 from hedgegrid_assets.sources.binance_vision import (
     CHECKSUM_SUFFIX,
     BinanceVisionSource,
@@ -31,7 +31,7 @@ from hedgegrid_assets.sources.binance_vision import (
     names,
     verify_checksum,
 )
-from hedgegrid_assets.sources.download import DownloadedFiles, Downloads, NotFound
+from hedgegrid_assets.sources.download import DownloadedFiles, Downloads, NotFound, missing_file
 from hedgegrid_assets.sources.source_config import PlannedFile
 
 VENDOR = "binance"
@@ -75,7 +75,8 @@ class BinanceSource(DownloadedFiles, BinanceVisionSource):
                 if not planned.required:
                     request.log(f"{planned.what}: not on {self.endpoint} ({url.rsplit('/', 1)[1]}); none that day")
                     continue
-                raise self._not_found(planned, url, part) from None
+                raise missing_file(planned.what, url, part, PUBLISH_DAYS, "Binance publishes a day during the next one",
+                                   f"{part.instrument.symbol} had no data that day (not listed yet, or delisted)") from None
         request.log(downloads.summary())
         return super().land(request)
 
@@ -91,17 +92,6 @@ class BinanceSource(DownloadedFiles, BinanceVisionSource):
         interval = ("1m",) if data_type in ("markPriceKlines", "klines") else ()
         return self.cache.joinpath("data", "futures", "um", period, data_type, part.instrument.symbol, *interval, name)
 
-    def _not_found(self, planned: PlannedFile, url: str, part: PartitionContext) -> SourceError:
-        age = (dt.datetime.now(dt.UTC).date() - part.day).days
-        if age <= PUBLISH_DAYS:
-            return NotPublishedError(
-                f"{planned.what} for {part.day}|{part.instrument.symbol} is not published yet ({url}: HTTP 404); "
-                "Binance publishes a day during the next one: retried later"
-            )
-        return SourceError(
-            f"{planned.what} for {part.day}|{part.instrument.symbol}: {url} does not exist (HTTP 404): "
-            f"{part.instrument.symbol} had no data that day (not listed yet, or delisted)"
-        )
 
 
 def _optional(p: PlannedFile) -> PlannedFile:

@@ -24,6 +24,7 @@ its own cache layout.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import http.client
 import os
@@ -40,7 +41,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hedgegrid_assets.names import inside
-from hedgegrid_assets.sources.base import SourceError, TransientSourceError
+from hedgegrid_assets.sources.base import NotPublishedError, SourceError, TransientSourceError
 
 CHUNK = 1 << 20
 DOWNLOADS = "_downloads"
@@ -242,3 +243,12 @@ class DownloadedFiles:
         from hedgegrid_assets.sources.source_config import SourceConfig
 
         return SourceConfig(Path(f"<{self.vendor} source>"), self.file_format, self.cache, "hardlink", (), self._raw())
+
+
+def missing_file(what: str, url: str, part, publish_days: int, when: str, none_then: str) -> SourceError:
+    """What a 404 for a partition's file means: the day is too recent to be published yet
+    (NotPublishedError: retried later), or there was no such data that day."""
+    key = f"{part.day}|{part.instrument.symbol}"
+    if (dt.datetime.now(dt.UTC).date() - part.day).days <= publish_days:
+        return NotPublishedError(f"{what} for {key} is not published yet ({url}: HTTP 404); {when}: retried later")
+    return SourceError(f"{what} for {key}: {url} does not exist (HTTP 404): {none_then}")

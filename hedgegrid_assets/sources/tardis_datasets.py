@@ -15,7 +15,6 @@ day; retried later), "no data" for an older one. TARDIS_DATASETS_ENDPOINT wins o
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -23,9 +22,8 @@ from typing import ClassVar
 from dagster import EnvVar
 from pydantic import Field
 
-from hedgegrid_assets.frames import PartitionContext
-from hedgegrid_assets.sources.base import LandingRequest, NotPublishedError, SourceError
-from hedgegrid_assets.sources.download import DownloadedFiles, Downloads, NotFound, Rejected
+from hedgegrid_assets.sources.base import LandingRequest, SourceError
+from hedgegrid_assets.sources.download import DownloadedFiles, Downloads, NotFound, Rejected, missing_file
 from hedgegrid_assets.sources.tardis import KEY_ENV
 from hedgegrid_assets.sources.tardis_csv import QUOTE_TYPES, TardisCsvSource, file_name
 
@@ -68,7 +66,9 @@ class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
                 if data_type not in REQUIRED:
                     request.log(f"Tardis {data_type}: none for {part.instrument.symbol} {part.day}")
                     continue
-                raise self._not_found(data_type, url, part) from None
+                raise missing_file(f"Tardis {data_type}", url, part, PUBLISH_DAYS,
+                                   "Tardis publishes a day around 06:00 UTC the next day",
+                                   f"{self.exchange_id} has no {part.instrument.symbol} data that day") from None
             except Rejected as err:
                 raise SourceError(
                     f"{err}: Tardis.dev refused the key in {KEY_ENV} for {data_type}; check the key and that its "
@@ -77,17 +77,6 @@ class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
         request.log(downloads.summary())
         return super().land(request)
 
-    def _not_found(self, data_type: str, url: str, part: PartitionContext) -> SourceError:
-        age = (dt.datetime.now(dt.UTC).date() - part.day).days
-        if age <= PUBLISH_DAYS:
-            return NotPublishedError(
-                f"Tardis {data_type} for {part.day}|{part.instrument.symbol} is not published yet ({url}: HTTP 404); "
-                "Tardis publishes a day around 06:00 UTC the next day: retried later"
-            )
-        return SourceError(
-            f"Tardis {data_type} for {part.day}|{part.instrument.symbol}: {url} does not exist (HTTP 404): "
-            f"{self.exchange_id} has no {part.instrument.symbol} data that day"
-        )
 
 
 def from_settings(settings) -> TardisDatasetsSource:
