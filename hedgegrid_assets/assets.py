@@ -44,6 +44,7 @@ from hedgegrid_assets.frames.staging import StagedFrames
 from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.checks import completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
+from hedgegrid_assets.reports import day_picture
 from hedgegrid_assets.frames import BARS, EXCHANGE_BARS, FUNDING_RATES, MARK_BARS, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
@@ -392,6 +393,7 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
             part = partition_context(key, settings)
             offered = {kind.name for kind in KINDS.values() if _offered(kind, source, part)}
             meta[key], check = completeness.report(settings.catalog_path, part, offered)
+            meta[key] |= day_picture.report_metadata(context, settings, part)  # the day, drawn
             checks[key] = [check]
         yield MaterializeResult(metadata=_metadata(context, REPORT_ASSET, meta))
         yield from emit_checks(context, REPORT_ASSET, checks, blocking=set())

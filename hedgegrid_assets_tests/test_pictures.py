@@ -1,0 +1,75 @@
+"""Pictures: each partition's day on its catalog_report, and the catalog's coverage.
+
+Drawn from a real built catalog (the session's sample build); the PNGs are decoded and
+measured. The browser test (test_ui_browser.py) checks that the UI shows the day's picture.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import polars as pl
+import pyarrow.parquet as pq
+from PIL import Image
+
+from hedgegrid_assets.catalog.writer import partition_path
+from hedgegrid_assets.frames import TRADES
+from hedgegrid_assets.partitions import partition_context
+from hedgegrid_assets.reports import day_picture
+from hedgegrid_assets_tests.conftest import REPO, materializations
+
+ARTIFACTS = REPO / "test-artifacts"
+MAX_BYTES = 60 * 1024
+
+
+def _png_of(markdown: str) -> bytes:
+    (data,) = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown).groups()
+    return base64.b64decode(data)
+
+
+def test_every_report_carries_its_day_as_a_small_png(built):
+    for key, result in built.results.items():
+        meta = materializations(result)["catalog_report"].metadata
+        png = _png_of(meta[day_picture.PICTURE_KEY].value)
+        image = Image.open(io.BytesIO(png))
+        assert (image.format, image.size) == ("PNG", (900, 600)), key
+        assert len(png) < MAX_BYTES, (key, len(png))
+        assert meta[f"{day_picture.PICTURE_KEY}_kb"].value == round(len(png) / 1024, 1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "day-picture.png").write_bytes(png)
+
+
+def test_the_series_are_the_catalog_per_minute(built):
+    key = next(iter(built.results))
+    part = partition_context(key, built.settings)
+    s = day_picture.series(built.catalog, built.settings.staging_dir, part)
+    rows = pq.ParquetFile(partition_path(built.catalog, TRADES, part)).metadata.num_rows
+    assert s.trades.get_column("trades").sum() == rows  # every catalog trade counted once
+    assert s.trades.get_column("hour").is_between(0, 24, closed="left").all()
+    assert (s.trades.get_column("low") <= s.trades.get_column("last")).all()
+    assert (s.trades.get_column("last") <= s.trades.get_column("high")).all()
+    assert s.marks.height == s.index.height == 1440  # a mark (and its index) every second
+    assert (s.spread.get_column("mean_ticks") >= 1).all()  # never crossed or locked in the catalog
+    assert [at for at, _ in s.settlements] == [8.0, 16.0, 24.0]
+    assert all(rate is not None for _, rate in s.settlements)
+
+
+def test_quarantine_and_missed_settlements_are_drawn(built, tmp_path):
+    """A day with rows set aside and a settlement nobody announced: the picture still draws,
+    fast, and stays small."""
+    key = next(iter(built.results))
+    part = partition_context(key, built.settings)
+    s = day_picture.series(built.catalog, built.settings.staging_dir, part)
+    s = day_picture.DaySeries(
+        s.trades, s.marks, None, None, s.funding.filter(pl.col("hour") < 12), [(8.0, 0.0001), (16.0, None), (24.0, None)],
+        {"trades: ts_event outside 2024-01-01": 120, "quotes: bid_price >= ask_price (crossed or locked)": 7},
+    )  # fmt: skip
+    png = day_picture.render(s, part)
+    assert Image.open(io.BytesIO(png)).size == (900, 600) and len(png) < MAX_BYTES
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "day-picture-quarantine.png").write_bytes(png)
+    data, seconds = day_picture.picture(built.catalog, built.settings.staging_dir, part)
+    print(f"day picture: {len(data) / 1024:.1f} KB in {seconds:.3f} s (warm process)")
+    assert seconds < 2.0  # 0.3-0.5 s measured on the 2-core machine; generous under load
