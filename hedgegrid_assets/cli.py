@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import get_args
 
+from hedgegrid_assets.backtest.cli import add_parser as add_backtest_parser, run as backtest
 from hedgegrid_assets.frames import KINDS_BY_CLI_NAME, DataKind
 from hedgegrid_assets.settings import SourceName
 
@@ -113,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
     v.add_argument("--data-dir", metavar="DIR", help="raw zone and partition locks (default: data/ in the project folder)")
+    add_backtest_parser(sub)
     return top
 
 
@@ -397,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "build":
             return build(args)
+        if args.command == "backtest":
+            return backtest(args)
         if args.command == "verify":
             return verify_catalog(args)
         if args.command == "status":
