@@ -323,7 +323,11 @@ def _zones(data_dir: str | None, catalog: str | None):
 
     from hedgegrid_assets.settings import Settings
 
-    settings = Settings(**({"data_dir": Path(data_dir)} if data_dir else {}))
+    from hedgegrid_assets.storage import is_object_uri
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir else {}))  # a folder or s3://
+    if catalog and is_object_uri(catalog):
+        return catalog, settings.model_copy(update={"catalog_dir": catalog})
     return (Path(catalog) if catalog else settings.catalog_path), settings
 
 
@@ -331,8 +335,14 @@ def verify_catalog(args: argparse.Namespace) -> int:
     from hedgegrid_assets.catalog.verify import verify
 
     root, settings = _zones(args.data_dir, args.catalog)
-    print(f"verifying {root} and the raw zone {settings.raw_dir}")
-    report = verify(root, settings.raw_dir, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True))
+    raw = f"{settings.data_dir}/raw" if isinstance(settings.data_dir, str) else settings.raw_dir
+    print(f"verifying {root} and the raw zone {raw}")
+    if isinstance(root, str) or isinstance(settings.data_dir, str):  # zones in object storage
+        from hedgegrid_assets.object_zones import verify as verify_objects
+
+        report = verify_objects(settings.model_copy(update={"catalog_dir": root}), say=lambda line: print(f"  {line}", flush=True))
+    else:
+        report = verify(root, settings.raw_dir, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True))
     for line in report.busy:
         print(f"  skipped: {line}")
     print(
@@ -383,9 +393,15 @@ def repair_catalog(args: argparse.Namespace) -> int:
     from hedgegrid_assets.catalog.verify import repair
 
     root, settings = _zones(args.data_dir, args.path)
-    if not root.is_dir():
+    if isinstance(root, str) or isinstance(settings.data_dir, str):  # zones in object storage
+        from hedgegrid_assets.object_zones import verify as verify_objects
+
+        say = lambda line: print(f"  {line}", flush=True)  # noqa: E731
+        report = verify_objects(settings.model_copy(update={"catalog_dir": root}), repair_only=True, say=say)
+    elif not root.is_dir():
         raise UsageError(f"{root}: no such catalog folder")
-    report = repair(root, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True))
+    else:
+        report = repair(root, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True))
     for line in report.busy:
         print(f"  skipped: {line}")
     done = len(report.recovered) + len(report.removed)

@@ -57,7 +57,7 @@ def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
 def split(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> tuple[pl.DataFrame, Quarantine]:
     """(good rows, quarantined rows with their reason)."""
     marked = frame.with_columns(_reason(kind, part).alias("reason"))
-    if not surely_distinct(frame, kind.unique_key):
+    if kind.unique_key and not surely_distinct(frame, kind.unique_key):
         # Among the rows good on their own, the first of a key is kept: a bad row (a price of
         # -5) does not make a later good row with its id a duplicate.
         good_alone = pl.col("reason").is_null()

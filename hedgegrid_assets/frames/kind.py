@@ -78,7 +78,7 @@ class DataKind:
     sane_maxima: Callable[[Instrument], dict[str, float]] = lambda instrument: {}
     # ... and not defective as a whole row (e.g. a crossed quote): (condition, reason) ...
     row_rules: Callable[[PartitionContext], list[tuple[pl.Expr, str]]] = lambda part: []
-    # ... and rows repeating this key are duplicates (the first one is kept).
+    # ... and rows repeating this key are duplicates (the first one is kept); () for none.
     unique_key: tuple[str, ...] = ("ts_event", "ts_init")
     # Columns a source may leave null, filled from the partition (the instrument's specs).
     from_partition: Callable[[PartitionContext], dict[str, pl.Expr]] = lambda part: {}
@@ -137,7 +137,7 @@ class DataKind:
             *self.frame_checks(),
             sorted_by_ts_init(),
             *([receive_latency(part.checks)] if self.receive_times else []),
-            unique_key(self.unique_key),
+            *([unique_key(self.unique_key)] if self.unique_key else []),
         ]
         return schema
 

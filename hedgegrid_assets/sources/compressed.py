@@ -166,3 +166,85 @@ def explain_read_error(path: Path, err: Exception, label: str | None = None) -> 
             return SourceError(f"{path}: unreadable gzip file (the compressed stream ends early: truncated)")
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return SourceError(f"{label or path}: cannot be read as text ({first})")
+
+
+def _raw_blocks(path: Path) -> Iterator[bytes]:
+    """Decompressed bytes of a landed file (plain, gzip with appended members, zip, bz2) in
+    blocks of about BLOCK bytes; a gzip stream that ends early is an error here."""
+    kind = packing(path)
+    if kind == "gzip":
+        decomp = zlib.decompressobj(wbits=31)
+        try:
+            with path.open("rb") as fh:
+                while block := fh.read(BLOCK):
+                    while block:
+                        if decomp.eof:
+                            decomp = zlib.decompressobj(wbits=31)
+                        if data := decomp.decompress(block):
+                            yield data
+                        block = decomp.unused_data if decomp.eof else b""
+            if tail := decomp.flush():
+                yield tail
+        except zlib.error as err:
+            raise SourceError(f"{path}: unreadable gzip file ({err})") from None
+        if not decomp.eof and path.stat().st_size:
+            raise SourceError(f"{path}: unreadable gzip file (the compressed stream ends early: truncated)")
+        return
+    if kind == "plain":
+        with path.open("rb") as fh:
+            while block := fh.read(BLOCK):
+                yield block
+        return
+    with opened(path) as o, o.path.open("rb") as fh:
+        while block := fh.read(BLOCK):
+            yield block
+
+
+def line_blocks(path: Path, size: int = 64 << 20) -> Iterator[bytes]:
+    """The file's decompressed text in blocks of whole lines of about `size` bytes (the last
+    may lack its newline): big files are parsed a bounded block at a time, never whole.
+    Decompression runs one block ahead in a thread (zlib releases the GIL), so it overlaps
+    the caller's parsing on a second core."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        pending: list[bytes] = []
+        have = 0
+        try:
+            for data in _raw_blocks(path):
+                if stop.is_set():
+                    return
+                pending.append(data)
+                have += len(data)
+                if have >= size:
+                    joined = b"".join(pending)
+                    cut = joined.rfind(b"\n") + 1
+                    if cut:
+                        q.put(joined[:cut])
+                        pending, have = [joined[cut:]], len(joined) - cut
+                    else:
+                        pending, have = [joined], len(joined)
+            if have:
+                q.put(b"".join(pending))
+            q.put(None)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            q.put(err)
+
+    thread = threading.Thread(target=produce, name="hedgegrid-gunzip", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)

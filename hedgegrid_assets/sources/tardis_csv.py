@@ -24,6 +24,8 @@ ts_init = local_timestamp. Every row must be for the partition's symbol.
   one quote per row (bid/ask price and amount). Read by column name, so `book_ticker` (the
   exchange's own best bid/ask channel, the same columns) reads the same way; `quotes` is
   preferred, `book_ticker` read when the day has only that.
+- incremental_book_L2 (optional): the L2 deltas; book_snapshot_25, else book_snapshot_5
+  (optional): the depth-10 snapshots (see `tardis_book`, which streams the big L2 days).
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import (
+    FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, QUOTES, TRADES, DataKind, PartitionContext,
+)  # fmt: skip
 from hedgegrid_assets.sources.base import Reader
+from hedgegrid_assets.sources import tardis_book
 from hedgegrid_assets.sources.csv_reader import VALUES, Table, load_rows, read_table, value
 from hedgegrid_assets.sources.parsing import TimestampFormat
 from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
@@ -107,6 +112,8 @@ class TardisCsvSource(FileSource):
     def plan(self, part: PartitionContext) -> list[PlannedFile]:
         base = self.config.base_path
         quotes = next((t for t in QUOTE_TYPES if (base / file_name(self.exchange, t, part)).is_file()), QUOTE_TYPES[0])
+        snaps = next((t for t in tardis_book.SNAPSHOT_TYPES if (base / file_name(self.exchange, t, part)).is_file()),
+                     tardis_book.SNAPSHOT_TYPES[0])  # fmt: skip
         return [
             PlannedFile(base / file_name(self.exchange, "trades", part), file_name(self.exchange, "trades", part),
                         (TRADES.name,), True, "Tardis trades"),
@@ -115,10 +122,16 @@ class TardisCsvSource(FileSource):
                         (MARK_PRICES.name, FUNDING_RATES.name), True, "Tardis derivative_ticker"),
             PlannedFile(base / file_name(self.exchange, quotes, part), file_name(self.exchange, quotes, part),
                         (QUOTES.name,), False, f"Tardis {quotes}"),
+            PlannedFile(base / file_name(self.exchange, "incremental_book_L2", part),
+                        file_name(self.exchange, "incremental_book_L2", part),
+                        (ORDER_BOOK_DELTAS.name,), False, "Tardis incremental_book_L2"),
+            PlannedFile(base / file_name(self.exchange, snaps, part), file_name(self.exchange, snaps, part),
+                        (ORDER_BOOK_DEPTH10.name,), False, f"Tardis {snaps}"),
         ]  # fmt: skip
 
     def readers(self) -> dict[str, Reader]:
-        return {kind.name: partial(self._read, kind) for kind in (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)}
+        kinds = (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10)
+        return {kind.name: partial(self._read, kind) for kind in kinds}
 
     def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
         frames = []
@@ -127,6 +140,11 @@ class TardisCsvSource(FileSource):
                 frames.append(read_table(path, TRADES_TABLE, kind, part))
             elif kind is QUOTES:
                 frames.append(read_table(path, QUOTES_TABLE, kind, part))
+            elif kind is ORDER_BOOK_DELTAS:
+                frames.append(tardis_book.read_incremental_l2(path, part))
+            elif kind is ORDER_BOOK_DEPTH10:
+                levels = 5 if "book_snapshot_5_" in path.name else 25
+                frames.append(tardis_book.read_book_snapshots(path, levels, part))
             else:
                 frames.append(read_derivative_ticker(path, kind, part))
         return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
