@@ -23,10 +23,16 @@ from hedgegrid_assets.frames.staging import FrameIOManager, StagedFrameRefs
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.raw_zone import RawZoneIOManager
 from hedgegrid_assets.locks import PartitionLock
+from hedgegrid_assets import object_zones
 from hedgegrid_assets.sources.registry import build_source
 
 
 def build_resources(settings: Settings) -> dict:
+    # Zones in object storage (s3:// catalog_dir / data_dir) replace their disk resources.
+    return _disk_resources(settings) | object_zones.resources(settings)
+
+
+def _disk_resources(settings: Settings) -> dict:
     return {
         "source": build_source(settings),
         "raw_io_manager": RawZoneIOManager(raw_dir=str(settings.raw_dir)),

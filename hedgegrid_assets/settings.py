@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -28,10 +28,13 @@ from pydantic_settings import (
 )
 
 from hedgegrid_assets.names import checked
+from hedgegrid_assets.storage import URI_PATTERN, is_object_uri, scratch_for
 
 # Repo root when running from a checkout; generated data lives under it unless configured.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# `s3://bucket/prefix`: a zone in object storage (storage.py), kept as the URI string.
+ObjectUri = Annotated[str, StringConstraints(pattern=URI_PATTERN)]
 SourceName = Literal["sample", "tardis", "tardis-datasets", "binance", "csv", "jsonl"]
 
 
@@ -113,8 +116,19 @@ class Settings(BaseSettings):
     source_config: Path | None = Field(
         None, description="Source config file (csv/jsonl: the seed project's JSON format)."
     )
-    data_dir: Path = Field(PROJECT_ROOT / "data", description="Raw and staging zones live under here.")
-    catalog_dir: Path | None = Field(None, description="Nautilus catalog root; default <data_dir>/catalog.")
+    data_dir: Path | ObjectUri = Field(
+        PROJECT_ROOT / "data", description="Raw and staging zones live under here (a folder, or s3://bucket/prefix)."
+    )
+    catalog_dir: Path | ObjectUri | None = Field(
+        None, description="Nautilus catalog root (a folder, or s3://bucket/prefix); default <data_dir>/catalog."
+    )
+    work_dir: Path | None = Field(
+        None, description="Local scratch when data_dir is in object storage (landings before upload, staged frames); "
+        "default: the system's temp folder."
+    )
+    lock_lease_seconds: float = Field(
+        120.0, gt=0, description="Object storage: a partition lock not renewed for this long is taken over."
+    )
     catalog_writer: Literal["arrow", "nautilus"] = Field(
         "arrow",
         description="How frames become catalog files: arrow (direct, columnar) or nautilus "
@@ -194,20 +208,29 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
     @property
-    def catalog_path(self) -> Path:
-        return self.catalog_dir or self.data_dir / "catalog"
+    def catalog_path(self) -> Path | str:
+        """A folder, or an `s3://` URI (storage.py)."""
+        if self.catalog_dir is not None:
+            return self.catalog_dir
+        return f"{self.data_dir.rstrip('/')}/catalog" if is_object_uri(self.data_dir) else self.data_dir / "catalog"
+
+    @property
+    def local_data_dir(self) -> Path:
+        """The data zones' local folder: data_dir itself, or for data_dir in object storage
+        this machine's scratch (its raw zone, manifests and locks are in the bucket)."""
+        return scratch_for(self.data_dir, self.work_dir) if is_object_uri(self.data_dir) else self.data_dir
 
     @property
     def raw_dir(self) -> Path:
-        return self.data_dir / "raw"
+        return self.local_data_dir / "raw"
 
     @property
     def staging_dir(self) -> Path:
-        return self.data_dir / "staging"
+        return self.local_data_dir / "staging"
 
     @property
     def locks_dir(self) -> Path:
-        return self.data_dir / "locks"
+        return self.local_data_dir / "locks"
 
 
 @lru_cache(maxsize=1)

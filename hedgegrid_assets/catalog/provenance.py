@@ -27,6 +27,7 @@ from nautilus_trader.persistence.funcs import class_to_filename
 
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS
 from hedgegrid_assets.instruments import BINANCE_USDM_SPECS, Instrument
+from hedgegrid_assets.storage import is_object_uri
 
 PROVENANCE_FILE = "hedgegrid-catalog.json"
 FORMAT = 2
@@ -86,6 +87,11 @@ def catalog_format(root: Path) -> int | None:
 
 def check_writable(root: Path) -> None:
     """Refuse to add partitions to a catalog of another format, naming what fixes it."""
+    if is_object_uri(root):
+        from hedgegrid_assets.catalog.object_store import check_writable as check_in_bucket
+        from hedgegrid_assets.storage import S3Zone
+
+        return check_in_bucket(S3Zone(root))
     found = catalog_format(root)
     if found is None or found == FORMAT:
         return
