@@ -71,6 +71,7 @@ class TardisSettings(BaseModel):
     exchange: str = "binance-futures"
     trade_channel: Literal["aggTrade", "trade"] = "aggTrade"
     quotes: bool = Field(True, description="Replay bookTicker too (quote ticks; several times the trades' volume).")
+    book: bool = Field(False, description="Replay depth + depthSnapshot too (order book deltas; the heaviest channels).")
     datasets_endpoint: str = Field(
         "https://datasets.tardis.dev", description="CSV datasets host of source tardis-datasets (TARDIS_DATASETS_ENDPOINT wins)."
     )
