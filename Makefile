@@ -15,7 +15,7 @@ BINANCE_POOL_LIMIT ?= 4
 # The browser test drives Debian's Chromium through Playwright (never a downloaded browser).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test ui bench clean
+.PHONY: install demo test ui bench clean postgresql-server
 
 # Any Python 3 can host the bootstrapped uv; the project's own interpreter is found below.
 $(CURDIR)/.tools/bin/uv:
@@ -51,13 +51,21 @@ $(CHROMIUM):
 	else echo "warning: $(CHROMIUM) missing and no root to install Debian's chromium; the browser test will skip"; exit 0; fi; \
 	set -x; $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium
 
+# The Postgres instance tests start a PostgreSQL server of their own (any version's binaries under
+# /usr/lib/postgresql/*/bin); Debian's postgresql is installed only when none is there, as Chromium.
+postgresql-server:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "warning: no PostgreSQL server in /usr/lib/postgresql and no root to install Debian's postgresql; the Postgres instance tests will skip"; exit 0; fi; \
+	set -x; $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql
+
 demo: install
 	$(VENV)/bin/hedgegrid build --source sample --symbol BTCUSDT --symbol ETHUSDT \
 		--start 2024-01-01 --end 2024-01-03
 	@echo
 	@echo "Open the Dagster UI on this instance:  make ui   (then http://127.0.0.1:3000)"
 
-test: install $(CHROMIUM)
+test: install $(CHROMIUM) postgresql-server
 	$(VENV)/bin/pytest -n 2
 
 ui: install
