@@ -1,9 +1,9 @@
 """Benchmark: our Arrow catalog writer and pipeline against Nautilus's own loader + writer.
 
 One 5,000,000-row Tardis CSV.gz day (generated, seeded): `trades` (default) or, with
-`--kind quotes`, `quotes`; then, alternating repetitions, each measurement in its own process
+`--kind quotes`, `quotes`, or with `--kind deltas`, `incremental_book_L2` (order book deltas); then, alternating repetitions, each measurement in its own process
 (clean peak RSS):
-  (a) Nautilus: TardisCSVDataLoader.load_trades / load_quotes (as_legacy_cython=False) +
+  (a) Nautilus: TardisCSVDataLoader.load_trades / load_quotes / load_deltas (as_legacy_cython=False) +
       ParquetDataCatalog.write_data (its fastest path: pyo3 objects; the reference every ratio
       is against)
   (l) the same with the loader's default, as_legacy_cython=True (Cython objects); slower
@@ -17,6 +17,7 @@ Prints medians, peak RSS and the ratios against (a) measured in the same run.
 
 (b) writes the frame (c) staged, so it needs c; the read-back comparison needs a and b.
 A big day's memory alone: --trades 20000000 --steps c --reps 1.
+The order book: --kind deltas --trades 20000000 --steps a,c --reps 1 (and --trades 50000000 --steps c).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def run_nautilus(csv: Path, work: Path, legacy_cython: bool) -> None:
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
     loader = TardisCSVDataLoader(price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str(INSTRUMENT_ID))
-    load = loader.load_quotes if "_quotes_" in csv.name else loader.load_trades
+    load = {"quotes": loader.load_quotes, "incremental": loader.load_deltas}.get(csv.name.split("_")[1], loader.load_trades)
     ticks = load(str(csv), as_legacy_cython=legacy_cython)
     start = DAY_START_US * 1000
     ParquetDataCatalog(str(work / "catalog")).write_data(ticks, start=start, end=start + 86_400 * 10**9 - 1)
@@ -133,6 +134,8 @@ def run_read(catalog: Path) -> None:
     t0 = time.perf_counter()
     cat = ParquetDataCatalog(str(catalog))
     read = cat.quote_ticks if (catalog / "data" / "quote_tick").exists() else cat.trade_ticks
+    if (catalog / "data" / "order_book_deltas").exists():
+        read = cat.order_book_deltas
     n = len(read(instrument_ids=[INSTRUMENT_ID]))
     print(json.dumps({"inner_s": time.perf_counter() - t0, "rows": n}))
 
@@ -159,7 +162,7 @@ def with_rss(cmd: list[str]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kind", choices=["trades", "quotes"], default="trades")
+    ap.add_argument("--kind", choices=["trades", "quotes", "deltas"], default="trades")
     ap.add_argument("--trades", type=int, default=5_000_000, help="rows of the day (trades or quotes)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", default="a,l,b,c", help="which of a,l,b,c to run (default: all)")
@@ -188,10 +191,18 @@ def main() -> None:
         sys.exit("--steps: b writes the frame that c stages; add c")
     raw_dir = OUT / f"input_{a.kind}_{a.trades}"
     raw_dir.mkdir(exist_ok=True)
-    csv = raw_dir / f"binance-futures_{a.kind}_{DAY}_{SYMBOL}.csv.gz"
+    data_type = {"deltas": "incremental_book_L2"}.get(a.kind, a.kind)
+    csv = raw_dir / f"binance-futures_{data_type}_{DAY}_{SYMBOL}.csv.gz"
     if not csv.exists():
         t0 = time.perf_counter()
-        (generate_quotes if a.kind == "quotes" else generate)(csv, a.trades)
+        if a.kind == "deltas":  # the book, and the small trades + ticker files a Tardis day needs
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            from hedgegrid_assets_tests.book_files import write_l2
+
+            write_l2(csv, a.trades, levels=1000, snapshots=2)
+            generate(raw_dir / f"binance-futures_trades_{DAY}_{SYMBOL}.csv.gz", 1_000)
+        else:
+            (generate_quotes if a.kind == "quotes" else generate)(csv, a.trades)
         print(f"generated {a.trades:,} {a.kind}: {csv} ({csv.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s)")
     config = OUT / "tardis_csv.json"
     config.write_text(json.dumps({"format": "tardis", "base_path": str(raw_dir)}))
@@ -216,7 +227,8 @@ def main() -> None:
                        "--data-dir", str(work / "data")]
                 env = {**os.environ, "DAGSTER_HOME": str(home)}
             else:
-                frame = OUT / "work_c" / "data" / "staging" / a.kind / DAY / f"{SYMBOL}.parquet"
+                staged = {"deltas": "order_book_deltas"}.get(a.kind, a.kind)
+                frame = OUT / "work_c" / "data" / "staging" / staged / DAY / f"{SYMBOL}.parquet"
                 cmd = [sys.executable, __file__, "--step", "writer", str(frame), str(work)]
                 env = None
             r = measured(with_rss(cmd), env)

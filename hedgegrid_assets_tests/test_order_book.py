@@ -22,7 +22,6 @@ from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.registry import build_source
 from hedgegrid_assets.sources.tardis_book import read_book_snapshots, read_incremental_l2
 from hedgegrid_assets_tests.book_files import write_l2, write_snapshots
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings

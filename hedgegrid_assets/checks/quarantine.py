@@ -32,6 +32,13 @@ class Quarantine:
 
 def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
     """First defect of each row on its own, or null for a good row."""
+    expr = pl.lit(None, dtype=pl.String)
+    for cond, text in reversed(_rules(kind, part)):
+        expr = pl.when(cond).then(pl.lit(text)).otherwise(expr)
+    return expr
+
+
+def _rules(kind: DataKind, part: PartitionContext) -> list[tuple[pl.Expr, str]]:
     rules: list[tuple[pl.Expr, str]] = []
     for col in kind.positive:
         c = pl.col(col)
@@ -48,16 +55,17 @@ def _reason(kind: DataKind, part: PartitionContext) -> pl.Expr:
     for col in ("ts_event", "ts_init"):
         c = pl.col(col)
         rules.append((c.is_null() | ~kind.in_window(col, part), f"{col} outside {part.day}"))
-    expr = pl.lit(None, dtype=pl.String)
-    for cond, text in reversed(rules):
-        expr = pl.when(cond).then(pl.lit(text)).otherwise(expr)
-    return expr
+    return rules
 
 
 def split(kind: DataKind, frame: pl.DataFrame, part: PartitionContext) -> tuple[pl.DataFrame, Quarantine]:
     """(good rows, quarantined rows with their reason)."""
+    distinct = not kind.unique_key or surely_distinct(frame, kind.unique_key)
+    if distinct and not frame.select(pl.any_horizontal(c for c, _ in _rules(kind, part)).any()).item():
+        # The usual case: one boolean pass, no reason column (16 bytes a row) for a big day.
+        return frame, Quarantine(frame.head(0).with_columns(reason=pl.lit(None, pl.String)))
     marked = frame.with_columns(_reason(kind, part).alias("reason"))
-    if kind.unique_key and not surely_distinct(frame, kind.unique_key):
+    if not distinct:
         # Among the rows good on their own, the first of a key is kept: a bad row (a price of
         # -5) does not make a later good row with its id a duplicate.
         good_alone = pl.col("reason").is_null()
