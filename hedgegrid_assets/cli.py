@@ -105,6 +105,8 @@ def parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
     st.add_argument("--data-dir", metavar="DIR", help="default: data/ in the project folder")
+    st.add_argument("--picture", metavar="PATH", help="also draw the coverage as a PNG at PATH: dates x symbol x kind, "
+                    "rows per file, days missing, failed checks (with DAGSTER_HOME)")  # fmt: skip
     v = sub.add_parser(
         "verify",
         help="recover interrupted commits, then check every catalog file and raw landing",
@@ -359,7 +361,7 @@ def verify_catalog(args: argparse.Namespace) -> int:
 
 
 def catalog_status(args: argparse.Namespace) -> int:
-    from hedgegrid_assets.catalog.status import failed_checks, read
+    from hedgegrid_assets.catalog.status import failed_check_results, read
 
     root, settings = _zones(args.data_dir, args.catalog)
     status = read(root)
@@ -375,6 +377,7 @@ def catalog_status(args: argparse.Namespace) -> int:
         print(f"{f'{day}|{symbol}':<{width}}  " + "  ".join(cells))
     for symbol, days in sorted(status.gaps.items()):
         print(f"\n{symbol}: {len(days)} day(s) missing in its range: {', '.join(map(str, days[:10]))}{' ...' if len(days) > 10 else ''}")
+    failed = []
     if os.environ.get("DAGSTER_HOME"):
         from dagster import DagsterInstance
 
@@ -382,10 +385,14 @@ def catalog_status(args: argparse.Namespace) -> int:
 
         defs = build_definitions(settings)
         checks = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
-        failed = failed_checks(DagsterInstance.get(), checks)
+        failed = failed_check_results(DagsterInstance.get(), checks)
         print(f"\nfailed checks (latest per partition): {len(failed)}")
-        for line in failed:
-            print(f"  {line}")
+        for f in failed:
+            print(f"  {f.line()}")
+    if args.picture:
+        from hedgegrid_assets.catalog.status import write_picture
+
+        print(f"\npicture: {write_picture(args.picture, status, failed)}")
     return 0
 
 

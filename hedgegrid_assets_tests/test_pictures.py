@@ -7,6 +7,7 @@ measured. The browser test (test_ui_browser.py) checks that the UI shows the day
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import re
 
@@ -73,3 +74,36 @@ def test_quarantine_and_missed_settlements_are_drawn(built, tmp_path):
     data, seconds = day_picture.picture(built.catalog, built.settings.staging_dir, part)
     print(f"day picture: {len(data) / 1024:.1f} KB in {seconds:.3f} s (warm process)")
     assert seconds < 2.0  # 0.3-0.5 s measured on the 2-core machine; generous under load
+
+
+def test_status_draws_the_coverage_with_failed_checks(built, tmp_path, monkeypatch, capsys):
+    """`hedgegrid status --picture PATH` on the built catalog and its instance."""
+    from hedgegrid_assets import cli
+    from hedgegrid_assets.catalog import status as catalog_status
+
+    monkeypatch.setenv("DAGSTER_HOME", str(built.settings.data_dir.parent / "dagster_home"))
+    out = tmp_path / "coverage.png"
+    assert cli.main(["status", "--data-dir", str(built.settings.data_dir), "--picture", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"picture: {out} (" in printed
+    image = Image.open(out)
+    assert image.format == "PNG" and image.width == 900 and out.stat().st_size < MAX_BYTES
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "coverage-picture.png").write_bytes(out.read_bytes())
+
+    # A gap and a refused day draw too: a day missing between two built ones, an ERROR cross on it.
+    status = catalog_status.read(built.catalog)
+    (day, symbol), _ = next(iter(sorted(status.rows.items())))
+    later = day + dt.timedelta(days=3)
+    status.rows[(later, symbol)] = {"trades": 10}
+    failed = [catalog_status.FailedCheck(f"{day + dt.timedelta(days=2)}|{symbol}", "trades_schema", "trades", "ERROR", "x")]
+    png = catalog_status.picture(status, failed)
+    assert Image.open(io.BytesIO(png)).size[0] == 900
+
+
+def test_status_picture_into_a_missing_folder_says_so(built, tmp_path, capsys):
+    from hedgegrid_assets import cli
+
+    target = tmp_path / "no-such-folder" / "coverage.png"
+    assert cli.main(["status", "--data-dir", str(built.settings.data_dir), "--picture", str(target)]) == 1
+    assert f"no folder {target.parent}" in capsys.readouterr().err

@@ -8,6 +8,7 @@ latest check of a kind failed are listed with the check's name.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,19 @@ def read(root: Path) -> Status:
     return status
 
 
-def failed_checks(instance, check_keys) -> list[str]:
+@dataclass(frozen=True)
+class FailedCheck:
+    partition: str  # "date|symbol"
+    check: str
+    asset: str
+    severity: str  # "ERROR" or "WARN"
+    description: str
+
+    def line(self) -> str:
+        return f"{self.partition}: {self.check} on {self.asset} ({self.severity}): {self.description}"
+
+
+def failed_check_results(instance, check_keys) -> list[FailedCheck]:
     """The latest evaluation of each check per partition, where it failed."""
     out = []
     for key in check_keys:
@@ -66,6 +79,32 @@ def failed_checks(instance, check_keys) -> list[str]:
                 latest[evaluation.partition] = evaluation  # history is newest first
         for partition, ev in sorted(latest.items()):
             if not ev.passed:
-                severity = getattr(ev.severity, "value", ev.severity)
-                out.append(f"{partition}: {key.name} on {key.asset_key.to_user_string()} ({severity}): {ev.description or ''}")
+                severity = str(getattr(ev.severity, "value", ev.severity))
+                out.append(FailedCheck(partition, key.name, key.asset_key.to_user_string(), severity, ev.description or ""))
     return out
+
+
+def failed_checks(instance, check_keys) -> list[str]:
+    return [f.line() for f in failed_check_results(instance, check_keys)]
+
+
+def picture(status: Status, failed: list[FailedCheck]) -> bytes:
+    """The coverage as a PNG: dates x (symbol, kind) (see reports/coverage_picture.py)."""
+    from hedgegrid_assets.reports.coverage_picture import render
+
+    return render(status, failed)
+
+
+def write_picture(path: str | Path, status: Status, failed: list[FailedCheck]) -> str:
+    """Write the coverage PNG at `path` (a file the user names, replaced whole); says where and how big."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise OSError(f"{target}: cannot write the picture there: no folder {target.parent}")
+    data = picture(status, failed)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return f"{target} ({len(data) / 1024:.1f} KB)"
