@@ -170,6 +170,23 @@ def test_balance_holds_realized_fees_and_every_funding_payment_once(api):
     assert len(api.equity) >= 24 * 60 * (END - START).days - 60 and api.equity[-1].ts == _ns(END)
 
 
+def test_hedging_each_level_its_own_position(api, built):
+    """--oms HEDGING (Binance's hedge mode): the same fills and funding as NETTING; realized PnL
+    is each level's own, one step per unit its exit closed; the balance still adds up."""
+    hedged = run_backtest(built.catalog, SYMBOL, START, END, GridParams(oms_type="HEDGING"))
+    assert hedged.oms_type == "HEDGING"
+    key = lambda f: (f.ts_event, f.side, f.price, f.qty, f.level, f.leg)  # noqa: E731
+    assert [key(f) for f in hedged.fills] == [key(f) for f in api.fills]
+    assert [(e.settlement_ns, e.position_qty, e.payment) for e in hedged.funding] == [
+        (e.settlement_ns, e.position_qty, e.payment) for e in api.funding
+    ]
+    per_level = sum((f.qty * api.step for f in hedged.fills if f.leg.endswith("exit")), Decimal(0))
+    assert abs(hedged.realized_pnl - per_level) < Decimal("0.01")
+    expected = hedged.starting_balance + per_level - hedged.fees + hedged.funding_total
+    assert abs(hedged.final_balance - expected) < Decimal("0.01")
+    assert abs(hedged.net_pnl - api.net_pnl) < Decimal("0.01")
+
+
 def _png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"

@@ -66,6 +66,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--step-ticks", type=_positive_int, help="level spacing in ticks (overrides --step-bps)")
     p.add_argument("--size", default="0.010", help="order size per level in the base asset (default 0.010)")
     p.add_argument("--balance", default="100000", help="starting balance in USDT (default 100000)")
+    p.add_argument("--oms", choices=["NETTING", "HEDGING"], default="NETTING",
+                   help="venue OMS: NETTING (one-way mode, one net position) or HEDGING (hedge mode: each level's "
+                   "cycle is its own position) (default NETTING)")
     p.add_argument("--leverage", type=_positive_float, default=10.0, help="account leverage (default 10)")
     return p
 
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"the data dir {settings.data_dir} is not a folder here: say where the picture goes with --output DIR")
     params = GridParams(
         levels=args.levels, step_bps=args.step_bps, step_ticks=args.step_ticks, order_size=args.size,
-        starting_balance=args.balance, leverage=args.leverage,
+        starting_balance=args.balance, leverage=args.leverage, oms_type=args.oms,
     )  # fmt: skip
     print(f"backtesting {args.symbol} {args.start} .. {args.end} (end exclusive) over {catalog} ...", flush=True)
     try:

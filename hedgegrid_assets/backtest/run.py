@@ -2,7 +2,7 @@
 
 The range is whole UTC days [start, end) (end exclusive, as `hedgegrid build`). The node reads
 the catalog's trade ticks (required), quote ticks, mark prices and funding updates of the range
-(each when the catalog has it), on a BINANCE venue with a USDT margin account and NETTING OMS,
+(each when the catalog has it), on a BINANCE venue with a USDT margin account (NETTING or HEDGING OMS),
 the instrument's own maker/taker fees (Nautilus's MakerTakerFeeModel), and funding settled by
 `funding.py` into the account at every settlement in (start, end].
 """
@@ -30,6 +30,7 @@ class GridParams:
     order_size: str = "0.010"
     starting_balance: str = "100000"  # in the settlement currency (USDT)
     leverage: float = 10.0
+    oms_type: str = "NETTING"  # or "HEDGING" (Binance's hedge mode)
 
 
 @dataclass
@@ -118,6 +119,8 @@ def run_backtest(
 
     checked("symbol", symbol)
     checked("venue", venue)
+    if params.oms_type not in ("NETTING", "HEDGING"):
+        raise BacktestError(f"OMS type {params.oms_type!r}: NETTING or HEDGING")
     if end <= start:
         raise BacktestError(f"--end {end} must be after --start {start} (end is exclusive: --end {start + dt.timedelta(days=1)} for one day)")
     catalog = Path(catalog)
@@ -162,12 +165,13 @@ def run_backtest(
         "step_ticks": params.step_ticks,
         "order_size": params.order_size,
         "use_quotes": "quotes" in present,
+        "hedging": params.oms_type == "HEDGING",
     }
     config = BacktestRunConfig(
         venues=[
             BacktestVenueConfig(
                 name=venue,
-                oms_type="NETTING",
+                oms_type=params.oms_type,
                 account_type="MARGIN",
                 base_currency=currency,
                 starting_balances=[f"{params.starting_balance} {currency}"],
@@ -258,7 +262,7 @@ def run_backtest(
         start=start,
         end=end,
         params=params,
-        oms_type="NETTING",
+        oms_type=params.oms_type,
         currency=currency,
         first_price=first_price,
         step=step,

@@ -13,11 +13,12 @@ Every order is a post-only GTC limit, so it rests on the book and fills at its o
 maker. An order that would cross the book when placed (the market jumped past it) waits and is
 placed as soon as it would rest again (`waiting`).
 
-The venue runs NETTING (Binance's one-way mode): the long and short grids are this strategy's
-own bookkeeping, the venue holds their net. NautilusTrader 1.231's BacktestVenueConfig also
-accepts HEDGING, but there a leg that goes flat closes its position id and the next fill for it
-is applied to a new position "ignoring previous state" (its execution engine's warning); funding
-and PnL depend only on the net position, which NETTING keeps as one position.
+The venue runs NETTING (Binance's one-way mode: one net position, the long and short grids
+are this strategy's own bookkeeping) or, with `hedging`, HEDGING (Binance's hedge mode): each
+level's entry opens its own position and its exit, which carries that position id, closes it.
+NautilusTrader 1.231's BacktestVenueConfig runs both; fills, funding and net PnL come out the
+same (funding depends only on the net position), realized and unrealized PnL split differently
+(net average cost vs per level).
 
 It also samples the equity every `equity_interval_secs` (account balance + the open position
 marked to the last mark price) and keeps every fill.
@@ -45,6 +46,7 @@ class HedgeGridConfig(StrategyConfig, frozen=True):
     order_size: str = "0.010"
     equity_interval_secs: int = 60
     use_quotes: bool = True  # whether quotes are in the data (decides how "would cross" is judged)
+    hedging: bool = False  # the venue runs HEDGING: each level's cycle is its own position
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class HedgeGridStrategy(Strategy):
         self.prices: dict[int, object] = {}  # k -> Price of level k (k = 0 is P0)
         self.level_state: dict[int, str] = {}  # k -> "entry" | "exit": which of its orders is working or waiting
         self.order_level: dict[str, int] = {}  # client order id -> k
+        self.level_position: dict[int, object] = {}  # HEDGING: k -> the PositionId its entry opened
         self.waiting: set[int] = set()  # levels whose order would cross the book: placed when it would rest
         self.fills: list[Fill] = []
         self.equity: list[EquitySample] = []
@@ -156,7 +159,9 @@ class HedgeGridStrategy(Strategy):
             self.instrument_id, side, self.size, price, time_in_force=TimeInForce.GTC, post_only=True
         )
         self.order_level[order.client_order_id.value] = k
-        self.submit_order(order)
+        # HEDGING: an exit closes the position its level's entry opened; an entry opens a new one.
+        position_id = self.level_position.get(k) if self.config.hedging and self.level_state[k] == "exit" else None
+        self.submit_order(order, position_id=position_id)
 
     def _retry_waiting(self) -> None:
         for k in sorted(self.waiting):
@@ -201,6 +206,8 @@ class HedgeGridStrategy(Strategy):
                 client_order_id=event.client_order_id.value,
             )
         )
+        if self.level_state[k] == "entry" and event.position_id is not None:
+            self.level_position[k] = event.position_id
         order = self.cache.order(event.client_order_id)
         if order is not None and order.is_closed:  # fully filled: the level flips and re-arms
             self.level_state[k] = "exit" if self.level_state[k] == "entry" else "entry"
