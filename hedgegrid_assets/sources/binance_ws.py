@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind
 from hedgegrid_assets.sources.base import SourceError
 from hedgegrid_assets.sources.compressed import explain_read_error
 from hedgegrid_assets.sources.parsing import epoch_ns, from_epoch_ns
@@ -30,6 +30,9 @@ NON_MARKET_TRADES = ["INSURANCE_FUND", "ADL", "NA"]
 # Each event type a kind reads, decoded with its own fields (the same letter means different
 # things: `a` is aggTrade's id but bookTicker's ask price): payload field -> (column, type).
 _COMMON = {"E": ("E", pl.Int64), "s": ("s", pl.String)}  # event time (ms), symbol
+_LEVELS = pl.List(pl.List(pl.String))
+# The event name given to a REST depth snapshot (Tardis's channel name for it).
+SNAPSHOT_EVENT = "depthSnapshot"
 EVENTS: dict[str, dict[str, tuple[str, pl.DataType]]] = {
     "aggTrade": _COMMON | {
         "a": ("id", pl.Int64),  # aggregate trade id
@@ -54,16 +57,36 @@ EVENTS: dict[str, dict[str, tuple[str, pl.DataType]]] = {
         "a": ("ask_price", pl.String), "A": ("ask_size", pl.String),
         "T": ("T", pl.Int64),  # transaction time, ms
     },
+    # The diff depth stream (`<symbol>@depth`): levels whose size changed, as absolute sizes.
+    "depthUpdate": _COMMON | {
+        "T": ("T", pl.Int64),
+        "U": ("first_id", pl.Int64),  # first update id in the event
+        "u": ("update_id", pl.Int64),  # final update id in the event
+        "pu": ("prev_id", pl.Int64),  # final update id of the previous event (`u` before)
+        "b": ("bids", _LEVELS), "a": ("asks", _LEVELS),  # [[price, qty], ...]; qty "0" deletes
+    },
+    # A REST depth snapshot (GET /fapi/v1/depth): Tardis's `depthSnapshot` channel, or a
+    # recorder's snapshot line. It has no `e`: a line with `lastUpdateId` is one (SNAPSHOT_EVENT).
+    SNAPSHOT_EVENT: {
+        "E": ("E", pl.Int64), "T": ("T", pl.Int64), "s": ("s", pl.String),
+        "lastUpdateId": ("update_id", pl.Int64),
+        "bids": ("bids", _LEVELS), "asks": ("asks", _LEVELS),
+    },
 }  # fmt: skip
-# The events each kind reads. Other event types (depthUpdate, kline, forceOrder, ...) are
-# counted per type and skipped, never decoded.
+# The events each kind reads. Other event types (kline, forceOrder, ...) are counted per type
+# and skipped, never decoded.
+DEPTH_EVENTS = ("depthUpdate", SNAPSHOT_EVENT)
 KIND_EVENTS = {
     TRADES.name: ("aggTrade", "trade"),
     QUOTES.name: ("bookTicker",),
     MARK_PRICES.name: ("markPriceUpdate",),
     FUNDING_RATES.name: ("markPriceUpdate",),
+    ORDER_BOOK_DELTAS.name: DEPTH_EVENTS,
 }
-KINDS_DECODED = (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)
+KINDS_DECODED = (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES, ORDER_BOOK_DELTAS)
+# Decoded only when the book is asked for (their level lists are most of a recording's bytes):
+# otherwise counted as event types no kind reads, as before.
+LIGHT_EVENTS = tuple(e for e in EVENTS if e not in DEPTH_EVENTS)
 # Top-level fields a recorder may add with the local receive time (epoch number or ISO text).
 RECV_FIELDS = ("local_timestamp", "recv_ts", "recv_time", "receive_time", "received_at", "receipt_timestamp")
 # The event type: the first "e" key (the envelope's own keys are "stream" and "data").
@@ -106,7 +129,7 @@ def receive_time(text: pl.Expr) -> pl.Expr:
     return pl.when(numeric).then(from_epoch_ns(epoch_ns(t))).otherwise(iso)
 
 
-def decode_messages(lines: pl.LazyFrame, events: tuple[str, ...] = tuple(EVENTS)) -> pl.LazyFrame:
+def decode_messages(lines: pl.LazyFrame, events: tuple[str, ...] = LIGHT_EVENTS) -> pl.LazyFrame:
     """Lines -> one row per message: `line_no`, `e` (the event type), `recv_ts` (nullable)
     and the fields of the message's event type (see EVENTS; null for other events).
 
@@ -122,7 +145,8 @@ def decode_messages(lines: pl.LazyFrame, events: tuple[str, ...] = tuple(EVENTS)
         recv_prefix=pl.when(start > 0).then(line.str.slice(0, start).str.strip_chars()),
         json=line.str.slice(start),
     )
-    base = base.with_columns(e=pl.col("json").str.extract(_EVENT_RE, 1))
+    snapshot = pl.when(pl.col("json").str.contains('"lastUpdateId"', literal=True)).then(pl.lit(SNAPSHOT_EVENT))
+    base = base.with_columns(e=pl.coalesce(pl.col("json").str.extract(_EVENT_RE, 1), snapshot))
     parts = []
     msg = pl.col("msg")
     field_recv = pl.coalesce([msg.struct.field(f) for f in RECV_FIELDS])
@@ -138,7 +162,7 @@ def decode_messages(lines: pl.LazyFrame, events: tuple[str, ...] = tuple(EVENTS)
                 pl.coalesce(receive_time(pl.col("recv_prefix")), receive_time(field_recv)).alias("recv_ts"),
                 "recv_prefix",
                 *[
-                    pl.coalesce(msg.struct.field("data").struct.field(k), msg.struct.field(k)).alias(col)
+                    pl.coalesce(msg.struct.field("data").struct.field(k), msg.struct.field(k), *_implied(event, k)).alias(col)
                     for k, (col, _) in EVENTS[event].items()
                 ],
             )
@@ -151,6 +175,14 @@ def decode_messages(lines: pl.LazyFrame, events: tuple[str, ...] = tuple(EVENTS)
     is_json = pl.col("json").str.json_decode(pl.Struct({"stream": pl.String})).is_not_null()
     parts.append(base.filter(unsure).filter(is_json).select("line_no", "e", "recv_prefix"))
     return pl.concat(parts, how="diagonal_relaxed")
+
+
+def _implied(event: str, key: str) -> list[pl.Expr]:
+    """A field a message leaves out but its envelope says: a REST snapshot has no symbol, its
+    stream name (`btcusdt@depthSnapshot`) has."""
+    if event == SNAPSHOT_EVENT and key == "s":
+        return [pl.col("msg").struct.field("stream").str.extract(r"^([A-Za-z0-9_]+)@", 1).str.to_uppercase()]
+    return []
 
 
 def _ms(col: str) -> pl.Expr:
@@ -245,7 +277,7 @@ def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") 
 
 # -- recorded files: counts and clear errors ------------------------------------------------
 
-KNOWN_EVENTS = tuple(EVENTS)
+KNOWN_EVENTS = LIGHT_EVENTS
 NO_EVENT = "no 'e' field"
 
 
@@ -366,7 +398,9 @@ def _short(text: str, n: int = 80) -> str:
     return repr(text if len(text) <= n else text[: n - 3] + "...")
 
 
-def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[pl.DataFrame, LineStats]:
+def read_recording(
+    path: Path, label: str, symbol: str | None = None, events: tuple[str, ...] = LIGHT_EVENTS
+) -> tuple[pl.DataFrame, LineStats]:
     """A recorded JSONL file -> (decoded messages of known event types for `symbol`, counts).
 
     Blank lines, one truncated last line, unknown event types and other symbols' messages are
@@ -379,7 +413,7 @@ def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[p
     try:
         facts = _line_checks(lines)
     except pl.exceptions.NoDataError:
-        return pl.DataFrame(schema=decode_messages(read_lines_schema()).collect_schema()), stats
+        return pl.DataFrame(schema=decode_messages(read_lines_schema(), events).collect_schema()), stats
     except Exception as err:  # noqa: BLE001 - e.g. a broken gzip stream: say what is wrong with it
         raise explain_read_error(path, err, label) from None
     stats.lines, stats.blank_lines = int(facts["lines"]), int(facts["blank"] or 0)
@@ -403,7 +437,7 @@ def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[p
     if skip_line is not None:
         lines = lines.filter(pl.col("line_no") != skip_line)
     try:
-        messages = decode_messages(lines).collect()
+        messages = decode_messages(lines, events).collect()
     except pl.exceptions.ComputeError as err:
         found = _first_bad_line(path, skip_line)
         if found is None:
@@ -412,7 +446,7 @@ def read_recording(path: Path, label: str, symbol: str | None = None) -> tuple[p
         raise SourceError(f"{label} line {no}: {reason}: {_short(text)}") from None
     stats.messages = messages.height
 
-    known = pl.col("e").is_in(KNOWN_EVENTS).fill_null(False)
+    known = pl.col("e").is_in(events).fill_null(False)
     bad_prefix = known & pl.col("recv_prefix").is_not_null() & pl.col("recv_ts").is_null()
     hit = messages.filter(bad_prefix).sort("line_no").head(1)
     if hit.height:

@@ -32,8 +32,8 @@ from pathlib import Path
 import polars as pl
 from dagster import get_dagster_logger
 
-from hedgegrid_assets.frames import TRADES, DataKind, PartitionContext
-from hedgegrid_assets.sources import binance_ws, compressed
+from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.sources import binance_depth, binance_ws, compressed
 from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.binance_ws import LineStats
 from hedgegrid_assets.sources.source_config import (
@@ -53,18 +53,34 @@ def _ms(col: str) -> pl.Expr:
 
 
 def read_recordings(
-    kind: DataKind, files: list[Path], part: PartitionContext, *, multi_day: bool, trade_stream: str | None = None
-) -> tuple[pl.DataFrame, LineStats]:
-    """Recorded files -> (the kind's canonical frame for the partition, what was skipped)."""
+    kind: DataKind,
+    files: list[Path],
+    part: PartitionContext,
+    *,
+    multi_day: bool,
+    trade_stream: str | None = None,
+    book: bool = False,
+) -> tuple[pl.DataFrame, LineStats, binance_depth.BookStats | None]:
+    """Recorded files -> (the kind's canonical frame for the partition, what was skipped, and
+    for the book how it was built). `book`: decode the depth messages too (the config names
+    the order book, so they are not events no kind reads)."""
     stats = LineStats()
     chunks = []
+    events = binance_ws.LIGHT_EVENTS + (binance_ws.DEPTH_EVENTS if book else ())
     for path in files:
-        messages, file_stats = _read_one(Path(path), part.instrument.symbol)
+        messages, file_stats = _read_one(Path(path), part.instrument.symbol, events)
         stats.add(file_stats)
-        chunks.append(messages)
+        chunks.append(messages.with_columns(file=pl.lit(Path(path).name)) if kind is ORDER_BOOK_DELTAS else messages)
     if not chunks:
-        return kind.empty_frame(), stats
+        return kind.empty_frame(), stats, None
     messages = pl.concat(chunks, how="vertical_relaxed")
+    if kind is ORDER_BOOK_DELTAS:
+        # The book is built over the whole recording (a day's book continues the day before's),
+        # then cut to the partition's day.
+        label = ", ".join(Path(p).name for p in files)
+        window = (part.start, part.end) if multi_day else None
+        frame, book_stats = binance_depth.build_deltas(messages, label, window)
+        return kind.conform(frame), stats, book_stats
     if multi_day:
         ts_init = pl.coalesce("recv_ts", _ms("E"))
         messages = messages.filter(ts_init.is_between(part.start, part.end, closed="left"))
@@ -76,30 +92,32 @@ def read_recordings(
         lazy = binance_ws.trades(messages.lazy(), event)
     else:
         lazy = binance_ws.PARSERS[kind.name](messages.lazy())
-    return kind.conform(lazy.collect()), stats
+    return kind.conform(lazy.collect()), stats, None
 
 
-def _read_one(path: Path, symbol: str) -> tuple[pl.DataFrame, LineStats]:
+def _read_one(path: Path, symbol: str, events: tuple[str, ...]) -> tuple[pl.DataFrame, LineStats]:
     """One landed file's messages for `symbol`, decoded once for all the kinds read from it
     (each kind's asset asks in turn; the landed file never changes, its stat keys the memo)."""
     st = path.stat()
-    messages, stats = _decoded(str(path), st.st_ino, st.st_size, st.st_mtime_ns, symbol)
+    messages, stats = _decoded(str(path), st.st_ino, st.st_size, st.st_mtime_ns, symbol, events)
     return messages, copy.deepcopy(stats)
 
 
 @lru_cache(maxsize=1)  # one file: the next partition's file evicts it
-def _decoded(path_text: str, _ino: int, _size: int, _mtime_ns: int, symbol: str) -> tuple[pl.DataFrame, LineStats]:
+def _decoded(
+    path_text: str, _ino: int, _size: int, _mtime_ns: int, symbol: str, events: tuple[str, ...]
+) -> tuple[pl.DataFrame, LineStats]:
     path = Path(path_text)
     try:
         with compressed.opened(path, member_suffix=".jsonl") as opened:
-            return binance_ws.read_recording(opened.path, opened.label, symbol)
+            return binance_ws.read_recording(opened.path, opened.label, symbol, events)
     except SourceError:
         # A gzip stream cut short (the recorder stopped mid-write) is read up to where it ends;
         # checked only now, so complete files are decompressed once.
         if compressed.packing(path) != "gzip" or compressed.check_gzip(path):
             raise
     with compressed.salvaged(path) as opened:
-        messages, stats = binance_ws.read_recording(opened.path, opened.label, symbol)
+        messages, stats = binance_ws.read_recording(opened.path, opened.label, symbol, events)
     stats.truncated_gzip = 1
     return messages, stats
 
@@ -126,13 +144,16 @@ class JsonlSource(FileSource):
         if spec is None:
             return kind.empty_frame(), {}
         paths = [path for _, path in self.landed_for(kind, files, part)]
-        frame, stats = read_recordings(kind, paths, part, multi_day=not spec.per_day, trade_stream=self._trade_stream())
+        book = self.config.spec(ORDER_BOOK_DELTAS) is not None
+        frame, stats, book_stats = read_recordings(
+            kind, paths, part, multi_day=not spec.per_day, trade_stream=self._trade_stream(), book=book
+        )
+        where = f"{part.day}|{part.instrument.symbol} {kind.name}: {', '.join(p.name for p in paths)}"
         if stats.notable():
-            get_dagster_logger().warning(
-                f"{part.day}|{part.instrument.symbol} {kind.name}: {', '.join(p.name for p in paths)}: "
-                f"{stats.describe()}"
-            )
-        return frame, stats.metadata()
+            get_dagster_logger().warning(f"{where}: {stats.describe()}")
+        if book_stats is not None and book_stats.notable():
+            get_dagster_logger().warning(f"{where}: {book_stats.describe()}")
+        return frame, stats.metadata() | (book_stats.metadata() if book_stats is not None else {})
 
 
 def from_settings(settings) -> JsonlSource:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, SourceError
 from hedgegrid_assets.sources.raw_zone import land_shared
 
@@ -51,6 +51,8 @@ KIND_KEYS: dict[str, DataKind] = {
     "mark_prices": MARK_PRICES,
     "funding": FUNDING_RATES,
     "funding_rates": FUNDING_RATES,
+    "deltas": ORDER_BOOK_DELTAS,  # L2 book deltas (jsonl: depthUpdate + depth snapshot lines)
+    "order_book_deltas": ORDER_BOOK_DELTAS,
 }
 PLACEHOLDERS = ("{date}", "{symbol}", "{symbol_lower}")
 LAND_MODES = ("copy", "hardlink")

@@ -6,8 +6,11 @@ we ask for undecoded lines and write them straight into one gzip NDJSON file of 
 (`<28-char local ts> <exchange JSON>`), the format `binance_ws` already parses columnarly.
 
 Channels: `aggTrade` (or `trade`, see settings) and `markPrice` (mark price `p`, funding rate
-`r` that settles at `T`). `ts_init` is the replay line's local timestamp, `ts_event` the
-exchange time (`T` for trades, `E` for markPrice).
+`r` that settles at `T`), `bookTicker` unless `quotes` is off, and with `book` on `depth` +
+`depthSnapshot` (the diff stream and Tardis's REST snapshots: order book deltas, built by
+binance_depth; off by default: a BTCUSDT day of depth is many times the rest). `ts_init` is the
+replay line's local timestamp, `ts_event` the exchange time (`T` for trades, `E` for markPrice
+and depth).
 
 The API key comes only from `TARDIS_API_KEY` through Dagster's `EnvVar`, so the UI shows the
 variable's name; the field is excluded from repr and never logged or put in an error.
@@ -27,13 +30,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import polars as pl
-from dagster import EnvVar
+from dagster import EnvVar, get_dagster_logger
 from pydantic import Field
 from tardis_client import Channel, TardisClient
 
-from hedgegrid_assets.frames import QUOTES, DataKind, PartitionContext
+from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, QUOTES, DataKind, PartitionContext
 from hedgegrid_assets.settings import TardisSettings
-from hedgegrid_assets.sources import binance_ws
+from hedgegrid_assets.sources import binance_depth, binance_ws
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader, SourceError, TransientSourceError
 
 KEY_ENV = "TARDIS_API_KEY"
@@ -51,6 +54,7 @@ def from_settings(settings: TardisSettings) -> TardisSource:
         exchange=settings.exchange,
         trade_channel=settings.trade_channel,
         quotes=settings.quotes,
+        book=settings.book,
     )
 
 
@@ -64,6 +68,7 @@ class TardisSource(MarketDataSource):
     exchange: str = Field("binance-futures", description="Tardis exchange id")
     trade_channel: str = Field("aggTrade", description="aggTrade or trade")
     quotes: bool = Field(True, description="replay bookTicker too (quote ticks; several times the trades' volume)")
+    book: bool = Field(False, description="replay depth + depthSnapshot too (order book deltas; the heaviest channel)")
 
     @property
     def name(self) -> str:
@@ -71,7 +76,8 @@ class TardisSource(MarketDataSource):
 
     @property
     def channels(self) -> list[str]:
-        return [self.trade_channel, *(["bookTicker"] if self.quotes else []), "markPrice"]
+        book = ["depth", "depthSnapshot"] if self.book else []
+        return [self.trade_channel, *(["bookTicker"] if self.quotes else []), *book, "markPrice"]
 
     def land(self, request: LandingRequest) -> None:
         part = request.part
@@ -154,12 +160,27 @@ class TardisSource(MarketDataSource):
         return SourceError(f"{where}: Tardis.dev answered HTTP {err.code}{at}: {body}")
 
     def readers(self) -> dict[str, Reader]:
-        kinds = [k for k in binance_ws.KINDS_DECODED if self.quotes or k is not QUOTES]
+        left_out = {*([] if self.quotes else [QUOTES.name]), *([] if self.book else [ORDER_BOOK_DELTAS.name])}
+        kinds = [k for k in binance_ws.KINDS_DECODED if k.name not in left_out]
         return {kind.name: partial(self._read, kind) for kind in kinds}
 
-    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame | tuple[pl.DataFrame, dict]:
+        if kind is ORDER_BOOK_DELTAS:
+            return self._read_book(files, part)
         try:
             return binance_ws.read_kind(kind, files, trade_event=self.trade_channel)
         except pl.exceptions.PolarsError as err:
             names = ", ".join(f.name for f in files)
             raise SourceError(f"{names}: cannot parse Tardis replay lines for {kind.name}: {err}") from None
+
+    def _read_book(self, files: list[Path], part: PartitionContext) -> tuple[pl.DataFrame, dict]:
+        """Deltas from the depth + depthSnapshot lines, and how the book was built (gaps...)."""
+        names = ", ".join(f.name for f in files)
+        try:
+            frame, stats = binance_depth.read_replay(files)
+        except pl.exceptions.PolarsError as err:
+            raise SourceError(f"{names}: cannot parse Tardis replay lines for {ORDER_BOOK_DELTAS.name}: {err}") from None
+        if stats.notable():
+            get_dagster_logger().warning(f"{part.day}|{part.instrument.symbol} {ORDER_BOOK_DELTAS.name}: {names}: "
+                                         f"{stats.describe()}")  # fmt: skip
+        return ORDER_BOOK_DELTAS.conform(frame), stats.metadata()

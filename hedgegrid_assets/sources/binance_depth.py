@@ -1,0 +1,384 @@
+"""Binance USDT-M diff depth stream (`depthUpdate`) + REST depth snapshots -> L2 book deltas.
+
+The book is built as Binance documents it for USDT-M futures ("How to manage a local order
+book correctly"): start from a REST snapshot (`lastUpdateId`), drop updates with
+`u < lastUpdateId`, the first update applied must have `U <= lastUpdateId <= u` (or follow the
+update that ended at it: `pu == lastUpdateId`), and from then on each update's `pu` must equal
+the previous update's `u` (an update whose `u` is not above one already applied is a replay,
+dropped and counted). A break in that chain is a gap:
+it is counted and reported with where it was, and the updates after it are not applied (the
+book would be wrong) until the next snapshot, from which the book is re-synced.
+
+Snapshots come from Tardis's `depthSnapshot` channel (`{"stream": "btcusdt@depthSnapshot",
+"generated": true, "data": <REST response>}`) or, in a JSONL recording, a line holding the REST
+response `{"lastUpdateId", "E", "T", "bids", "asks"}` (bare, or in that envelope) with the
+recording's receive-time field (see README). A recording with updates but no snapshot fails.
+
+Rows, as Nautilus's Tardis loader writes them (frames/order_book.py): a snapshot is a CLEAR then
+one ADD per level (bids, then asks); an update's levels are DELETE (qty "0") or UPDATE, bids
+then asks; `sequence` is the update's `u` (a snapshot's rows: its `lastUpdateId`);
+`flags` by `order_book.batch_flags`.
+
+Timestamps: `ts_event` is the event time `E`, not the transaction time `T`: Tardis stamps the
+same depth events with `E` (its `incremental_book_L2` `timestamp`, which Nautilus's
+`load_deltas` takes as ts_event), so a day built from a recording and the same day from
+Tardis's CSV agree; `E` is also what a REST snapshot and every diff event carry. (Nautilus's live
+Binance adapter stamps futures depth with `T` instead.) `ts_init` is the line's receive time
+(else `E`). Updates received before the snapshot that is applied before them (Binance's
+procedure buffers them) get the snapshot's ts_init, as Tardis's own book builder does, and
+ts_init never goes back in the book's order (a running maximum), so that the catalog's sort by
+ts_init cannot reorder a book.
+
+Columnar: one explode of the level lists; the sync rules are shift/cum-sum comparisons over
+`u`/`pu` per snapshot segment; no Python loop per message or level.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from hedgegrid_assets.frames.order_book import ADD, ASK, BID, CLEAR, DELETE, NO_SIDE, UPDATE, batch_flags
+from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.sources.binance_ws import DEPTH_EVENTS, SNAPSHOT_EVENT
+
+UPDATE_EVENT = "depthUpdate"
+NO_SNAPSHOT = (
+    "depthUpdate messages but no depth snapshot to start the book from; record a REST /fapi/v1/depth "
+    "snapshot line first (see README)"
+)
+GAPS_SHOWN = 20  # gaps listed with where they were (all are counted)
+# Why an update was not applied (each counted).
+BEFORE_FIRST_SNAPSHOT = "before_first_snapshot"
+OLDER_THAN_SNAPSHOT = "older_than_snapshot"
+AFTER_GAP = "after_gap"
+REPEATED = "repeated"  # u not above an update already applied (a replay after a reconnect)
+COLUMNS = ("action", "side", "price", "size", "flags", "sequence", "ts_event", "ts_init")
+
+
+@dataclass
+class BookStats:
+    """How the book was built: snapshots, updates applied or not (and why), the gaps."""
+
+    snapshots: int = 0
+    updates: int = 0
+    applied: int = 0
+    discarded: dict[str, int] = field(default_factory=dict)
+    gaps: list[dict] = field(default_factory=list)  # the first GAPS_SHOWN, each with where it was
+    gap_count: int = 0
+
+    def metadata(self) -> dict:
+        """Counts as top-level integers (the run's summary lists them) and the gaps' places."""
+        return {
+            "book_snapshots": self.snapshots,
+            "book_updates": self.updates,
+            "book_updates_applied": self.applied,
+            "book_sequence_gaps": self.gap_count,
+            **{f"book_updates_discarded_{why}": n for why, n in sorted(self.discarded.items())},
+            **({"book_gaps": self.gaps} if self.gaps else {}),
+        }
+
+    def notable(self) -> bool:
+        return bool(self.gap_count or any(self.discarded.values()))
+
+    def describe(self) -> str:
+        parts = [f"{self.snapshots:,} depth snapshot(s), {self.applied:,} of {self.updates:,} updates applied"]
+        for why, n in sorted(self.discarded.items()):
+            if n:
+                parts.append(f"{n:,} discarded ({why.replace('_', ' ')})")
+        if self.gap_count:
+            first = self.gaps[0]
+            parts.append(f"{self.gap_count:,} sequence gap(s), the first {describe_gap(first)}")
+        return "; ".join(parts)
+
+
+def describe_gap(gap: dict) -> str:
+    where = f"{gap['file']} line {gap['line']}" if gap.get("line") is not None else gap["file"]
+    resync = f"re-synced from the snapshot at {gap['resynced_at']}" if gap["resynced_at"] else "no later snapshot"
+    return (f"at {gap['at']} ({where}): {gap['reason']}; {gap['not_applied']:,} update(s) not applied, "
+            f"{resync}")  # fmt: skip
+
+
+def _ms(col: str | pl.Expr) -> pl.Expr:
+    e = pl.col(col) if isinstance(col, str) else col
+    return pl.from_epoch(e, time_unit="ms").dt.cast_time_unit("ns").dt.replace_time_zone("UTC")
+
+
+def _iso(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def build_deltas(
+    messages: pl.DataFrame, label: str, window: tuple[dt.datetime, dt.datetime] | None = None
+) -> tuple[pl.DataFrame, BookStats]:
+    """Decoded depth messages (binance_ws.decode_messages with DEPTH_EVENTS; a `file` column
+    names each line's file), in the order received -> (deltas, stats).
+
+    `window`: keep only the deltas (and count only the updates and gaps) whose ts_init falls in
+    [start, end) - a recording spanning days; the book is built over the whole recording and a
+    day that starts mid-book starts with a snapshot of the book as it stood (CLEAR + ADDs at the
+    day's start)."""
+    stats = BookStats()
+    schema = {c: t for c, t in _frame_schema().items()}
+    if "file" not in messages.columns:
+        messages = messages.with_columns(file=pl.lit(label))
+    # Decoded per event type: back in the order received (file by file, line by line).
+    m = messages.filter(pl.col("e").is_in(DEPTH_EVENTS)).with_row_index("pos")
+    m = m.sort(pl.col("pos").min().over("file"), "line_no").drop("pos").with_row_index("pos")
+    if m.is_empty():
+        return pl.DataFrame(schema=schema), stats
+    m = m.with_columns(ts_init=pl.coalesce("recv_ts", _ms("E")), ts_event=_ms("E"))
+    is_snap = pl.col("e") == SNAPSHOT_EVENT
+    m = m.with_columns(seg=is_snap.cum_sum().cast(pl.Int64))
+    _check_fields(m, label)
+    snaps = m.filter(is_snap).select(
+        "seg", L="update_id", snap_init="ts_init", snap_event=pl.coalesce("ts_event", "ts_init"), snap_pos="pos"
+    )
+    ups = m.filter(~is_snap).select("pos", "seg", "file", "line_no", "ts_init", "ts_event", U="first_id", u="update_id",
+                                    pu="prev_id", bids="bids", asks="asks")  # fmt: skip
+    if snaps.is_empty():
+        if ups.is_empty():
+            return pl.DataFrame(schema=schema), stats
+        raise SourceError(f"{label}: {NO_SNAPSHOT}")
+
+    # Each snapshot starts a segment: the updates received since the previous snapshot that
+    # are not older than it (buffered, applied when it arrives: Binance's procedure), then
+    # those received after it until the next snapshot.
+    keys = snaps.select("seg", "L", "snap_init")
+    normal = ups.join(keys, on="seg", how="left").with_columns(buffered=pl.lit(False))
+    buffered = (
+        ups.with_columns(seg=pl.col("seg") + 1)
+        .join(keys, on="seg", how="inner")
+        .filter(pl.col("u") >= pl.col("L"))
+        .with_columns(buffered=pl.lit(True), ts_init=pl.col("snap_init"))
+    )
+    fresh = (
+        pl.concat([buffered, normal.filter((pl.col("seg") >= 1) & (pl.col("u") >= pl.col("L")))])
+        .sort("seg", pl.col("buffered").not_(), "pos")
+    )
+    # An update whose `u` is not above one before it in the segment is one already applied
+    # (a recorder's reconnect replays some): dropped, not a gap.
+    prev_max = pl.col("u").cum_max().shift(1).over("seg")
+    fresh = fresh.with_columns(repeated=prev_max.is_not_null() & (pl.col("u") <= prev_max))
+    live = fresh.filter(~pl.col("repeated")).with_columns(
+        k=pl.int_range(pl.len()).over("seg"), prev_u=pl.col("u").shift(1).over("seg")
+    )
+    first = pl.col("k") == 0
+    # The first applied update holds the snapshot's id (Binance: U <= lastUpdateId <= u; u >= it
+    # already) or directly follows the update that ended at it (pu == lastUpdateId: the same
+    # chain, its predecessor is in the snapshot); each later one continues the chain.
+    starts = (pl.col("U") <= pl.col("L")) | (pl.col("pu") == pl.col("L"))
+    ok = pl.when(first).then(starts).otherwise(pl.col("pu") == pl.col("prev_u"))
+    live = live.with_columns(gap=~ok.fill_null(False))
+    live = live.with_columns(broken=pl.col("gap").cast(pl.Int32).cum_sum().over("seg") > 0)
+    applied = live.filter(~pl.col("broken"))
+
+    # Per received update: applied at all (either copy), else why not.
+    def positions(frame: pl.DataFrame) -> pl.Series:
+        return frame.get_column("pos").unique().implode()
+
+    per_update = normal.select("pos", "seg", "ts_init").with_columns(
+        applied=pl.col("pos").is_in(positions(applied)),
+        after_gap=pl.col("pos").is_in(positions(live.filter(pl.col("broken")))),
+        repeated=pl.col("pos").is_in(positions(fresh.filter(pl.col("repeated")))),
+    )
+    why = (
+        pl.when(pl.col("after_gap")).then(pl.lit(AFTER_GAP))
+        .when(pl.col("repeated")).then(pl.lit(REPEATED))
+        .when(pl.col("seg") == 0).then(pl.lit(BEFORE_FIRST_SNAPSHOT))
+        .otherwise(pl.lit(OLDER_THAN_SNAPSHOT))
+    )  # fmt: skip
+    per_update = per_update.with_columns(why=pl.when(~pl.col("applied")).then(why))
+    lost = per_update.filter(pl.col("why") == AFTER_GAP).select("pos")
+
+    # The first gap of each segment, with where it was.
+    next_snap = snaps.select(pl.col("seg") - 1, resynced_at="snap_event")
+    gaps = (
+        live.filter(pl.col("gap"))
+        .group_by("seg", maintain_order=True)
+        .first()
+        .join(
+            live.filter(pl.col("broken")).join(lost, on="pos").group_by("seg").agg(not_applied=pl.col("pos").n_unique()),
+            on="seg",
+            how="left",
+        )
+        .with_columns(pl.col("not_applied").fill_null(0))
+        .join(next_snap, on="seg", how="left")
+        .sort("pos")
+    )
+
+    # The rows: each snapshot's CLEAR + ADDs, then its segment's applied updates.
+    snap_rows = m.filter(is_snap).join(snaps.select("seg", "snap_init", "snap_event"), on="seg")
+    clear = snap_rows.select(
+        "seg", grp=pl.lit(0), k=pl.lit(-1, pl.Int64), lvl=pl.lit(-1, pl.Int64), action=pl.lit(CLEAR), side=pl.lit(NO_SIDE),
+        price=pl.lit(0.0), size=pl.lit(0.0), sequence="update_id", ts_event="snap_event", ts_init="snap_init",
+    )  # fmt: skip
+    snap_levels = _levels(
+        snap_rows.select("seg", "bids", "asks", grp=pl.lit(0), k=pl.lit(-1, pl.Int64), sequence="update_id",
+                         ts_event="snap_event", ts_init="snap_init"),  # fmt: skip
+        snapshot=True,
+    )
+    upd_levels = _levels(applied.select("seg", "bids", "asks", "k", "ts_event", "ts_init", grp=pl.lit(1), sequence="u"),
+                         snapshot=False)
+    rows = pl.concat([clear, snap_levels, upd_levels], how="vertical_relaxed").sort(
+        "seg", "grp", "k", "lvl", maintain_order=True
+    )
+    rows = rows.with_columns(pl.col("ts_init").cum_max())
+    frame = rows.select(
+        pl.col("action").cast(pl.UInt8), pl.col("side").cast(pl.UInt8), pl.col("price").cast(pl.Float64),
+        pl.col("size").cast(pl.Float64), pl.col("sequence").cast(pl.UInt64), "ts_event", "ts_init",
+    )  # fmt: skip
+    if window is not None:
+        frame = _within(frame, *window)
+        per_update = per_update.filter(pl.col("ts_init").is_between(*window, closed="left"))
+        gaps = gaps.filter(pl.col("ts_init").is_between(*window, closed="left"))
+        stats.snapshots = int(m.filter(is_snap & pl.col("ts_init").is_between(*window, closed="left")).height)
+    else:
+        stats.snapshots = snaps.height
+    frame = frame.with_columns(batch_flags(frame)).select(COLUMNS)
+
+    stats.updates = per_update.height
+    stats.applied = int(per_update["applied"].sum())
+    counts = dict(per_update.filter(pl.col("why").is_not_null()).group_by("why").len().iter_rows())
+    stats.discarded = {w: int(counts.get(w, 0)) for w in (BEFORE_FIRST_SNAPSHOT, OLDER_THAN_SNAPSHOT, REPEATED, AFTER_GAP)}
+    stats.gap_count = gaps.height
+    stats.gaps = [_gap_record(g) for g in gaps.head(GAPS_SHOWN).iter_rows(named=True)]
+    return frame, stats
+
+
+def _gap_record(g: dict) -> dict:
+    if g["k"] == 0:
+        reason = (f"the first update after the snapshot does not follow it (U {g['U']} > lastUpdateId {g['L']} "
+                  f"and pu {g['pu']} != {g['L']})")  # fmt: skip
+        expected, got = g["L"], g["pu"]
+    else:
+        reason = f"pu {g['pu']} != previous u {g['prev_u']}"
+        expected, got = g["prev_u"], g["pu"]
+    return {
+        "at": _iso(g["ts_event"]),
+        "received": _iso(g["ts_init"]),
+        "file": g["file"],
+        "line": g["line_no"],
+        "previous_u": expected,
+        "pu": got,
+        "u": g["u"],
+        "reason": reason,
+        "not_applied": int(g["not_applied"]),
+        "resynced_at": _iso(g["resynced_at"]),
+    }
+
+
+def _levels(frame: pl.DataFrame, *, snapshot: bool) -> pl.DataFrame:
+    """One row per [price, qty] of `bids` then `asks` of each row (kept in row order)."""
+    keep = [c for c in frame.columns if c not in ("bids", "asks")]
+    frame = frame.with_row_index("row")
+    sides = []
+    for col, side in (("bids", BID), ("asks", ASK)):
+        one = (
+            frame.select("row", *keep, level=pl.col(col))
+            .explode("level")
+            .filter(pl.col("level").is_not_null())
+            .with_columns(
+                side=pl.lit(side),
+                price=pl.col("level").list.get(0, null_on_oob=True).cast(pl.Float64),
+                size=pl.col("level").list.get(1, null_on_oob=True).cast(pl.Float64),
+            )
+        )
+        sides.append(one)
+    both = pl.concat(sides).sort("row", maintain_order=True)
+    both = both.with_columns(lvl=pl.int_range(pl.len()).over("row").cast(pl.Int64))
+    if snapshot:
+        both = both.filter(pl.col("size") > 0).with_columns(action=pl.lit(ADD))
+    else:
+        both = both.with_columns(action=pl.when(pl.col("size") == 0).then(pl.lit(DELETE)).otherwise(pl.lit(UPDATE)))
+    return both.select("seg", "grp", "k", "lvl", "action", "side", "price", "size", "sequence", "ts_event", "ts_init")
+
+
+def _check_fields(m: pl.DataFrame, label: str) -> None:
+    """Clear errors (file and line) for a depth message without its ids or with a level that
+    is not [price, qty] numbers."""
+    snap = pl.col("e") == SNAPSHOT_EVENT
+    need = pl.when(snap).then(pl.col("update_id").is_null()).otherwise(
+        pl.any_horizontal(pl.col(c).is_null() for c in ("first_id", "update_id", "prev_id", "E"))
+    )
+    missing = m.filter(need).head(1)
+    if missing.height:
+        row = missing.row(0, named=True)
+        want = "lastUpdateId" if row["e"] == SNAPSHOT_EVENT else "E, U, u and pu"
+        raise SourceError(f"{row['file']} line {row['line_no']}: a {row['e']} message without {want}")
+    for col in ("bids", "asks"):
+        levels = m.select("file", "line_no", level=pl.col(col)).explode("level").filter(pl.col("level").is_not_null())
+        text = pl.col("level")
+        bad = levels.filter(
+            (text.list.len() != 2)
+            | text.list.get(0, null_on_oob=True).cast(pl.Float64, strict=False).is_null()
+            | text.list.get(1, null_on_oob=True).cast(pl.Float64, strict=False).is_null()
+        ).head(1)
+        if bad.height:
+            row = bad.row(0, named=True)
+            raise SourceError(
+                f"{row['file']} line {row['line_no']}: a depth level that is not [price, quantity] numbers: "
+                f"{row['level']!r}"
+            )
+
+
+def _within(rows: pl.DataFrame, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
+    """The rows of [start, end); a day that starts mid-book starts with the book as it stood."""
+    inside = pl.col("ts_init").is_between(start, end, closed="left")
+    day = rows.filter(inside)
+    before = rows.filter(pl.col("ts_init") < start)
+    if before.is_empty() or (day.height and day["action"][0] == CLEAR):
+        return day
+    since = before.slice(int(before.with_row_index().filter(pl.col("action") == CLEAR)["index"].max() or 0))
+    book = (
+        since.filter(pl.col("action") != CLEAR)
+        .group_by("side", "price", maintain_order=True)
+        .agg(size=pl.col("size").last())
+        .filter(pl.col("size") > 0)
+        .sort(pl.col("side"), pl.when(pl.col("side") == BID).then(-pl.col("price")).otherwise(pl.col("price")))
+    )
+    at = pl.lit(start)
+    seq = before["sequence"][-1]
+    head = pl.concat(
+        [
+            pl.DataFrame({"action": [CLEAR], "side": [NO_SIDE], "price": [0.0], "size": [0.0]}),
+            book.select(action=pl.lit(ADD), side="side", price="price", size="size"),
+        ],
+        how="vertical_relaxed",
+    ).with_columns(sequence=pl.lit(seq), ts_event=at, ts_init=at)
+    return pl.concat([head.select(day.columns).cast(day.schema), day])
+
+
+def _frame_schema() -> dict:
+    ts = pl.Datetime("ns", "UTC")
+    return {"action": pl.UInt8, "side": pl.UInt8, "price": pl.Float64, "size": pl.Float64, "flags": pl.UInt8,
+            "sequence": pl.UInt64, "ts_event": ts, "ts_init": ts}  # fmt: skip
+
+
+# -- Tardis replays -----------------------------------------------------------------------------
+
+
+def read_replay(files: list[Path]) -> tuple[pl.DataFrame, BookStats]:
+    """Tardis replay files (`depth` + `depthSnapshot` channels) -> (deltas, stats); only the
+    lines that can hold a depth message (and any that looks broken) are decoded."""
+    from hedgegrid_assets.sources.binance_ws import complete_message, decode_messages, read_lines
+
+    if not files:
+        return pl.DataFrame(schema=_frame_schema()), BookStats()
+    line = pl.col("line").str.strip_chars()
+    may_hold = (
+        line.str.contains(f'"{UPDATE_EVENT}"', literal=True)
+        | line.str.contains('"lastUpdateId"', literal=True)
+        | ~complete_message(line)
+    )
+    messages = pl.concat(
+        [
+            decode_messages(read_lines(f).filter(may_hold), DEPTH_EVENTS).with_columns(file=pl.lit(Path(f).name))
+            for f in files
+        ],
+        how="diagonal_relaxed",
+    ).collect()
+    return build_deltas(messages, ", ".join(Path(f).name for f in files))
