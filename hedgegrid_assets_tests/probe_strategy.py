@@ -111,3 +111,48 @@ class QuoteFillProbe(Strategy):
 
     def on_stop(self) -> None:
         pass
+
+
+class BookFillProbeConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    after_batches: int = 50
+
+
+class BookFillProbe(Strategy):
+    """Over L2 deltas (the engine hands them over one by one; a batch ends at F_LAST): after some
+    batches, buys 1 lot with a limit order at the book's best ask
+    level; records that level (price, size), the fill and how many delta batches it saw."""
+
+    def __init__(self, config: BookFillProbeConfig) -> None:
+        super().__init__(config)
+        self.batches = 0
+        self.deltas = 0
+        self.level = None
+        self.fills: list = []
+
+    def on_start(self) -> None:
+        from nautilus_trader.model.enums import BookType
+
+        self.subscribe_order_book_deltas(self.config.instrument_id, book_type=BookType.L2_MBP)
+
+    def on_order_book_deltas(self, deltas) -> None:
+        from nautilus_trader.model.enums import OrderSide
+
+        self.deltas += len(deltas.deltas)
+        if not deltas.deltas[-1].flags & 128:  # mid-batch: the book is not whole yet
+            return
+        self.batches += 1
+        if self.batches == self.config.after_batches:
+            book = self.cache.order_book(self.config.instrument_id)
+            instrument = self.cache.instrument(self.config.instrument_id)
+            self.level = (book.best_ask_price(), book.best_ask_size(), book.best_bid_price())
+            order = self.order_factory.limit(
+                self.config.instrument_id, OrderSide.BUY, instrument.make_qty(instrument.size_increment), book.best_ask_price()
+            )
+            self.submit_order(order)
+
+    def on_order_filled(self, event) -> None:
+        self.fills.append(event)
+
+    def on_stop(self) -> None:
+        pass

@@ -183,13 +183,21 @@ def test_book_tops_equal_nautilus_own_book(tmp_path):
 # -- through Dagster ---------------------------------------------------------------------------
 
 
-def test_tardis_book_through_dagster_reads_back_with_nautilus(tmp_path):
+@pytest.fixture(scope="module")
+def tardis_book_catalog(tmp_path_factory):
+    """A Tardis day with its book, built through a real Dagster run."""
+    tmp_path = tmp_path_factory.mktemp("tardis_book")
     base = tardis_dir(tmp_path, n_deltas=8_000)
     cfg = write_config(tmp_path / "t.json", {"format": "tardis", "base_path": str(base)})
     settings = make_settings(tmp_path, source="csv", source_config=cfg, symbols=["BTCUSDT"])
     key = partition_key(DAY, "BTCUSDT")
     build(settings, make_instance(tmp_path), [key])
-    ours = ParquetDataCatalog(str(settings.catalog_path))
+    return tmp_path, base, settings.catalog_path
+
+
+def test_tardis_book_through_dagster_reads_back_with_nautilus(tardis_book_catalog):
+    tmp_path, base, catalog_path = tardis_book_catalog
+    ours = ParquetDataCatalog(str(catalog_path))
     # The reference: Nautilus's own loader and writer on the same files, read back the same way
     # (a zero price is stored without its precision, so a read-back CLEAR shows 0.0 in both).
     ref = ParquetDataCatalog(str(tmp_path / "ref"))
@@ -213,3 +221,44 @@ def test_a_crossed_book_fails_its_blocking_check_and_keeps_the_catalog(tmp_path)
     failed = {name for name, ev in evaluations.items() if not ev.passed}
     assert any("order_book_deltas" in name for name in failed), failed
     assert not (settings.catalog_path / "data" / "order_book_deltas").exists()
+
+
+def test_a_backtest_over_our_deltas_fills_at_a_book_level(tardis_book_catalog):
+    """A BacktestNode with an L2 book over the catalog's deltas: a limit buy at the best ask
+    level fills at that level's price; the probe sees every batch Nautilus groups by F_LAST."""
+    from nautilus_trader.backtest.node import BacktestNode
+    from nautilus_trader.config import (
+        BacktestDataConfig, BacktestEngineConfig, BacktestRunConfig, BacktestVenueConfig, ImportableStrategyConfig,
+        LoggingConfig,
+    )  # fmt: skip
+    from nautilus_trader.model.data import OrderBookDelta
+
+    _, _, catalog_path = tardis_book_catalog
+    config = BacktestRunConfig(
+        venues=[BacktestVenueConfig(name="BINANCE", oms_type="NETTING", account_type="MARGIN", base_currency="USDT",
+                                    starting_balances=["100000 USDT"], book_type="L2_MBP")],
+        data=[BacktestDataConfig(catalog_path=str(catalog_path), data_cls=f"{OrderBookDelta.__module__}:OrderBookDelta",
+                                 instrument_id=InstrumentId.from_str(IID))],  # a str breaks its L2 check
+        engine=BacktestEngineConfig(
+            logging=LoggingConfig(log_level="ERROR"),
+            strategies=[ImportableStrategyConfig(
+                strategy_path="hedgegrid_assets_tests.probe_strategy:BookFillProbe",
+                config_path="hedgegrid_assets_tests.probe_strategy:BookFillProbeConfig",
+                config={"instrument_id": IID, "after_batches": 50},
+            )],
+        ),
+        dispose_on_completion=False,
+    )  # fmt: skip
+    node = BacktestNode(configs=[config])
+    try:
+        node.run()
+        (probe,) = node.get_engine(config.id).trader.strategies()
+        frame = pl.read_parquet(next((catalog_path / "data" / "order_book_deltas").rglob("*.parquet")), columns=["flags"])
+        assert probe.deltas == frame.height == 8_003
+        assert probe.batches == frame.filter((pl.col("flags") & 128) != 0).height
+        ask, ask_size, bid = probe.level
+        assert bid < ask and ask_size.as_double() > 0
+        (fill,) = probe.fills
+        assert fill.last_px == ask and str(fill.last_qty) == "0.001"
+    finally:
+        node.dispose()
