@@ -108,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
         levels=args.levels, step_bps=args.step_bps, step_ticks=args.step_ticks, order_size=args.size,
         starting_balance=args.balance, leverage=args.leverage, oms_type=args.oms,
     )  # fmt: skip
-    print(f"backtesting {args.symbol} {args.start} .. {args.end} (end exclusive) over {catalog} ...", flush=True)
     try:
-        result = run_backtest(catalog, args.symbol, args.start, args.end, params, venue=settings.venue)
+        result = run_backtest(catalog, args.symbol, args.start, args.end, params, venue=settings.venue,
+                              say=lambda line: print(line, flush=True))
     except BacktestError as err:
         raise UsageError(str(err)) from None
     result.picture = save_equity_curve(result, out_dir)

@@ -98,7 +98,9 @@ def run_backtest(
     end: dt.date,
     params: GridParams = GridParams(),
     venue: str = "BINANCE",
+    say=None,
 ) -> BacktestResult:
+    """Run the backtest; `say` (e.g. print) hears one line once the arguments and catalog are checked."""
     from nautilus_trader.backtest.node import BacktestNode
     from nautilus_trader.config import (
         BacktestDataConfig,
@@ -219,6 +221,9 @@ def run_backtest(
         raise_exception=True,
         dispose_on_completion=False,  # keep the engine (strategy and account) to read the results
     )
+    if say is not None:
+        say(f"backtesting {instrument_id} {start} .. {end - dt.timedelta(days=1)} from {catalog} "
+            f"({', '.join(present)}; {len(days['trades'])} day(s) with trades) ...")  # fmt: skip
     t0 = time.perf_counter()
     node = BacktestNode(configs=[config])
     try:
