@@ -42,10 +42,10 @@ from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
 from hedgegrid_assets.catalog.writer import CatalogCommit
 from hedgegrid_assets.frames.staging import StagedFrames
 from hedgegrid_assets.faults import refused_write
-from hedgegrid_assets.checks import completeness, coverage, quarantine
+from hedgegrid_assets.checks import book_sequence, completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.reports import day_picture
-from hedgegrid_assets.frames import BARS, EXCHANGE_BARS, FUNDING_RATES, MARK_BARS, KINDS, MARK_PRICES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import BARS, EXCHANGE_BARS, FUNDING_RATES, MARK_BARS, KINDS, MARK_PRICES, ORDER_BOOK_DELTAS, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
@@ -79,6 +79,8 @@ WARN_CHECKS = {
     FUNDING_RATES.name: [
         (coverage.FUNDING_COVERAGE_CHECK, coverage.funding_coverage, "Each settlement of the day has a rate known before it")
     ],
+    # From the reader's notes (a check function with `uses_notes` gets them): gaps are not in the frame.
+    ORDER_BOOK_DELTAS.name: [(book_sequence.SEQUENCE_CHECK, book_sequence.sequence_gaps, book_sequence.DESCRIPTION)],
 }
 
 # One run per backfill batch instead of one per partition: Dagster splits multi-partition
@@ -346,7 +348,8 @@ def _checked_frame(kind: DataKind, frame: pl.DataFrame, notes: dict, part: Parti
         **({"skipped_while_parsing": MetadataValue.json(notes)} if notes else {}),
     }
     schema = run_schema(kind, frame, part, extra_metadata=q_meta, quarantined=quarantined.counts)
-    checks = [schema, *[fn(frame, part) for _, fn, _ in warn_checks]]
+    checks = [schema, *[fn(frame, part, notes) if getattr(fn, "uses_notes", False) else fn(frame, part)
+                        for _, fn, _ in warn_checks]]  # fmt: skip
     return frame, _frame_metadata(kind, frame, part) | q_meta, checks
 
 

@@ -115,8 +115,8 @@ def test_snapshot_then_updates_exact_rows(tmp_path):
         (UPDATE, BID, 41999.8, 3.0, F_LAST, 110, 21, 22),
     ]
     assert frame.schema == ORDER_BOOK_DELTAS.empty_frame().schema
-    assert {k: v for k, v in notes.items() if k.startswith("book_")} == {
-        "book_snapshots": 1, "book_updates": 6, "book_updates_applied": 5, "book_sequence_gaps": 0,
+    assert {k: v for k, v in notes.items() if k.startswith("book")} == {
+        "book": {"snapshots": 1, "updates": 6, "updates_applied": 5}, "book_sequence_gaps": 0,
         "book_updates_discarded_before_first_snapshot": 1, "book_updates_discarded_older_than_snapshot": 0,
         "book_updates_discarded_repeated": 0, "book_updates_discarded_after_gap": 0,
     }  # fmt: skip
@@ -164,7 +164,7 @@ def test_a_gap_is_reported_and_the_book_resynced_from_the_next_snapshot(tmp_path
         "resynced_at": "2024-01-02T00:00:00.030000+00:00",
     }]  # fmt: skip
     assert notes["book_updates_discarded_after_gap"] == 2  # 107 and 109 (111 came back with the snapshot)
-    assert notes["book_updates_discarded_repeated"] == 1 and notes["book_updates_applied"] == 4
+    assert notes["book_updates_discarded_repeated"] == 1 and notes["book"]["updates_applied"] == 4
 
 
 def test_a_gap_without_a_later_snapshot_leaves_the_rest_unapplied(tmp_path):
@@ -284,7 +284,7 @@ def test_nautilus_book_over_our_deltas_equals_the_messages_replayed(tmp_path):
     messages, tops = simulate(seed=7, n=400, start_ms=T0 + 1000)
     source, rec = jsonl_source(tmp_path, [recorded(p, r) for p, r in messages])
     frame, notes = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], part())
-    assert notes["book_updates_applied"] == 400 and notes["book_sequence_gaps"] == 0
+    assert notes["book"]["updates_applied"] == 400 and notes["book_sequence_gaps"] == 0
     assert set(frame["action"].unique().to_list()) == {CLEAR, ADD, UPDATE, DELETE}
     assert nautilus_tops(frame) == tops
 
@@ -307,7 +307,7 @@ def test_tardis_replay_depth_and_snapshots(tmp_path):
         asked = {f["channel"] for r in server.requests for f in r.filters}
     assert asked == {"aggTrade", "bookTicker", "depth", "depthSnapshot", "markPrice"}
     frame, notes = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [path], part())
-    assert notes["book_snapshots"] == 2 and notes["book_sequence_gaps"] == 1
+    assert notes["book"]["snapshots"] == 2 and notes["book_sequence_gaps"] == 1
     (gap,) = notes["book_gaps"]
     assert gap["file"] == path.name and gap["line"] == 151 and gap["not_applied"] == 300 - 150
     assert gap["resynced_at"] == dt.datetime.fromtimestamp((T0 + 3_600_000) / 1000, dt.UTC).isoformat()
@@ -317,3 +317,56 @@ def test_tardis_replay_depth_and_snapshots(tmp_path):
     first_update = frame.filter(pl.col("action") == UPDATE).row(0, named=True)
     assert first_update["ts_init"] == dt.datetime.fromtimestamp(messages[1][1] / 1000, dt.UTC)
     assert TardisSource(api_key=KEY).read_frame(ORDER_BOOK_DELTAS, [path], part()).height == 0  # book off: not offered
+
+
+# -- through `hedgegrid build` ----------------------------------------------------------------------
+
+
+def test_hedgegrid_build_from_a_recording_with_a_gap(tmp_path):
+    """Trades and the book from one recording: the catalog holds our deltas (flags and sequence
+    included); the gap is a WARN check naming the file and line, and the run's summary says it."""
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    from hedgegrid_assets_tests.test_cli import BIN, run
+    from hedgegrid_assets_tests.test_jsonl_source import jsonl_lines, make_truth
+
+    messages, _ = simulate(seed=5, n=300, start_ms=T0 + 60_000)
+    depth = [replay_line(p, r) for i, (p, r) in enumerate(messages) if i != 121]  # the 121st update lost
+    after = messages[122][0]  # the first update after the gap
+    lines = sorted([ln for _, ln, _ in jsonl_lines(make_truth(n_trades=200, mark_every_s=600), "replay")] + depth)
+    rec = tmp_path / "rec" / "btcusdt-2024-01-02.jsonl"
+    rec.parent.mkdir(parents=True)
+    rec.write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "ws.json"
+    cfg.write_text(json.dumps({"base_path": str(rec.parent), "files": {
+        k: {"file_path": "{symbol_lower}-{date}.jsonl"} for k in ("trades", "mark", "funding", "deltas")}}))  # fmt: skip
+    gap_line = lines.index(depth[121]) + 1
+    proc = run([str(BIN / "hedgegrid"), "build", "--source", "jsonl", "--config", str(cfg), "--symbol", "BTCUSDT",
+                "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")], tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "order_book_deltas: skipped while parsing (book sequence gaps: 1, book updates discarded after gap: 179)" in proc.stdout
+    assert (f"warning: order_book_deltas_sequence on order_book_deltas: 1 sequence gap(s), the first at "
+            f"{dt.datetime.fromtimestamp(after['E'] / 1000, dt.UTC).isoformat()} (btcusdt-2024-01-02.jsonl "
+            f"line {gap_line}): pu {after['pu']} != previous u {messages[120][0]['u']}; 179 update(s) not "
+            "applied, no later snapshot") in proc.stdout, proc.stdout  # fmt: skip
+
+    source, path = jsonl_source(tmp_path / "direct", depth)
+    want = source.read_frame(ORDER_BOOK_DELTAS, [path], part())
+    got = ParquetDataCatalog(str(tmp_path / "d" / "catalog")).order_book_deltas(instrument_ids=[IID])
+    assert [(int(d.action), int(d.order.side), float(str(d.order.price)), float(str(d.order.size)), d.flags, d.sequence,
+             d.ts_event, d.ts_init) for d in got] == list(want.with_columns(
+                 pl.col("ts_event", "ts_init").dt.epoch("ns")).iter_rows())  # fmt: skip
+    assert want["sequence"].max() == messages[120][0]["u"] and len(got) > 300
+
+
+def test_hedgegrid_build_fails_clearly_without_a_snapshot(tmp_path):
+    from hedgegrid_assets_tests.test_cli import BIN, run
+
+    messages, _ = simulate(seed=6, n=20, start_ms=T0 + 60_000)
+    source, rec = jsonl_source(tmp_path, [replay_line(p, r) for p, r in messages[1:]], "btcusdt-2024-01-02.jsonl")
+    proc = run([str(BIN / "hedgegrid"), "build", "--source", "jsonl", "--config", str(tmp_path / "ws.json"), "--symbol",
+                "BTCUSDT", "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d"),
+                "--allow-empty"], tmp_path)  # fmt: skip
+    assert proc.returncode != 0
+    assert ("btcusdt-2024-01-02.jsonl: depthUpdate messages but no depth snapshot to start the book from; record a "
+            "REST /fapi/v1/depth snapshot line first (see README)") in proc.stdout + proc.stderr, proc.stdout + proc.stderr

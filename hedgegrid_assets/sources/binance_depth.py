@@ -71,11 +71,10 @@ class BookStats:
     gap_count: int = 0
 
     def metadata(self) -> dict:
-        """Counts as top-level integers (the run's summary lists them) and the gaps' places."""
+        """What was left out as top-level integers (the run's summary lists those not 0), what
+        was built under `book`, and the gaps' places under `book_gaps`."""
         return {
-            "book_snapshots": self.snapshots,
-            "book_updates": self.updates,
-            "book_updates_applied": self.applied,
+            "book": {"snapshots": self.snapshots, "updates": self.updates, "updates_applied": self.applied},
             "book_sequence_gaps": self.gap_count,
             **{f"book_updates_discarded_{why}": n for why, n in sorted(self.discarded.items())},
             **({"book_gaps": self.gaps} if self.gaps else {}),
