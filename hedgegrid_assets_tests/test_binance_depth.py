@@ -370,3 +370,23 @@ def test_hedgegrid_build_fails_clearly_without_a_snapshot(tmp_path):
     assert proc.returncode != 0
     assert ("btcusdt-2024-01-02.jsonl: depthUpdate messages but no depth snapshot to start the book from; record a "
             "REST /fapi/v1/depth snapshot line first (see README)") in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_a_recording_spanning_days_starts_each_day_with_the_book_as_it_stood(tmp_path):
+    """No {date} in the path: the book is built over the file; the second day has no snapshot
+    of its own and starts with the book at 00:00 (CLEAR + ADDs), then its own updates."""
+    midnight = T0 + 86_400_000
+    messages, tops = simulate(seed=9, n=200, start_ms=midnight - 20_000)
+    source, rec = jsonl_source(tmp_path, [recorded(p, r) for p, r in messages], "btcusdt.jsonl")
+    day2 = part(DAY + dt.timedelta(days=1))
+    frame, notes = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], day2)
+    before = sum(1 for _, r in messages[1:] if r < midnight)
+    assert 0 < before < 200 and notes["book"] == {"snapshots": 0, "updates": 200 - before, "updates_applied": 200 - before}
+    first = frame.filter(pl.col("ts_init") == dt.datetime.fromtimestamp(midnight / 1000, dt.UTC))
+    assert first["action"].to_list()[0] == CLEAR and set(first["action"].to_list()[1:]) == {ADD}
+    assert first["flags"].to_list()[0] == F_SNAPSHOT and first["flags"].to_list()[-1] == F_LAST
+    assert first["sequence"].unique().to_list() == [messages[before][0]["u"]]
+    assert frame["ts_init"].min() >= dt.datetime.fromtimestamp(midnight / 1000, dt.UTC)
+    assert nautilus_tops(frame) == tops[before:]  # the day's book from its first batch on
+    day1, _ = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], part())
+    assert nautilus_tops(day1) == tops[: before + 1]
