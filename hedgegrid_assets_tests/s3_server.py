@@ -1,6 +1,6 @@
 """A real S3 API server on 127.0.0.1 for the tests: moto's server mode (`moto[server]`).
 
-`S3Server.start()` runs moto's ThreadedMotoServer on a free loopback port; `env` is the
+`running()` starts `moto_server` in its own process on a free loopback port; `env` is the
 standard AWS environment that points every client (s3fs, botocore, a `hedgegrid` child
 process) at it, with dummy keys; `bucket(name)` creates a bucket. Nothing leaves the machine.
 """
@@ -53,6 +53,12 @@ class S3Server:
         return {"key": self.access_key, "secret": self.secret_key, "client_kwargs": {"endpoint_url": self.endpoint,
                                                                                     "region_name": REGION}}
 
+    @property
+    def rust_storage_options(self) -> dict[str, str]:
+        """What Nautilus's Rust (DataFusion object_store) readers take: trades, quotes, bars, marks."""
+        return {"endpoint_url": self.endpoint, "access_key_id": self.access_key, "secret_access_key": self.secret_key,
+                "region": REGION, "allow_http": "true"}  # fmt: skip
+
     def client(self):
         import boto3
 
@@ -66,20 +72,34 @@ class S3Server:
 
 @contextmanager
 def running() -> Iterator[S3Server]:
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    """moto's server in its own process (`moto_server`, from moto[server]): Nautilus's Rust
+    readers block the calling thread with the GIL held, so an in-process (threaded) server
+    would never answer them."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
 
     server = S3Server(port=_free_port())
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=server.port, verbose=False)
-    moto.start()
-    server._server = moto
+    binary = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(server.port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server._server = proc
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start on {server.endpoint}") from None
+                time.sleep(0.2)
         yield server
     finally:
-        moto.stop()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @contextmanager
