@@ -82,9 +82,9 @@ def test_instance_is_postgres_with_the_local_queue_limits_and_pools(pg):
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-    # The same queue, tag limits, pools and retries as the local instance (the repo's dagster.yaml).
+    # The same queue, tag limits, pools and retries as the local instance (config/dagster.yaml).
     prod = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
-    local = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    local = yaml.safe_load((REPO / "config" / "dagster.yaml").read_text())
     for key in ("run_coordinator", "concurrency", "run_retries", "telemetry"):
         assert prod[key] == local[key], key
     queue = instance.get_concurrency_config().run_queue_config
@@ -219,8 +219,11 @@ def test_backfill_of_two_partitions_runs_concurrently_through_the_queue(pg):
     instance = pg.instance()
     assert set(keys) <= instance.get_materialized_partitions(AssetKey("trades_catalog"))
     assert instance.get_backfill(backfill_id) is not None
-    print(f"\nbackfill of 2 partitions: runs overlapped {min(e1, e2) - max(s1, s2):.1f} s; "
-          f"event_logs rows per run {sorted(counts.values())}")  # fmt: skip
+    queued = pg.sql("select extract(epoch from create_timestamp), start_time, end_time from runs "
+                    "where run_id = any(%s)", (run_ids,))  # fmt: skip
+    print(f"\nbackfill of 2 partitions through the daemon: runs overlapped {min(e1, e2) - max(s1, s2):.1f} s; "
+          f"queued -> started {[round(s - float(c), 1) for c, s, _ in queued]} s; run durations "
+          f"{[round(e - s, 1) for _, s, e in queued]} s; event_logs rows per run {sorted(counts.values())}")  # fmt: skip
 
 
 def test_no_secret_written_to_the_instance_folder(pg):
