@@ -332,8 +332,12 @@ def test_a_held_partition_refuses_a_builder_that_may_not_wait(s3, tmp_path):
         with pytest.raises(PartitionBusyError, match=rf"partition {KEY.replace('|', '.')} is being built by pid \d+ on .* since 20"):
             Lease(locks, KEY, 30, 0, print).acquire()
         proc = build(s3, tmp_path / "refused", "lockzone", symbols=["BTCUSDT"], HEDGEGRID_LOCK_WAIT_SECONDS="0")
-        assert proc.returncode == 1
-        assert f"partition {KEY} is being built by pid {info['holder'].split()[1]}" in proc.stdout
+        assert proc.returncode == 1 and f"{KEY}  FAILED" in proc.stdout
+        # Said in the run's log (the CLI's one-line reason is the run's, as for the disk lock).
+        instance = DagsterInstance.from_config(str(tmp_path / "refused" / "dagster_home"))
+        (refused,) = instance.get_runs()
+        said = " ".join(str(e) for e in instance.all_logs(refused.run_id))
+        assert f"partition {KEY} is being built by pid {info['holder'].split()[1]} on " in said
     assert locks.find() == []  # released: deleted
     # A dead builder's lease (expired, never renewed) is taken over.
     locks.put_bytes("2024-01-01/BTCUSDT.lock", json.dumps({"holder": "pid 1 on gone", "since": "x", "expires": 0}).encode())
