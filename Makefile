@@ -29,9 +29,11 @@ $(VENV)/.installed: pyproject.toml uv.lock tools/find-python | $(UV)
 	set -x; $(UV) sync --frozen --compile-bytecode --python "$$PY"
 	@touch $@
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance template lives in config/, not the repo root: Dagster warns about a dagster.yaml in
+# the folder it starts from whenever DAGSTER_HOME is another folder (as .dagster/ is).
+$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp config/dagster.yaml $@
 
 # dagster.yaml has no per-pool key in Dagster 1.13: the pool's limit lives in the instance database.
 $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
@@ -68,8 +70,9 @@ demo: install
 test: install $(CHROMIUM) postgresql-server
 	$(VENV)/bin/pytest -n 2
 
+# `dg dev` (dagster-dg-cli), which supersedes `dagster dev`: webserver + daemon on workspace.yaml.
 ui: install
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(VENV)/bin/dg dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf data .dagster

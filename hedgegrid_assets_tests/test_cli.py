@@ -22,7 +22,7 @@ TODAY = dt.datetime.now(dt.UTC).date()
 def run(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "config" / "dagster.yaml").read_text())
     # No settings or Tardis key of the machine's own leak in: only what the test gives.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     full_env |= {

@@ -1,7 +1,7 @@
 """The Dagster UI in a real browser: launch one partition from the asset graph and see it pass.
 
 Starts `dagster dev` (webserver + daemon, exactly what `make ui` runs) from the repo root on
-127.0.0.1 with a free port, against a temporary DAGSTER_HOME holding the repo's dagster.yaml
+127.0.0.1 with a free port, against a temporary DAGSTER_HOME holding config/dagster.yaml
 (QueuedRunCoordinator: the daemon launches the run) and a temporary data folder. Drives
 Debian's headless Chromium with Playwright: opens the global asset lineage, clicks
 "Materialize all…", picks 2024-01-02 x BTCUSDT in the partition dialog, launches, follows the
@@ -80,7 +80,7 @@ def dagster_ui(tmp_path):
     """`dagster dev` on a temporary instance; yields (base URL, instance home, server log)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}
     env |= {
