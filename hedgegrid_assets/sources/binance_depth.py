@@ -124,20 +124,24 @@ def build_deltas(
     schema = {c: t for c, t in _frame_schema().items()}
     if "file" not in messages.columns:
         messages = messages.with_columns(file=pl.lit(label))
-    # Decoded per event type: back in the order received (file by file, line by line).
-    m = messages.filter(pl.col("e").is_in(DEPTH_EVENTS)).with_row_index("pos")
-    m = m.sort(pl.col("pos").min().over("file"), "line_no").drop("pos").with_row_index("pos")
-    if m.is_empty():
+    depth = messages.filter(pl.col("e").is_in(DEPTH_EVENTS)).with_row_index("row")
+    if depth.is_empty():
         return pl.DataFrame(schema=schema), stats
+    # Every level of every message, once (the lists are most of the bytes): the sync logic
+    # below works on ids only, and the applied messages take their levels back by `row`.
+    levels = _levels(depth)
+    # Decoded per event type: back in the order received (file by file, line by line).
+    m = depth.drop("bids", "asks").sort(pl.col("row").min().over("file"), "line_no").with_row_index("pos")
+    del depth
     m = m.with_columns(ts_init=pl.coalesce("recv_ts", _ms("E")), ts_event=_ms("E"))
     is_snap = pl.col("e") == SNAPSHOT_EVENT
     m = m.with_columns(seg=is_snap.cum_sum().cast(pl.Int64))
-    _check_fields(m, label)
+    _check_ids(m)
     snaps = m.filter(is_snap).select(
         "seg", L="update_id", snap_init="ts_init", snap_event=pl.coalesce("ts_event", "ts_init"), snap_pos="pos"
     )
-    ups = m.filter(~is_snap).select("pos", "seg", "file", "line_no", "ts_init", "ts_event", U="first_id", u="update_id",
-                                    pu="prev_id", bids="bids", asks="asks")  # fmt: skip
+    ups = m.filter(~is_snap).select("pos", "row", "seg", "file", "line_no", "ts_init", "ts_event", U="first_id", u="update_id",
+                                    pu="prev_id")  # fmt: skip
     if snaps.is_empty():
         if ups.is_empty():
             return pl.DataFrame(schema=schema), stats
@@ -209,27 +213,38 @@ def build_deltas(
         .sort("pos")
     )
 
-    # The rows: each snapshot's CLEAR + ADDs, then its segment's applied updates.
+    # The rows: each snapshot's CLEAR + ADDs, then its segment's applied updates. The messages
+    # are put in book order first (few rows), then take their levels by an order-keeping join
+    # (no sort of the level rows); a CLEAR is a message row whose key matches no level.
     snap_rows = m.filter(is_snap).join(snaps.select("seg", "snap_init", "snap_event"), on="seg")
-    clear = snap_rows.select(
-        "seg", grp=pl.lit(0), k=pl.lit(-1, pl.Int64), lvl=pl.lit(-1, pl.Int64), action=pl.lit(CLEAR), side=pl.lit(NO_SIDE),
-        price=pl.lit(0.0), size=pl.lit(0.0), sequence="update_id", ts_event="snap_event", ts_init="snap_init",
-    )  # fmt: skip
-    snap_levels = _levels(
-        snap_rows.select("seg", "bids", "asks", grp=pl.lit(0), k=pl.lit(-1, pl.Int64), sequence="update_id",
-                         ts_event="snap_event", ts_init="snap_init"),  # fmt: skip
-        snapshot=True,
+    head = snap_rows.select("row", "seg", sequence="update_id", ts_event="snap_event", ts_init="snap_init")
+    order = pl.concat(
+        [
+            head.with_columns(grp=pl.lit(0), k=pl.lit(-2, pl.Int64), key=pl.lit(None, pl.UInt32)),
+            head.with_columns(grp=pl.lit(0), k=pl.lit(-1, pl.Int64), key=pl.col("row")),
+            applied.select("row", "seg", sequence="u", ts_event="ts_event", ts_init="ts_init", grp=pl.lit(1), k="k",
+                           key=pl.col("row")),  # fmt: skip
+        ],
+        how="vertical_relaxed",
+    ).sort("seg", "grp", "k")
+    rows = order.select("key", "grp", "sequence", "ts_event", "ts_init").join(
+        levels, left_on="key", right_on="row", how="left", maintain_order="left_right"
     )
-    upd_levels = _levels(applied.select("seg", "bids", "asks", "k", "ts_event", "ts_init", grp=pl.lit(1), sequence="u"),
-                         snapshot=False)
-    rows = pl.concat([clear, snap_levels, upd_levels], how="vertical_relaxed").sort(
-        "seg", "grp", "k", "lvl", maintain_order=True
-    )
-    rows = rows.with_columns(pl.col("ts_init").cum_max())
-    frame = rows.select(
-        pl.col("action").cast(pl.UInt8), pl.col("side").cast(pl.UInt8), pl.col("price").cast(pl.Float64),
-        pl.col("size").cast(pl.Float64), pl.col("sequence").cast(pl.UInt64), "ts_event", "ts_init",
+    del levels
+    snapshot, is_clear = pl.col("grp") == 0, pl.col("key").is_null()
+    rows = rows.filter(is_clear | (pl.col("price").is_not_null() & (~snapshot | (pl.col("size") > 0))))
+    action = (
+        pl.when(is_clear).then(pl.lit(CLEAR, pl.UInt8))
+        .when(snapshot).then(pl.lit(ADD, pl.UInt8))
+        .when(pl.col("size") == 0).then(pl.lit(DELETE, pl.UInt8))
+        .otherwise(pl.lit(UPDATE, pl.UInt8))
     )  # fmt: skip
+    rows = rows.select(
+        action=action, side=pl.col("side").fill_null(NO_SIDE), price=pl.col("price").fill_null(0.0),
+        size=pl.col("size").fill_null(0.0), sequence="sequence", ts_event="ts_event", ts_init="ts_init",
+    )  # fmt: skip
+    frame = rows.with_columns(pl.col("sequence").cast(pl.UInt64), pl.col("ts_init").cum_max())
+    del rows
     if window is not None:
         frame = _within(frame, *window)
         per_update = per_update.filter(pl.col("ts_init").is_between(*window, closed="left"))
@@ -270,35 +285,41 @@ def _gap_record(g: dict) -> dict:
     }
 
 
-def _levels(frame: pl.DataFrame, *, snapshot: bool) -> pl.DataFrame:
-    """One row per [price, qty] of `bids` then `asks` of each row (kept in row order)."""
-    keep = [c for c in frame.columns if c not in ("bids", "asks")]
-    frame = frame.with_row_index("row")
-    sides = []
-    for col, side in (("bids", BID), ("asks", ASK)):
-        one = (
-            frame.select("row", *keep, level=pl.col(col))
-            .explode("level")
+LEVEL_CHUNK = 100_000  # messages exploded at a time: the level texts of a day at once would be GBs
+
+
+def _levels(depth: pl.DataFrame) -> pl.DataFrame:
+    """(row, side, price, size) for each [price, qty] of each message, bids then asks as sent,
+    in `row` order; a clear error (file and line) for a level that is not two numbers."""
+    empty = pl.lit([], pl.List(pl.List(pl.String)))
+    bids, asks = pl.col("bids").fill_null(empty), pl.col("asks").fill_null(empty)
+    chunks = []
+    for at in range(0, depth.height, LEVEL_CHUNK):
+        both = (
+            depth.slice(at, LEVEL_CHUNK)
+            .select("row", n_bids=bids.list.len(), level=pl.concat_list(bids, asks),
+                    j=pl.int_ranges(0, bids.list.len() + asks.list.len()))  # fmt: skip
+            .explode("level", "j")
             .filter(pl.col("level").is_not_null())
-            .with_columns(
-                side=pl.lit(side),
-                price=pl.col("level").list.get(0, null_on_oob=True).cast(pl.Float64),
-                size=pl.col("level").list.get(1, null_on_oob=True).cast(pl.Float64),
-            )
+            .select(
+                "row", "level",
+                side=pl.when(pl.col("j") < pl.col("n_bids")).then(pl.lit(BID, pl.UInt8)).otherwise(pl.lit(ASK, pl.UInt8)),
+                price=pl.col("level").list.get(0, null_on_oob=True).cast(pl.Float64, strict=False),
+                size=pl.col("level").list.get(1, null_on_oob=True).cast(pl.Float64, strict=False),
+            )  # fmt: skip
         )
-        sides.append(one)
-    both = pl.concat(sides).sort("row", maintain_order=True)
-    both = both.with_columns(lvl=pl.int_range(pl.len()).over("row").cast(pl.Int64))
-    if snapshot:
-        both = both.filter(pl.col("size") > 0).with_columns(action=pl.lit(ADD))
-    else:
-        both = both.with_columns(action=pl.when(pl.col("size") == 0).then(pl.lit(DELETE)).otherwise(pl.lit(UPDATE)))
-    return both.select("seg", "grp", "k", "lvl", "action", "side", "price", "size", "sequence", "ts_event", "ts_init")
+        bad = both.filter(pl.col("price").is_null() | pl.col("size").is_null() | (pl.col("level").list.len() != 2))
+        if bad.height:
+            first = depth.filter(pl.col("row").is_in(bad["row"].implode())).sort("line_no").row(0, named=True)
+            level = bad.filter(pl.col("row") == first["row"])["level"][0]
+            raise SourceError(f"{first['file']} line {first['line_no']}: a depth level that is not [price, quantity] "
+                              f"numbers: {level.to_list()!r}")  # fmt: skip
+        chunks.append(both.select("row", "side", "price", "size"))
+    return pl.concat(chunks)
 
 
-def _check_fields(m: pl.DataFrame, label: str) -> None:
-    """Clear errors (file and line) for a depth message without its ids or with a level that
-    is not [price, qty] numbers."""
+def _check_ids(m: pl.DataFrame) -> None:
+    """A clear error (file and line) for a depth message without its ids."""
     snap = pl.col("e") == SNAPSHOT_EVENT
     need = pl.when(snap).then(pl.col("update_id").is_null()).otherwise(
         pl.any_horizontal(pl.col(c).is_null() for c in ("first_id", "update_id", "prev_id", "E"))
@@ -308,20 +329,6 @@ def _check_fields(m: pl.DataFrame, label: str) -> None:
         row = missing.row(0, named=True)
         want = "lastUpdateId" if row["e"] == SNAPSHOT_EVENT else "E, U, u and pu"
         raise SourceError(f"{row['file']} line {row['line_no']}: a {row['e']} message without {want}")
-    for col in ("bids", "asks"):
-        levels = m.select("file", "line_no", level=pl.col(col)).explode("level").filter(pl.col("level").is_not_null())
-        text = pl.col("level")
-        bad = levels.filter(
-            (text.list.len() != 2)
-            | text.list.get(0, null_on_oob=True).cast(pl.Float64, strict=False).is_null()
-            | text.list.get(1, null_on_oob=True).cast(pl.Float64, strict=False).is_null()
-        ).head(1)
-        if bad.height:
-            row = bad.row(0, named=True)
-            raise SourceError(
-                f"{row['file']} line {row['line_no']}: a depth level that is not [price, quantity] numbers: "
-                f"{row['level']!r}"
-            )
 
 
 def _within(rows: pl.DataFrame, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
