@@ -390,3 +390,32 @@ def test_a_recording_spanning_days_starts_each_day_with_the_book_as_it_stood(tmp
     assert nautilus_tops(frame) == tops[before:]  # the day's book from its first batch on
     day1, _ = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], part())
     assert nautilus_tops(day1) == tops[: before + 1]
+
+
+def test_hedgegrid_build_from_tardis_with_the_book(tmp_path):
+    """HEDGEGRID_TARDIS__BOOK=true: the replay asks for depth + depthSnapshot, the catalog holds
+    the deltas next to the trades, and the sequence check passes."""
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    from hedgegrid_assets.sources.sample import generate_day
+    from hedgegrid_assets_tests.test_cli import BIN, run
+
+    messages, tops = simulate(seed=8, n=200, start_ms=T0 + 120_000)
+    with FakeTardis(api_key=KEY) as server:
+        server.add_lines(generate_day(part(), 500, seed=2))
+        server.add_lines(pl.DataFrame({"line": [replay_line(p, r) for p, r in messages]}))
+        proc = run([str(BIN / "hedgegrid"), "build", "--source", "tardis", "--symbol", "BTCUSDT", "--start", "2024-01-02",
+                    "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")],
+                   tmp_path, TARDIS_API_KEY=KEY, TARDIS_ENDPOINT=server.url, HEDGEGRID_TARDIS__BOOK="true")  # fmt: skip
+        asked = {f["channel"] for r in server.requests for f in r.filters}
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {"depth", "depthSnapshot"} <= asked and "order_book_deltas=" in proc.stdout
+    deltas = ParquetDataCatalog(str(tmp_path / "d" / "catalog")).order_book_deltas(instrument_ids=[IID])
+    assert len(deltas) > 400 and deltas[0].action.name == "CLEAR" and deltas[-1].sequence == messages[-1][0]["u"]
+    book = OrderBook(InstrumentId.from_str(IID), BookType.L2_MBP)
+    got = []
+    for delta in deltas:  # Nautilus's book over the catalog's own records
+        book.apply_delta(delta)
+        if delta.flags & F_LAST:
+            got.append((float(book.best_bid_price()), float(book.best_ask_price())))
+    assert got == tops
