@@ -106,7 +106,8 @@ def test_hedgegrid_build_is_recorded_in_postgres(pg):
     seconds = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "[1/1] 2024-01-01|BTCUSDT  ok  trades=" in proc.stdout
-    runs = pg.sql("select run_id, status, pipeline_name from runs")
+    runs = pg.sql("select r.run_id, r.status from runs r join run_tags t on t.run_id = r.run_id "
+                  "where t.key = 'dagster/partition' and t.value = '2024-01-01|BTCUSDT'")  # fmt: skip
     assert len(runs) == 1 and runs[0][1] == "SUCCESS", runs
     run_id = runs[0][0]
     tags = dict(pg.sql("select key, value from run_tags where run_id = %s", (run_id,)))
@@ -120,7 +121,7 @@ def test_hedgegrid_build_is_recorded_in_postgres(pg):
     # ...and Dagster's own reads (what the UI shows) come from Postgres too.
     instance = pg.instance()
     assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
-    assert instance.get_materialized_partitions(AssetKey("trades_catalog")) == {"2024-01-01|BTCUSDT"}
+    assert "2024-01-01|BTCUSDT" in instance.get_materialized_partitions(AssetKey("trades_catalog"))
     print(f"\nhedgegrid build of 1 partition on Postgres: {seconds:.1f} s, {total} event_logs rows "
           f"(trades_per_day=3000): {json.dumps(events, sort_keys=True)}")  # fmt: skip
 
@@ -200,7 +201,7 @@ def test_backfill_of_two_partitions_runs_concurrently_through_the_queue(pg):
                                   cwd=pg.root, env=pg.env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)  # fmt: skip
         try:
-            status = _wait_for_runs(pg, run_ids, timeout=150)
+            status = _wait_for_runs(pg, run_ids, timeout=300)  # generous: a loaded 2-core machine
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             try:
