@@ -43,7 +43,10 @@ def test_lines_are_tardis_replay_lines_with_combined_stream_envelopes(landed):
     for ts, msg in messages(landed):
         assert len(ts) == 28 and ts.endswith("Z") and ts.startswith("2024-01-02T")
         seen.setdefault(msg["stream"], msg["data"])
-    assert set(seen) == {"btcusdt@aggTrade", "btcusdt@bookTicker", "btcusdt@markPrice@1s"}
+    assert set(seen) == {"btcusdt@aggTrade", "btcusdt@bookTicker", "btcusdt@markPrice@1s", "btcusdt@depth@0ms",
+                         "btcusdt@depthSnapshot"}  # fmt: skip
+    assert set(seen["btcusdt@depth@0ms"]) == {"e", "E", "T", "s", "U", "u", "pu", "b", "a"}
+    assert set(seen["btcusdt@depthSnapshot"]) == {"lastUpdateId", "E", "T", "bids", "asks"}
     trade, mark = seen["btcusdt@aggTrade"], seen["btcusdt@markPrice@1s"]
     assert set(seen["btcusdt@bookTicker"]) == {"e", "u", "s", "b", "B", "a", "A", "T", "E"}
     assert set(trade) == {"e", "E", "a", "s", "p", "q", "f", "l", "T", "m"} and trade["e"] == "aggTrade"
@@ -77,7 +80,7 @@ def test_trades_realistic_and_on_the_grid(landed):
 
 def test_aggressor_follows_buyer_is_maker(landed):
     """m: true means the buyer was the maker, so the aggressor (taker) SOLD."""
-    by_id = {str(d["a"]): d["m"] for _, d in ((t, m["data"]) for t, m in messages(landed)) if d["e"] == "aggTrade"}
+    by_id = {str(d["a"]): d["m"] for _, d in ((t, m["data"]) for t, m in messages(landed)) if d.get("e") == "aggTrade"}
     trades = SampleSource().read_frame(TRADES, [landed], part())
     got = dict(zip(trades["trade_id"], trades["aggressor_side"].cast(pl.String), strict=True))
     assert got == {k: ("SELLER" if m else "BUYER") for k, m in by_id.items()}
@@ -111,3 +114,30 @@ def test_trades_print_at_the_quoted_side(landed):
     assert (joined.filter(buyer)["price"] == joined.filter(buyer)["ask_price"]).all()
     assert (joined.filter(~buyer)["price"] == joined.filter(~buyer)["bid_price"]).all()
     assert buyer.any() and (~buyer).any()
+
+
+def test_the_book_agrees_with_the_quotes(landed):
+    """The L2 book built from the sample's depth snapshot and updates starts from the snapshot,
+    is never crossed, and after each batch its best bid and ask are the prices of the quote
+    generated with the batch's last update (the j-th depthUpdate goes with the j-th bookTicker)."""
+    from hedgegrid_assets.checks.book import book_tops
+    from hedgegrid_assets.frames import ORDER_BOOK_DELTAS
+
+    updates, quotes = [], []
+    for _, m in messages(landed):
+        d = m["data"]
+        if d.get("e") == "depthUpdate":
+            updates.append(d["u"])
+        elif d.get("e") == "bookTicker":
+            quotes.append((float(d["b"]), float(d["a"])))
+    assert len(updates) == len(quotes) > 3_000
+    deltas = SampleSource().read_frame(ORDER_BOOK_DELTAS, [landed], part())
+    assert deltas.row(0, named=True)["action"] == 4  # CLEAR: the snapshot starts the day
+    tops = book_tops(deltas)
+    assert not tops.crossed.any()
+    index = {u: j for j, u in enumerate(updates)}
+    seq = deltas.get_column("sequence").gather(tops.batch_rows).to_list()
+    got = [(b, a) for b, a in zip(tops.best_bid.tolist(), tops.best_ask.tolist(), strict=True)]
+    want = [quotes[index[u]] if u in index else None for u in seq]
+    assert sum(w is None for w in want) <= 1  # the snapshot's own batch, if it stands alone
+    assert [g for g, w in zip(got, want, strict=True) if w is not None] == [w for w in want if w is not None]

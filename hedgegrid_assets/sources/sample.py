@@ -8,6 +8,10 @@ prefixed with its local receive time as in a Tardis replay (`<28-char ts> <json>
   prices follow a random walk on the tick grid, sizes are on the step grid;
 - the top of the book before each trade, the trade printing at the ask (a buyer) or the bid
   (a seller), the other side 1-3 ticks away;
+- an L2 book of BOOK_LEVELS levels a side consistent with those quotes: a REST depth snapshot
+  (Tardis's `depthSnapshot` envelope) before the first quote, then before each quote a
+  `depthUpdate` (ids chained by `pu`) that moves the book so its best bid and ask are that
+  quote's, price and size, deleting the levels it leaves;
 - a mark price every second within a few basis points of the last trade;
 - the funding rate drifts hourly inside the exchange cap, and every markPrice message carries
   it with the next funding time (00/08/16 UTC by default).
@@ -26,14 +30,73 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from hedgegrid_assets.frames import DataKind, PartitionContext
-from hedgegrid_assets.sources import binance_ws
+from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, DataKind, PartitionContext
+from hedgegrid_assets.sources import binance_depth, binance_ws
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader
 
 MS_PER_DAY = 86_400_000
 # Typical price levels (Jan 2024) so generated data looks like the real symbol.
 PRICE_LEVELS = {"BTCUSDT": 42_500.0, "ETHUSDT": 2_300.0, "BNBUSDT": 310.0, "SOLUSDT": 100.0, "XRPUSDT": 0.62}
 DAILY_VOLATILITY = 0.025
+BOOK_LEVELS = 5
+
+
+def _levels_json(prices: pl.Expr, sizes: pl.Expr, pp: int, sp: int) -> pl.Expr:
+    """One level as Binance writes it: ["price","qty"]."""
+    return _text('["', _decimal_str(prices, pp), '","', _decimal_str(sizes, sp), '"]')
+
+
+def _book_lines(quotes: pl.DataFrame, stream: str, symbol: str, pp: int, sp: int, unit_tick: int, unit_step: int,
+                rng: np.random.Generator) -> pl.DataFrame:  # fmt: skip
+    """The depth snapshot and one depthUpdate per quote (columns recv_ns, line); see the module doc."""
+    n, k = quotes.height, BOOK_LEVELS
+    if n == 0:
+        return pl.DataFrame(schema={"recv_ns": pl.Int64, "line": pl.String})
+    bid = quotes.get_column("b").to_numpy() // unit_tick
+    ask = quotes.get_column("a").to_numpy() // unit_tick
+    top_sizes = {"bid": quotes.get_column("B").to_numpy(), "ask": quotes.get_column("A").to_numpy()}
+    deep = rng.integers(1, 400, (n, k)) * unit_step
+    rows = []
+    for side, best, sign in (("bid", bid, -1), ("ask", ask, 1)):
+        levels = best[:, None] + sign * np.arange(k)[None, :]  # new levels, best first
+        sizes = deep.copy()
+        sizes[:, 0] = top_sizes[side]
+        prev = np.vstack([levels[:1], levels[:-1]])  # the book before (the snapshot's for the first)
+        lo, hi = levels.min(axis=1)[:, None], levels.max(axis=1)[:, None]
+        gone = (prev < lo) | (prev > hi)
+        msg = np.repeat(np.arange(n), k)
+        rows.append(pl.DataFrame({"msg": msg, "side": side, "ticks": levels.ravel(), "units": sizes.ravel()}))
+        rows.append(pl.DataFrame({"msg": msg, "side": side, "ticks": prev.ravel(), "units": np.zeros(n * k, np.int64)}
+                                 ).filter(pl.Series(gone.ravel())))  # fmt: skip
+    levels = pl.concat(rows).with_columns(
+        text=_levels_json(pl.col("ticks") * unit_tick, pl.col("units"), pp, sp)
+    )
+    lists = levels.group_by("msg", "side", maintain_order=True).agg(pl.col("text").str.join(","))
+    per_msg = lists.pivot(on="side", index="msg", values="text").sort("msg")
+    first_id = int(quotes.get_column("u")[0])
+    span = rng.integers(0, 3, n)
+    u = first_id + np.cumsum(span + 1)
+    big_u = u - span
+    pu = np.r_[first_id, u[:-1]]
+    updates = pl.DataFrame({
+        "recv_ns": quotes.get_column("recv_ns").to_numpy() - 500,
+        "E": quotes.get_column("E").to_numpy(), "T": quotes.get_column("T").to_numpy(), "U": big_u, "u": u, "pu": pu,
+    }).with_columns(per_msg.select(pl.col("bid").fill_null(""), pl.col("ask").fill_null(""))).select(
+        "recv_ns",
+        line=_text(
+            f'{{"stream":"{stream}@depth@0ms","data":{{"e":"depthUpdate","E":', pl.col("E"), ',"T":', pl.col("T"),
+            f',"s":"{symbol}","U":', pl.col("U"), ',"u":', pl.col("u"), ',"pu":', pl.col("pu"),
+            ',"b":[', pl.col("bid"), '],"a":[', pl.col("ask"), "]}}",
+        ),
+    )  # fmt: skip
+    # The snapshot: the first quote's book, its lastUpdateId inside the first update's ids.
+    first = levels.filter((pl.col("msg") == 0) & (pl.col("units") > 0))
+    side_text = lambda side: ",".join(first.filter(pl.col("side") == side).get_column("text"))  # noqa: E731
+    t0 = int(quotes.get_column("T")[0])
+    snapshot = (f'{{"stream":"{stream}@depthSnapshot","generated":true,"data":{{"lastUpdateId":{int(big_u[0])},'
+                f'"E":{t0},"T":{t0},"bids":[{side_text("bid")}],"asks":[{side_text("ask")}]}}}}')  # fmt: skip
+    head = pl.DataFrame({"recv_ns": [int(updates.get_column("recv_ns")[0]) - 500], "line": [snapshot]})
+    return pl.concat([head, updates])
 
 
 def _decimal_str(units: pl.Expr, places: int) -> pl.Expr:
@@ -133,7 +196,7 @@ def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.D
     spread = rng.integers(1, 4, n)
     bid_ticks = np.where(seller, price_ticks, price_ticks - spread)
     ask_ticks = np.where(seller, price_ticks + spread, price_ticks)
-    quotes = pl.DataFrame(
+    quote_values = pl.DataFrame(
         {
             "T": trade_ms,
             "E": trade_ms,
@@ -144,7 +207,8 @@ def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.D
             "B": np.maximum(1, np.round(rng.lognormal(0, 1.0, n) * qty_steps)).astype(np.int64) * units_per_step,
             "A": np.maximum(1, np.round(rng.lognormal(0, 1.0, n) * qty_steps)).astype(np.int64) * units_per_step,
         }
-    ).select(
+    )
+    quotes = quote_values.select(
         "recv_ns",
         line=_text(
             f'{{"stream":"{stream}@bookTicker","data":{{"e":"bookTicker","u":',
@@ -198,7 +262,8 @@ def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.D
             "}}",
         ),
     )
-    lines = pl.concat([quotes, trades, marks]).sort("recv_ns", maintain_order=True)
+    book = _book_lines(quote_values, stream, symbol, pp, sp, units_per_tick, units_per_step, rng)
+    lines = pl.concat([book, quotes, trades, marks]).sort("recv_ns", maintain_order=True)
     lines = lines.filter(pl.col("recv_ns") < part.end_ns)  # the day file holds the day's receive times
     return lines.select(line=_text(_replay_ts(pl.col("recv_ns")), " ", pl.col("line")))
 
@@ -226,5 +291,8 @@ class SampleSource(MarketDataSource):
         return {kind.name: partial(_read, kind) for kind in binance_ws.KINDS_DECODED}
 
 
-def _read(kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+def _read(kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame | tuple[pl.DataFrame, dict]:
+    if kind is ORDER_BOOK_DELTAS:
+        frame, stats = binance_depth.read_replay(files)
+        return ORDER_BOOK_DELTAS.conform(frame), stats.metadata()
     return binance_ws.read_kind(kind, files)
