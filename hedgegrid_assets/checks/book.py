@@ -79,28 +79,45 @@ def book_tops(frame: pl.DataFrame) -> BookTops:
     clears = np.flatnonzero(action == CLEAR)
     tops = {}
     for side in (BID, ASK):
-        levels = (
-            frame.lazy()
-            .with_row_index("row")
-            .filter(pl.col("side") == side)
-            .select("row", "price", "size")
-            .with_columns(next_row=pl.col("row").shift(-1).over("price"))
-            .collect()
-        )
-        rows = levels.get_column("row").to_numpy().astype(np.int64)
-        nxt = levels.get_column("next_row").fill_null(n).to_numpy().astype(np.int64)
-        if clears.size:
-            at = np.searchsorted(clears, rows, side="right")
-            next_clear = np.where(at < clears.size, clears[np.minimum(at, clears.size - 1)], n)
-            nxt = np.minimum(nxt, next_clear)
+        rows, stop_rows, price = _standing_runs(frame, side, clears, n)
         start = batch[rows]
-        stop = np.where(nxt < n, batch[np.minimum(nxt, n - 1)], n_batches)
-        standing = (levels.get_column("size").to_numpy() > 0) & (start < stop)
-        price = levels.get_column("price").to_numpy()
+        stop = np.where(stop_rows < n, batch[np.minimum(stop_rows, n - 1)], n_batches)
+        keep = start < stop
         sign = 1.0 if side == BID else -1.0
-        tops[side] = sign * range_max(start[standing], stop[standing], sign * price[standing], n_batches)
-        del levels, rows, nxt, start, stop, standing, price
+        tops[side] = sign * range_max(start[keep], stop[keep], sign * price[keep], n_batches)
+        del rows, stop_rows, price, start, stop, keep
     return BookTops(batch_rows, tops[BID], tops[ASK])
+
+
+def _standing_runs(frame: pl.DataFrame, side: int, clears: np.ndarray, n: int):
+    """Each stretch during which one price level of `side` stands: (first row, row that ends
+    it or n, price). A run of size changes at one level is one stretch (its price is all that
+    matters for the best price), so there are about as many as adds/deletes, not as updates.
+    A CLEAR starts a new epoch: stretches never cross one."""
+    epoch = pl.Series("epoch", np.searchsorted(clears, np.arange(n), side="right")) if clears.size else pl.lit(0)
+    key = ["price", "epoch"]
+    positive = pl.col("size") > 0
+    before = positive.shift(1).over(key).fill_null(False)
+    bounds = (
+        frame.lazy()
+        .select("side", "price", "size")
+        .with_row_index("row")
+        .with_columns(epoch=epoch)
+        .filter(pl.col("side") == side)
+        .with_columns(starts=positive & ~before, ends=~positive & before)
+        .filter(pl.col("starts") | pl.col("ends"))
+        .with_columns(stop=pl.col("row").shift(-1).over(key))
+        .filter("starts")
+        .select("row", "stop", "price", "epoch")
+        .collect()
+    )
+    rows = bounds.get_column("row").to_numpy().astype(np.int64)
+    stop = bounds.get_column("stop").fill_null(n).to_numpy().astype(np.int64)
+    if clears.size:  # a stretch still standing at its epoch's end ends at the next CLEAR
+        ep = bounds.get_column("epoch").to_numpy()
+        epoch_end = np.append(clears, n)[ep]
+        stop = np.minimum(stop, epoch_end)
+    return rows, stop, bounds.get_column("price").to_numpy()
 
 
 def crossed_rows(frame: pl.DataFrame) -> pl.Series:
