@@ -402,7 +402,8 @@ def test_hedgegrid_build_from_tardis_with_the_book(tmp_path):
 
     messages, tops = simulate(seed=8, n=200, start_ms=T0 + 120_000)
     with FakeTardis(api_key=KEY) as server:
-        server.add_lines(generate_day(part(), 500, seed=2))
+        sample = generate_day(part(), 500, seed=2)  # trades, quotes, marks: the book is ours alone
+        server.add_lines(sample.filter(~pl.col("line").str.contains("@depth", literal=True)))
         server.add_lines(pl.DataFrame({"line": [replay_line(p, r) for p, r in messages]}))
         proc = run([str(BIN / "hedgegrid"), "build", "--source", "tardis", "--symbol", "BTCUSDT", "--start", "2024-01-02",
                     "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")],
@@ -419,3 +420,20 @@ def test_hedgegrid_build_from_tardis_with_the_book(tmp_path):
         if delta.flags & F_LAST:
             got.append((float(book.best_bid_price()), float(book.best_ask_price())))
     assert got == tops
+
+
+def test_updates_without_pu_chain_by_U(tmp_path):
+    """Early recordings have no `pu`: an update continues the chain when U == previous u + 1."""
+    def no_pu(payload: dict) -> dict:
+        return {k: v for k, v in payload.items() if k != "pu"}
+
+    lines = [
+        recorded(snapshot(100, T0 + 10, SNAP_BIDS, SNAP_ASKS), T0 + 11),
+        recorded(no_pu(update(99, 101, 0, T0 + 12, b=[("42000.0", "1.000")])), T0 + 13),
+        recorded(no_pu(update(102, 103, 0, T0 + 14, b=[("42000.0", "2.000")])), T0 + 15),
+        recorded(no_pu(update(105, 106, 0, T0 + 16, b=[("42000.0", "3.000")])), T0 + 17),  # 104 missing
+    ]
+    source, rec = jsonl_source(tmp_path, lines)
+    frame, notes = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], part())
+    assert frame["sequence"].to_list()[-2:] == [101, 103] and notes["book_sequence_gaps"] == 1
+    assert notes["book_gaps"][0]["reason"] == "U 105 != previous u 103 + 1 (no pu)"

@@ -140,8 +140,10 @@ def build_deltas(
     snaps = m.filter(is_snap).select(
         "seg", L="update_id", snap_init="ts_init", snap_event=pl.coalesce("ts_event", "ts_init"), snap_pos="pos"
     )
-    ups = m.filter(~is_snap).select("pos", "row", "seg", "file", "line_no", "ts_init", "ts_event", U="first_id", u="update_id",
-                                    pu="prev_id")  # fmt: skip
+    # Without `pu` (early 2020 recordings; the spot stream) the chain is U == previous u + 1.
+    ups = m.filter(~is_snap).select("pos", "row", "seg", "file", "line_no", "ts_init", "ts_event", U="first_id",
+                                    u="update_id", pu=pl.coalesce("prev_id", pl.col("first_id") - 1),
+                                    has_pu=pl.col("prev_id").is_not_null())  # fmt: skip
     if snaps.is_empty():
         if ups.is_empty():
             return pl.DataFrame(schema=schema), stats
@@ -269,7 +271,8 @@ def _gap_record(g: dict) -> dict:
                   f"and pu {g['pu']} != {g['L']})")  # fmt: skip
         expected, got = g["L"], g["pu"]
     else:
-        reason = f"pu {g['pu']} != previous u {g['prev_u']}"
+        reason = (f"pu {g['pu']} != previous u {g['prev_u']}" if g["has_pu"]
+                  else f"U {g['U']} != previous u {g['prev_u']} + 1 (no pu)")  # fmt: skip
         expected, got = g["prev_u"], g["pu"]
     return {
         "at": _iso(g["ts_event"]),
@@ -322,12 +325,12 @@ def _check_ids(m: pl.DataFrame) -> None:
     """A clear error (file and line) for a depth message without its ids."""
     snap = pl.col("e") == SNAPSHOT_EVENT
     need = pl.when(snap).then(pl.col("update_id").is_null()).otherwise(
-        pl.any_horizontal(pl.col(c).is_null() for c in ("first_id", "update_id", "prev_id", "E"))
+        pl.any_horizontal(pl.col(c).is_null() for c in ("first_id", "update_id", "E"))
     )
     missing = m.filter(need).head(1)
     if missing.height:
         row = missing.row(0, named=True)
-        want = "lastUpdateId" if row["e"] == SNAPSHOT_EVENT else "E, U, u and pu"
+        want = "lastUpdateId" if row["e"] == SNAPSHOT_EVENT else "E, U and u"
         raise SourceError(f"{row['file']} line {row['line_no']}: a {row['e']} message without {want}")
 
 

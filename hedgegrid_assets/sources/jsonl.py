@@ -8,7 +8,9 @@ Config: the seed project's websocket format (paths and placeholders as in source
                "funding": {"file_path": "{symbol_lower}/{date}.jsonl.gz"}},
      "trade_stream": "aggTrade"}
 
-One file may carry every kind (it is landed once). Lines are the bare payload, the
+One file may carry every kind (it is landed once). `"deltas"` builds the L2 book
+(`order_book_deltas`) from `depthUpdate` lines and REST depth snapshot lines (binance_depth.py;
+the line shape is in README); named or not, depth lines are decoded only when it is. Lines are the bare payload, the
 combined-stream envelope or a Tardis replay line `<receive time> <json>`; `.jsonl` or
 `.jsonl.gz`. `ts_init` is the line's receive time (the replay prefix, or a recorder's
 top-level `local_timestamp`/`recv_ts`/... field) when it has one, otherwise the event time `E`.
