@@ -220,3 +220,27 @@ def test_a_key_echoed_back_by_a_proxy_is_masked(tmp_path):
         assert "HTTP 403" in str(err.value) and KEY not in str(err.value) and "***" in str(err.value)
     finally:
         server.shutdown()
+
+
+def test_tardis_datasets_downloads_the_book_when_asked(tmp_path, tardis_site):
+    """tardis.book on: incremental_book_L2 and book_snapshot_25 are downloaded too and become
+    the day's deltas and depth-10 snapshots; off (the default), they are never asked for."""
+    from hedgegrid_assets_tests.book_files import write_l2, write_snapshots
+
+    server, _, _ = tardis_site
+    for data_type, write in (("incremental_book_L2", lambda p: write_l2(p, 3_000, levels=20)),
+                             ("book_snapshot_25", lambda p: write_snapshots(p, 50, 25))):  # fmt: skip
+        path = write(tmp_path / f"{data_type}.csv.gz")
+        server.put(f"/v1/binance-futures/{data_type}/2024/01/02/BTCUSDT.csv.gz", path.read_bytes())
+    plain = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "a"), tmp_path, TARDIS_API_KEY=KEY,
+                TARDIS_DATASETS_ENDPOINT=server.url)  # fmt: skip
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert not [r for r in server.requests if "book" in r.path]
+    proc = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "b"), tmp_path, TARDIS_API_KEY=KEY,
+               TARDIS_DATASETS_ENDPOINT=server.url, HEDGEGRID_TARDIS__BOOK="true")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")
+    assert counts["order_book_deltas"] == "3,002" and counts["order_book_depth10"] == "50", proc.stdout
+    assert {r.path.split("/")[3] for r in server.requests if "book" in r.path and r.status == 200} == set(
+        ("incremental_book_L2", "book_snapshot_25")
+    )

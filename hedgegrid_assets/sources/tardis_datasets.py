@@ -2,7 +2,8 @@
 
 `{endpoint}/v1/{exchange}/{data_type}/{YYYY}/{MM}/{DD}/{SYMBOL}.csv.gz` for the data types the
 kinds need: `trades`, `derivative_ticker` (mark prices, funding) and `quotes` (optional: a
-symbol or day without it has no quotes), with `Authorization: Bearer $TARDIS_API_KEY` (through
+symbol or day without it has no quotes), with `tardis.book` on also `incremental_book_L2` and
+`book_snapshot_25` (optional; hundreds of MB a BTCUSDT day: off by default), with `Authorization: Bearer $TARDIS_API_KEY` (through
 Dagster's EnvVar; the first day of each month is free and asked without it). They go to the raw
 zone's download cache under Tardis's conventional names (download.py: streamed, resumable,
 retried on 429/5xx, never fetched twice) and each partition's landing hard-links them: from
@@ -31,6 +32,7 @@ VENDOR = "tardis-datasets"
 ENDPOINT_ENV = "TARDIS_DATASETS_ENDPOINT"
 PUBLISH_DAYS = 1
 REQUIRED = ("trades", "derivative_ticker")
+BOOK_TYPES = ("incremental_book_L2", "book_snapshot_25")
 
 
 class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
@@ -43,6 +45,7 @@ class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
     endpoint: str = Field("https://datasets.tardis.dev", description=f"datasets host ({ENDPOINT_ENV} overrides)")
     exchange_id: str = Field("binance-futures", description="Tardis exchange id")
     raw_dir: str = Field(description="the raw zone, whose download cache holds the files")
+    book: bool = Field(False, description="download incremental_book_L2 and book_snapshot_25 too (order book)")
 
     def _raw(self) -> dict:
         return {"exchange": self.exchange_id}
@@ -57,7 +60,7 @@ class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
             )
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key and not free else {}
         downloads = Downloads(Path(self.raw_dir), VENDOR, request.log, headers=headers)
-        for data_type in (*REQUIRED, QUOTE_TYPES[0]):
+        for data_type in (*REQUIRED, QUOTE_TYPES[0], *(BOOK_TYPES if self.book else ())):
             url = f"{self.endpoint.rstrip('/')}/v1/{self.exchange_id}/{data_type}/{part.day:%Y/%m/%d}/{part.instrument.symbol}.csv.gz"
             name = file_name(self.exchange_id, data_type, part)
             try:
@@ -86,4 +89,5 @@ def from_settings(settings) -> TardisDatasetsSource:
         endpoint=os.environ.get(ENDPOINT_ENV) or settings.tardis.datasets_endpoint,
         exchange_id=settings.tardis.exchange,
         raw_dir=str(settings.raw_dir),
+        book=settings.tardis.book,
     )
