@@ -216,6 +216,13 @@ def test_the_secret_key_is_nowhere(s3, built):
     events = [str(e) for run in runs for e in instance.all_logs(run.run_id)]
     assert any("catalog_file" in e and f"s3://{BUCKET}/main/catalog/data/" in e for e in events)
     assert not [e for e in events if secret in e]
+    # The report and the day's picture were read back from the bucket.
+    reports = [e.asset_materialization for run in runs for e in instance.all_logs(run.run_id)
+               if e.asset_materialization and e.asset_materialization.asset_key.path[-1] == "catalog_report"]  # fmt: skip
+    assert len(reports) == 2
+    for mat in reports:
+        assert mat.metadata["instrument"].value is True
+        assert "not drawn" not in str(mat.metadata["day_picture"].value)
     for path in (base / "s3").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
@@ -285,16 +292,16 @@ def _partition(zone: S3Zone) -> dict[str, bytes]:
     return objects(zone, "data")
 
 
-@pytest.mark.parametrize(("aim", "nth", "stands"), [
-    ("before-intent", 0, "old"), ("after-intent", 0, "new"), ("after-copy", 2, "new"),
+@pytest.mark.parametrize(("aim", "nth", "stands", "recovered_by"), [
+    ("before-intent", 0, "old", "next build"), ("after-intent", 0, "new", "verify"),
+    ("after-copy", 2, "new", "verify"), ("after-copy", 2, "new", "next build"),
 ])  # fmt: skip
-@pytest.mark.parametrize("recovered_by", ["verify", "next build"])
 def test_a_killed_build_leaves_old_or_new_after_recovery(s3, old_and_new, tmp_path, aim, nth, stands, recovered_by):
     old, new = old_and_new
     prefix = f"kill-{aim}-{recovered_by.replace(' ', '')}"
     zone = _seeded(s3, prefix)
     assert _partition(zone) == old
-    lease = {"HEDGEGRID_LOCK_LEASE_SECONDS": "2"}  # the dead builder's lease expires soon
+    lease = {"HEDGEGRID_LOCK_LEASE_SECONDS": "6"}  # the dead builder's lease expires soon
     killed = build(s3, tmp_path / "killed", prefix, symbols=["BTCUSDT"], program=[sys.executable, "-c", KILLER, aim, str(nth)],
                    HEDGEGRID_SAMPLE__SEED="8", **lease)  # fmt: skip
     assert killed.returncode == -9, killed.stdout + killed.stderr
@@ -304,7 +311,7 @@ def test_a_killed_build_leaves_old_or_new_after_recovery(s3, old_and_new, tmp_pa
         mixed, changed = _partition(zone), [k for k in new if new[k] != old[k]]
         assert len(changed) == 5
         assert sum(mixed[k] == new[k] for k in changed) == 2 and sum(mixed[k] == old[k] for k in changed) == 3
-    time.sleep(2.5)
+    time.sleep(6.5)
     if recovered_by == "verify":
         proc = run([str(BIN / "hedgegrid"), "verify", "--catalog", f"s3://{BUCKET}/{prefix}/catalog",
                     "--data-dir", f"s3://{BUCKET}/{prefix}/data"], tmp_path, **s3.env, **lease)  # fmt: skip
@@ -352,15 +359,20 @@ def test_a_holder_that_lost_its_lease_may_not_commit(s3):
     from hedgegrid_assets.object_zones import _guard
 
     locks = S3Zone(f"s3://{BUCKET}/lostzone/locks")
-    lease = Lease(locks, KEY, 0.9, 0, print)  # renewed every 0.3 s
+    lease = Lease(locks, KEY, 3, 0, print)  # renewed every second
     lease.acquire()
     try:
-        time.sleep(1.2)
-        _guard(KEY)  # renewed, still held: may commit
+        first = lease.etag
+        deadline = time.monotonic() + 20
+        while lease.etag == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lease.etag != first  # renewed
+        _guard(KEY)  # still held: may commit
         # Another builder takes it over (as after a stall of this one longer than its lease):
         # the next renewal finds the lease changed, and the holder may not commit.
         locks.put_bytes(lease.relative, b'{"holder": "someone else", "expires": 1e12}')
-        time.sleep(0.8)
+        while lease.lost is None and time.monotonic() < deadline + 10:
+            time.sleep(0.1)
         assert lease.lost == "its lease was taken over by another builder"
         with pytest.raises(CommitError, match=f"partition {KEY.replace('|', '.')}: this build lost its lock"):
             _guard(KEY)

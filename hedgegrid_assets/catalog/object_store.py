@@ -31,7 +31,8 @@ import json
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -287,28 +288,32 @@ def put_instrument(zone: S3Zone, instrument, scratch: Path) -> str:
         shutil.rmtree(local, ignore_errors=True)
 
 
-def report(zone: S3Zone, part: PartitionContext, offered: set[str] | None, scratch: Path | None = None):
-    """completeness.report, read back from the bucket: the partition's objects are fetched
-    into a local mirror of the layout first."""
-    from hedgegrid_assets.checks import completeness
+@contextmanager
+def local_mirror(zone: S3Zone, part: PartitionContext, offered: set[str] | None = None) -> Iterator[Path]:
+    """A temporary local catalog holding the partition's objects (the kinds `offered`, default
+    all, and the instrument), for readers that take a folder: the report, the day picture."""
     from hedgegrid_assets.frames import KINDS
 
-    if scratch is not None:
-        scratch.mkdir(parents=True, exist_ok=True)
-    local = Path(tempfile.mkdtemp(prefix="hedgegrid-report-", dir=scratch))
+    local = Path(tempfile.mkdtemp(prefix="hedgegrid-mirror-"))
     try:
         for kind in KINDS.values():
             if offered is None or kind.name in offered:
                 target = target_key(kind, part)
                 if zone.exists(target):
                     zone.download(target, local / target)
-        instrument_dir = f"data/crypto_perpetual/{urisafe_identifier(part.instrument.instrument_id)}"
-        for name in zone.find(instrument_dir):
-            (local / name).parent.mkdir(parents=True, exist_ok=True)
-            (local / name).touch()  # the report only asks whether there is one
-        return completeness.report(local, part, offered)
+        for name in zone.find(f"data/crypto_perpetual/{urisafe_identifier(part.instrument.instrument_id)}"):
+            zone.download(name, local / name)
+        yield local
     finally:
         shutil.rmtree(local, ignore_errors=True)
+
+
+def report(zone: S3Zone, part: PartitionContext, offered: set[str] | None):
+    """completeness.report, read back from the bucket (through a local mirror of the partition)."""
+    from hedgegrid_assets.checks import completeness
+
+    with local_mirror(zone, part, offered) as local:
+        return completeness.report(local, part, offered)
 
 
 class S3CatalogIOManager(NautilusCatalogIOManager):

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hedgegrid_assets.catalog.fixed_point import DECIMAL, decimal_json_floats
+from hedgegrid_assets.storage import S3Zone, is_object_uri
 from hedgegrid_assets.catalog.writer import partition_path
 from hedgegrid_assets.checks import coverage
 from hedgegrid_assets.checks.quarantine import quarantine_path
@@ -269,6 +270,11 @@ def report_metadata(context, settings, part: PartitionContext) -> dict:
     """`catalog_report`'s picture entries. A picture that cannot be drawn never fails the
     report (the catalog is fine): the entry says why, and so does the run log."""
     try:
+        if is_object_uri(settings.catalog_path):  # a catalog in object storage: its partition, fetched
+            from hedgegrid_assets.catalog.object_store import local_mirror
+
+            with local_mirror(S3Zone(settings.catalog_path), part) as root:
+                return metadata(root, settings.staging_dir, part)
         return metadata(settings.catalog_path, settings.staging_dir, part)
     except Exception as err:  # noqa: BLE001 - a drawing bug must not hide the report
         why = f"partition {part.day}|{part.instrument.symbol}: day picture not drawn: {type(err).__name__}: {err}"
