@@ -40,7 +40,8 @@ def _gzip(plain: Path, out: Path) -> None:
 
 
 def l2_frame(n: int, seed: int = 7, levels: int = 400, snapshots: int = 2, cross_at: int | None = None,
-             symbol: str = "BTCUSDT", day_start_us: int = DAY_START_US) -> pl.DataFrame:  # fmt: skip
+             symbol: str = "BTCUSDT", day_start_us: int = DAY_START_US, span: int = 86_400_000_000 - 2_000_000
+             ) -> pl.DataFrame:  # fmt: skip
     """About `n` rows: `snapshots` full snapshots (the first at the day's start, others spread
     over the day), the rest updates in batches of 1-20 levels sharing a timestamp."""
     rng = np.random.default_rng(seed)
@@ -50,7 +51,6 @@ def l2_frame(n: int, seed: int = 7, levels: int = 400, snapshots: int = 2, cross
     sizes = rng.integers(1, 21, n_updates // 10 + 2)
     batch = np.repeat(np.arange(sizes.size), sizes)[:n_updates]
     n_batches = int(batch[-1]) + 1 if n_updates else 0
-    span = 86_400_000_000 - 2_000_000
     batch_ts = day_start_us + 1_000 + np.sort(rng.choice(span, n_batches, replace=False)) if n_batches else np.array([], np.int64)
     side_bid = rng.random(n_updates) < 0.5
     depth = np.minimum(rng.geometric(0.08, n_updates), levels)
@@ -64,7 +64,9 @@ def l2_frame(n: int, seed: int = 7, levels: int = 400, snapshots: int = 2, cross
         "units": amount.astype(np.int64),
     })  # fmt: skip
     parts = [updates]
-    snap_times = [day_start_us] + [day_start_us + int(span * (i + 1) / snapshots) + 500 for i in range(snapshots - 1)]
+    snap_times = ([day_start_us] if snapshots else []) + [
+        day_start_us + int(span * (i + 1) / snapshots) + 500 for i in range(snapshots - 1)
+    ]
     for ts in snap_times:
         k = np.arange(1, levels + 1)
         parts.append(pl.DataFrame({
@@ -97,11 +99,22 @@ def l2_frame(n: int, seed: int = 7, levels: int = 400, snapshots: int = 2, cross
     ).with_columns(pl.col("local_timestamp").cum_max())  # Tardis orders files by local time
 
 
-def write_l2(path: Path, n: int, **kw) -> Path:
-    """An `incremental_book_L2` CSV (gzipped when the name ends in .gz)."""
-    frame = l2_frame(n, **kw)
+PIECE = 5_000_000  # rows generated at a time: a 50M-row day is written piece by piece
+
+
+def write_l2(path: Path, n: int, snapshots: int = 2, seed: int = 7, **kw) -> Path:
+    """An `incremental_book_L2` CSV (gzipped when the name ends in .gz); a big one is written
+    in pieces of consecutive time windows (snapshots in the first and middle pieces)."""
     plain = path.with_name(path.name.removesuffix(".gz") + ".plain") if path.suffix == ".gz" else path
-    frame.write_csv(plain)
+    pieces = max(1, -(-n // PIECE))
+    span = (86_400_000_000 - 2_000_000) // pieces
+    with plain.open("wb") as out:
+        for i in range(pieces):
+            snaps = snapshots if pieces == 1 else int(i == 0) + int(i == pieces // 2 and snapshots > 1)
+            frame = l2_frame(min(PIECE, n - i * PIECE), seed=seed + i, snapshots=snaps,
+                             day_start_us=DAY_START_US + i * span, span=span - 100_000, **kw)  # fmt: skip
+            frame.write_csv(out, include_header=i == 0)
+            del frame
     if path.suffix == ".gz":
         _gzip(plain, path)
     return path
