@@ -257,6 +257,10 @@ def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") 
     """All messages of `kind` in `files`, in canonical columns."""
     if not files:
         return kind.empty_frame()
+    if kind is ORDER_BOOK_DELTAS:  # a book, not one row per message: binance_depth builds it
+        from hedgegrid_assets.sources import binance_depth
+
+        return kind.conform(binance_depth.read_replay(files)[0])
     # JSON decoding is the cost: decode only the lines that can hold the kind's event (a day
     # file has ~1M trades and 86,400 marks; each kind's asset reads it), and every line that
     # does not look complete, so that a broken line fails every kind as before.
