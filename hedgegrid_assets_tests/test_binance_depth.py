@@ -390,6 +390,7 @@ def test_a_recording_spanning_days_starts_each_day_with_the_book_as_it_stood(tmp
     assert nautilus_tops(frame) == tops[before:]  # the day's book from its first batch on
     day1, _ = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], part())
     assert nautilus_tops(day1) == tops[: before + 1]
+    assert source.read_frame(ORDER_BOOK_DELTAS, [rec], part(DAY + dt.timedelta(days=2))).height == 0  # after its end
 
 
 def test_hedgegrid_build_from_tardis_with_the_book(tmp_path):

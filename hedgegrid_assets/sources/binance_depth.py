@@ -121,7 +121,7 @@ def build_deltas(
     day that starts mid-book starts with a snapshot of the book as it stood (CLEAR + ADDs at the
     day's start)."""
     stats = BookStats()
-    schema = {c: t for c, t in _frame_schema().items()}
+    schema = _frame_schema()
     if "file" not in messages.columns:
         messages = messages.with_columns(file=pl.lit(label))
     depth = messages.filter(pl.col("e").is_in(DEPTH_EVENTS)).with_row_index("row")
@@ -339,8 +339,8 @@ def _within(rows: pl.DataFrame, start: dt.datetime, end: dt.datetime) -> pl.Data
     inside = pl.col("ts_init").is_between(start, end, closed="left")
     day = rows.filter(inside)
     before = rows.filter(pl.col("ts_init") < start)
-    if before.is_empty() or (day.height and day["action"][0] == CLEAR):
-        return day
+    if before.is_empty() or day.is_empty() or day["action"][0] == CLEAR:
+        return day  # (a day after the recording's end stays empty)
     since = before.slice(int(before.with_row_index().filter(pl.col("action") == CLEAR)["index"].max() or 0))
     book = (
         since.filter(pl.col("action") != CLEAR)
