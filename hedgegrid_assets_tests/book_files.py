@@ -108,6 +108,7 @@ def write_l2(path: Path, n: int, snapshots: int = 2, seed: int = 7, **kw) -> Pat
     plain = path.with_name(path.name.removesuffix(".gz") + ".plain") if path.suffix == ".gz" else path
     pieces = max(1, -(-n // PIECE))
     span = (86_400_000_000 - 2_000_000) // pieces
+    path.parent.mkdir(parents=True, exist_ok=True)
     with plain.open("wb") as out:
         for i in range(pieces):
             snaps = snapshots if pieces == 1 else int(i == 0) + int(i == pieces // 2 and snapshots > 1)

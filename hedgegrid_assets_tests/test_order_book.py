@@ -262,3 +262,20 @@ def test_a_backtest_over_our_deltas_fills_at_a_book_level(tardis_book_catalog):
         assert fill.last_px == ask and str(fill.last_qty) == "0.001"
     finally:
         node.dispose()
+
+
+def test_generic_csv_reads_a_deltas_file_in_the_l2_layout(tmp_path):
+    from hedgegrid_assets.sources.csv_generic import GenericCsvSource, from_config
+    from hedgegrid_assets.sources.source_config import ConfigError
+
+    path = write_l2(tmp_path / "in" / f"{DAY}_BTCUSDT_l2.csv.gz", 2_000, levels=20)
+    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path / "in"),
+                                             "files": {"deltas": {"file_path": "{date}_{symbol}_l2.csv.gz"}}})  # fmt: skip
+    source = from_config(cfg)
+    frame = source.read_frame(ORDER_BOOK_DELTAS, [path], part())
+    assert frame.equals(read_incremental_l2(path, part())) and frame.height == 2_002
+    bad = write_config(tmp_path / "b.json", {"base_path": str(tmp_path / "in"), "files": {
+        "deltas": {"file_path": "{date}_{symbol}_l2.csv.gz", "columns": {"price": "px"}}}})  # fmt: skip
+    with pytest.raises(ConfigError, match="takes no column roles"):
+        from_config(bad)
+    assert isinstance(source, GenericCsvSource)

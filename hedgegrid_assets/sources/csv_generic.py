@@ -12,7 +12,12 @@ Config (the seed project's format, see source_config.py for paths and placeholde
                                                    "bid_size": ..., "ask_size": ...}},
        "mark":    {"file_path": "...", "columns": {"timestamp": ..., "mark_price": ...}},
        "funding": {"file_path": "...", "columns": {"timestamp": ..., "funding_rate": ...,
-                                                   "next_funding_time": ...}}}}
+                                                   "next_funding_time": ...}},
+       "deltas":  {"file_path": "..._incremental_book_L2_{date}_{symbol}.csv.gz"}}}
+
+`deltas` (L2 order book deltas) takes no column roles: its file must have Tardis's
+`incremental_book_L2` columns (exchange,symbol,timestamp,local_timestamp,is_snapshot,side,
+price,amount), read by tardis_book as the Tardis format reads it.
 
 Per file, all optional but `file_path`:
 - `columns`: role -> column name (or 0-based index). Roles: `timestamp`, `local_timestamp`
@@ -57,9 +62,11 @@ from pathlib import Path
 import polars as pl
 
 from hedgegrid_assets.frames.funding_rates import are_settlements, from_settlements
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import (
+    FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind, PartitionContext,
+)  # fmt: skip
 from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
-from hedgegrid_assets.sources import parsing
+from hedgegrid_assets.sources import parsing, tardis_book
 from hedgegrid_assets.sources.base import Reader, SourceError
 from hedgegrid_assets.sources.csv_reader import ROLES, Table, read_table
 from hedgegrid_assets.sources.source_config import (
@@ -106,9 +113,13 @@ class GenericCsvSource(FileSource):
         return landed_names(list(cfg.files), part)
 
     def readers(self) -> dict[str, Reader]:
-        return {kind.name: partial(self._read, kind) for kind in (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES)}
+        kinds = (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES, ORDER_BOOK_DELTAS)
+        return {kind.name: partial(self._read, kind) for kind in kinds}
 
     def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> tuple[pl.DataFrame, dict]:
+        if kind is ORDER_BOOK_DELTAS:
+            frames = [tardis_book.read_incremental_l2(path, part) for _, path in self.landed_for(kind, files, part)]
+            return (kind.conform(pl.concat(frames)) if frames else kind.empty_frame()), {}
         table = self._table(kind, part)
         if table is None:
             return kind.empty_frame(), {}
@@ -143,6 +154,11 @@ def from_config(path: Path) -> GenericCsvSource:
     cfg = load_config(path)
     for spec in cfg.files:
         where = f"source config {cfg.path} files.{spec.key}"
+        if spec.kind is ORDER_BOOK_DELTAS:
+            if spec.options.get("columns"):
+                raise ConfigError(f"{where}: takes no column roles: the file must have Tardis's incremental_book_L2 "
+                                  f"columns ({','.join(tardis_book.L2_COLUMNS)})")  # fmt: skip
+            continue
         table = Table.from_options(spec.options, not spec.per_day, where)
         required, optional = ROLES[spec.kind.name]
         unknown = [r for r in table.columns if r not in (*required, *optional)]

@@ -133,7 +133,7 @@ def _load(path_text: str, _mtime: int, require_files: bool) -> SourceConfig:
     for key, options in entries.items():
         if key not in KIND_KEYS:
             raise ConfigError(
-                f"source config {path}: unknown kind {key!r} under 'files' (use trades, quotes, mark, funding)"
+                f"source config {path}: unknown kind {key!r} under 'files' (use trades, quotes, mark, funding, deltas)"
             )
         kind = KIND_KEYS[key]
         if kind.name in seen:
