@@ -20,6 +20,7 @@ from hedgegrid_assets.automation import build_daily_schedule, build_file_drop_se
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
 from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.frames.staging import FrameIOManager, StagedFrameRefs
+from hedgegrid_assets.reports.coverage_asset import coverage_asset
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.raw_zone import RawZoneIOManager
 from hedgegrid_assets.locks import PartitionLock
@@ -74,7 +75,7 @@ def build_job(settings: Settings, kinds: Iterable[DataKind] = KINDS.values(), na
 def build_definitions(settings: Settings, jobs: Iterable[UnresolvedAssetJobDefinition] = ()) -> Definitions:
     build = build_job(settings)
     return Definitions(
-        assets=build_assets(settings),
+        assets=[*build_assets(settings), coverage_asset(settings)],  # + the coverage picture
         jobs=[build, *jobs],
         # Daily schedule for yesterday's partitions and the landing-folder file-drop sensor.
         schedules=[build_daily_schedule(settings, build)],

@@ -107,3 +107,18 @@ def test_status_picture_into_a_missing_folder_says_so(built, tmp_path, capsys):
     target = tmp_path / "no-such-folder" / "coverage.png"
     assert cli.main(["status", "--data-dir", str(built.settings.data_dir), "--picture", str(target)]) == 1
     assert f"no folder {target.parent}" in capsys.readouterr().err
+
+
+def test_fixed_point_prices_decode_as_arrow_does():
+    """The picture's numpy decode of Nautilus's 128-bit prices equals Arrow's decimal cast
+    (chunked, sliced, 1 to 8 decimals, up to 1e11)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from hedgegrid_assets.catalog.fixed_point import DECIMAL, to_fixed_binary
+
+    values = pl.Series(np.abs(np.random.default_rng(7).normal(0, 1e6, 10_000)).round(1) + 0.1)
+    for places in (1, 8):
+        col = pa.chunked_array([to_fixed_binary(values[:6000], places), to_fixed_binary(values[6000:] * 1e4, places)]).slice(3)
+        arrow = pl.Series(pa.chunked_array([c.view(DECIMAL).cast(pa.float64()) for c in col.chunks]))
+        assert ((day_picture._fixed(col) - arrow).abs() <= arrow.abs() * 1e-15).all()

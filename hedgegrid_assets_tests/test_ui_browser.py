@@ -1,12 +1,14 @@
 """The Dagster UI in a real browser: launch one partition from the asset graph and see it pass.
 
-Starts `dagster dev` (webserver + daemon, exactly what `make ui` runs) from the repo root on
+Starts `dg dev` (webserver + daemon, exactly what `make ui` runs) from the repo root on
 127.0.0.1 with a free port, against a temporary DAGSTER_HOME holding config/dagster.yaml
 (QueuedRunCoordinator: the daemon launches the run) and a temporary data folder. Drives
 Debian's headless Chromium with Playwright: opens the global asset lineage, clicks
 "Materialize all…", picks 2024-01-02 x BTCUSDT in the partition dialog, launches, follows the
 run to Success, then opens each frame asset's Checks tab and expects every check Succeeded for
-that partition. Screenshots go to test-artifacts/ui-*.png.
+that partition, opens the partition's day picture on catalog_report (the <img> decoded, 900x600)
+and observes catalog_coverage to see its picture. The server's log must hold no warning but the
+run-retry daemon's one-time notice on a new instance. Screenshots go to test-artifacts/ui-*.png.
 
 Needs /usr/bin/chromium (Debian's `chromium` package; `make test` installs it). Never
 downloads a browser.
@@ -25,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from hedgegrid_assets.frames import KINDS
 from hedgegrid_assets.settings import Settings
@@ -77,7 +79,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def dagster_ui(tmp_path):
-    """`dagster dev` on a temporary instance; yields (base URL, instance home, server log)."""
+    """`dg dev` on a temporary instance; yields (base URL, instance home, server log)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
@@ -94,7 +96,7 @@ def dagster_ui(tmp_path):
     log = tmp_path / "dagster-dev.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(REPO / ".venv/bin/dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [str(REPO / ".venv/bin/dg"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -106,7 +108,7 @@ def dagster_ui(tmp_path):
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"dagster dev exited with {proc.returncode}:\n{_tail(log)}")
+                pytest.fail(f"dg dev exited with {proc.returncode}:\n{_tail(log)}")
             try:
                 with urllib.request.urlopen(f"{url}/server_info", timeout=5) as resp:
                     if resp.status == 200:
@@ -114,12 +116,38 @@ def dagster_ui(tmp_path):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"dagster dev not serving after {SERVER_START_TIMEOUT_S} s:\n{_tail(log)}")
+                pytest.fail(f"dg dev not serving after {SERVER_START_TIMEOUT_S} s:\n{_tail(log)}")
             time.sleep(1)
-        print(f"dagster dev serving {url} after {time.monotonic() - deadline + SERVER_START_TIMEOUT_S:.1f} s")
+        print(f"dg dev serving {url} after {time.monotonic() - deadline + SERVER_START_TIMEOUT_S:.1f} s")
         yield url, home, log
     finally:
         _stop(proc)
+
+
+# What a brand-new instance's first start may say: the run-retry daemon (EventLogConsumerDaemon)
+# has no cursor yet and starts from the newest event; later starts are silent.
+FIRST_START_NOTICE = re.compile(r"EventLogConsumerDaemon - WARNING - No cursor for event type")
+WARNING_LINE = re.compile(r"WARNING|Warning:|warnings\.warn")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _server_warnings(log: Path) -> list[str]:
+    """Warnings in the server's output (webserver, daemon, code server), colours stripped."""
+    lines = [ANSI.sub("", line) for line in log.read_text(errors="replace").splitlines()]
+    return [line for line in lines if WARNING_LINE.search(line) and not FIRST_START_NOTICE.search(line)]
+
+
+def _show_markdown_image(page, entry: str, alt: str):
+    """Open the metadata entry's "[Show Markdown]" dialog; return the <img> once the browser has
+    decoded it (naturalWidth > 0: a data URI the UI stripped or mangled never gets there)."""
+    from playwright.sync_api import expect
+
+    row = page.locator("tr").filter(has=page.get_by_text(entry, exact=True)).first
+    row.get_by_text("[Show Markdown]").click()
+    image = page.get_by_role("dialog").locator(f'img[alt="{alt}"]')
+    expect(image).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    return image
 
 
 def _settle(page, pattern: str, timeout_s: float = 20) -> None:
@@ -196,7 +224,8 @@ def test_materialize_one_partition_from_the_ui(dagster_ui):
 
             phase("run")
             # 3. Follow the run from the toast to its page; the daemon dequeues and launches it.
-            expect(page.get_by_text("Launched run").first).to_be_visible()
+            # Launching takes more than expect's default 5 s on a loaded machine.
+            expect(page.get_by_text("Launched run").first).to_be_visible(timeout=30_000)
             try:
                 page.get_by_role("link", name="View").or_(page.get_by_role("button", name="View")).first.click(
                     timeout=10_000
@@ -240,6 +269,39 @@ def test_materialize_one_partition_from_the_ui(dagster_ui):
             expect(page.get_by_text("trades_catalog", exact=True).first).to_be_visible()
             _settle(page, "^Loading")
             page.screenshot(path=ARTIFACTS / "ui-5-trades-lineage.png")
+
+            phase("day picture")
+            # 6. The partition's report carries its day's picture, rendered by the UI.
+            page.goto(f"{url}/assets/catalog_report")
+            expect(page.get_by_text(f"{day}|{symbol}", exact=True).first).to_be_visible()
+            image = _show_markdown_image(page, "day_picture", f"{day} {symbol}")
+            assert image.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [900, 600]
+            page.screenshot(path=ARTIFACTS / "ui-6-day-picture.png")
+            page.get_by_role("dialog").get_by_role("button", name="Close").click()
+
+            phase("coverage picture")
+            # 7. The catalog's coverage: observe catalog_coverage, then its picture.
+            # The automation sensor may be observing it already: wait for the button, observe (after
+            # the build, so the picture holds the partition), wait for that run, then reload.
+            page.goto(f"{url}/assets/catalog_coverage")
+            observe = page.get_by_role("button", name=re.compile(r"Observe$")).first  # after its icon's name
+            expect(observe).to_be_enabled(timeout=RUN_TIMEOUT_S * 1000)
+            observe.click()
+            expect(page.get_by_text("Launched run").first).to_be_visible(timeout=30_000)
+            deadline = time.monotonic() + RUN_TIMEOUT_S
+            while True:
+                with DagsterInstance.from_config(str(home)) as instance:
+                    runs = [r for r in instance.get_runs(limit=5) if AssetKey("catalog_coverage") in (r.asset_selection or ())]
+                if runs and all(r.is_finished for r in runs):
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the catalog_coverage observation did not finish: {[(r.run_id[:8], r.status.value) for r in runs]}")
+                time.sleep(2)
+            page.reload()
+            expect(page.get_by_text("coverage_picture", exact=True).first).to_be_visible()
+            image = _show_markdown_image(page, "coverage_picture", "catalog coverage")
+            assert image.evaluate("i => i.naturalWidth") == 900
+            page.screenshot(path=ARTIFACTS / "ui-7-coverage-picture.png")
             phase("done")
         except Exception as err:
             # Leave the evidence: what the page showed, and what the server said.
@@ -250,6 +312,10 @@ def test_materialize_one_partition_from_the_ui(dagster_ui):
             raise AssertionError(f"{err}\n(page: {page.url}; test-artifacts/ui-failure.png)\n{_tail(log)}") from err
         finally:
             browser.close()
+
+    # A fresh `dg dev` (what `make ui` runs) says no warning: not that `dagster dev` is superseded,
+    # not that a dagster.yaml sits in the folder it starts from, nothing from the code location.
+    assert _server_warnings(log) == [], "\n".join(_server_warnings(log))
 
     # The instance agrees with the page: the run launched from the UI built that partition and
     # every frame check passed. (Other runs, e.g. from automation conditions, are not ours.)

@@ -21,8 +21,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from nautilus_trader.model.objects import FIXED_PRECISION
 
-from hedgegrid_assets.catalog.fixed_point import DECIMAL, decimal_json_floats
+from hedgegrid_assets.catalog.fixed_point import decimal_json_floats
 from hedgegrid_assets.storage import S3Zone, is_object_uri
 from hedgegrid_assets.catalog.writer import partition_path
 from hedgegrid_assets.checks import coverage
@@ -49,9 +50,15 @@ class DaySeries:
 
 
 def _fixed(column: pa.ChunkedArray) -> pl.Series:
-    """Nautilus's 128-bit fixed-point Price/Quantity bytes as floats (no object per row)."""
-    floats = [chunk.view(DECIMAL).cast(pa.float64()) for chunk in column.chunks]
-    return pl.Series(pa.chunked_array(floats, pa.float64()))
+    """Nautilus's 128-bit fixed-point Price/Quantity bytes (little-endian int128 = value x 10^16)
+    as floats, from the two 64-bit halves with numpy: 5M prices in ~0.05 s, where Arrow's
+    decimal128 -> float64 cast takes ~1 s. Float precision is plenty for a picture."""
+    parts = []
+    for chunk in column.chunks:
+        words = np.frombuffer(chunk.buffers()[1], dtype="<i8")[2 * chunk.offset : 2 * (chunk.offset + len(chunk))]
+        low, high = words[0::2].view("<u8").astype(np.float64), words[1::2].astype(np.float64)
+        parts.append((high * 2.0**64 + low) / 10.0**FIXED_PRECISION)
+    return pl.Series(np.concatenate(parts) if parts else np.empty(0))
 
 
 def _catalog_columns(path: Path, fixed: list[str], plain: list[str]) -> pl.DataFrame | None:
