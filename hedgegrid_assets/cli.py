@@ -6,7 +6,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import get_args
 
@@ -25,11 +24,6 @@ EPILOG = """examples:
 Settings not given as flags come from HEDGEGRID_* environment variables and hedgegrid.toml
 (see README). Runs are recorded in the Dagster instance at $DAGSTER_HOME when it is set.
 """
-
-
-# Runs log in full to the instance (the UI shows them); the terminal gets this command's own
-# lines: the outcome per partition, what was set aside or warned about, one reason per failure.
-QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 class UsageError(Exception):
@@ -51,6 +45,16 @@ def _kinds(text: str) -> list[DataKind]:
             f"unknown data type(s) {', '.join(unknown) or '(none)'}; choose from {','.join(KINDS_BY_CLI_NAME)}"
         )
     return [KINDS_BY_CLI_NAME[n] for n in names]
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a number of jobs (1 or more): {text!r}")
+    return n
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,6 +83,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--data-dir", metavar="DIR", help="raw and staging zones (default: data/ in the project folder)")
     b.add_argument("--allow-empty", action="store_true", default=None,
                    help="accept an input with no rows for a kind and write the day as empty (default: such a partition fails)")
+    b.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
+                   help="partitions built at once, each in its own worker process (default: the machine's cores, "
+                   f"{os.cpu_count() or 1}; 1 = one after another in this process)")
+    b.add_argument("--no-progress", action="store_true",
+                   help="no progress bars, only the per-partition lines (bars are drawn only when stdout is a terminal)")
     c = sub.add_parser("catalog", help="look after an existing catalog (repair, upgrade its format)")
     csub = c.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
     u = csub.add_parser(
@@ -127,7 +136,8 @@ def _settings(args: argparse.Namespace):
     from hedgegrid_assets.settings import Settings
 
     overrides: dict = {}
-    for field, value in (("source", args.source), ("symbols", args.symbols), ("source_config", args.config),
+    symbols = list(dict.fromkeys(args.symbols)) if args.symbols else None  # each once: a partition is built once
+    for field, value in (("source", args.source), ("symbols", symbols), ("source_config", args.config),
                          ("catalog_dir", args.catalog), ("data_dir", args.data_dir), ("allow_empty", args.allow_empty)):
         if value is not None:
             overrides[field] = value
@@ -180,99 +190,22 @@ def _days(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
-def _failure_reason(result) -> str:
-    failed = [
-        f"check {ev.check_name} on {ev.asset_key.to_user_string()} failed: {ev.description or ''}".rstrip(": ")
-        for ev in result.get_asset_check_evaluations()
-        if not ev.passed and ev.severity.value == "ERROR"
-    ]
-    if failed:
-        return "; ".join(failed)
-    for ev in result.get_step_failure_events():
-        err = ev.step_failure_data.error
-        user = ev.step_failure_data.user_failure_data
-        message = (user.description if user and user.description else None) or (
-            (err.cause.message if err and err.cause else None) or (err.message if err else "failed")
-        )
-        return f"step {ev.step_key}: {message.strip().splitlines()[0]}"
-    return "run failed (see the Dagster run log)"
-
-
-def _notes(result) -> list[str]:
-    """What a successful run set aside, skipped or warned about (the details are in the UI)."""
-    notes, skips = [], {}
-    for ev in result.get_asset_materialization_events():
-        mat = ev.event_specific_data.materialization
-        meta = mat.metadata
-        name = mat.asset_key.to_user_string()
-        if "quarantined_rows" in meta and meta["quarantined_rows"].value:
-            reasons = ", ".join(f"{r}: {n:,}" for r, n in meta["quarantined_by_reason"].value.items())
-            notes.append(f"{name}: {meta['quarantined_rows'].value:,} row(s) quarantined ({reasons})")
-        skipped = meta["skipped_while_parsing"].value if "skipped_while_parsing" in meta else {}
-        said = [f"{k.replace('_', ' ')}: {v:,}" for k, v in skipped.items()
-                if k not in ("lines", "unknown_event_messages") and isinstance(v, int) and v]  # fmt: skip
-        by_type = skipped.get("unknown_events_by_type") or {}
-        if by_type:  # event types no kind reads (depthUpdate, kline, ...), per type
-            said.append("events no kind reads: " + ", ".join(f"{e} {n:,}" for e, n in sorted(by_type.items())))
-        if said:  # one file read for several kinds says the same for each: said once
-            skips.setdefault(", ".join(said), []).append(name)
-    notes += [f"{', '.join(names)}: skipped while parsing ({said})" for said, names in skips.items()]
-    for ev in result.get_asset_check_evaluations():
-        if not ev.passed and ev.severity.value == "WARN":
-            desc = f": {ev.description}" if ev.description else ""
-            notes.append(f"warning: {ev.check_name} on {ev.asset_key.to_user_string()}{desc}")
-    return notes
-
-
-def _downloads(instance, result) -> list[str]:
-    """What a download source fetched for the partition (its summary line in the run log)."""
-    from hedgegrid_assets.sources.download import SUMMARY
-
-    return [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith(SUMMARY)]
-
-
 def build(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
-    from dagster import DagsterInstance
-
-    from hedgegrid_assets.assets import catalog_asset_name
-    from hedgegrid_assets.definitions import build_definitions, build_job
+    from hedgegrid_assets.build_runs import run_partitions, unique
     from hedgegrid_assets.partitions import partition_key
 
     kinds: list[DataKind] = args.data_types
-    job = build_job(settings, kinds, name="hedgegrid_cli_build")
-    defs = build_definitions(settings, jobs=[job])
-    job_def = defs.resolve_job_def(job.name)
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-
-    keys = [partition_key(day, sym) for day in _days(args.start, args.end) for sym in settings.symbols]
-    print(f"building {len(keys)} partition(s) from source '{settings.source}' into {settings.catalog_path}")
-    rows: dict[str, dict[str, int]] = {}
-    failures: list[tuple[str, str]] = []
-    for i, key in enumerate(keys, 1):
-        t0 = time.perf_counter()
-        result = job_def.execute_in_process(
-            partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET
-        )
-        elapsed = time.perf_counter() - t0
-        if result.success:
-            written = {
-                ev.event_specific_data.materialization.asset_key.to_user_string(): ev.event_specific_data.materialization
-                for ev in result.get_asset_materialization_events()
-            }
-            # Kinds the source does not offer (no klines in the sample, say) are left out.
-            offered = [k for k in kinds if k.name not in written or "offered" not in written[k.name].metadata]
-            counts = {k.name: int(written[catalog_asset_name(k)].metadata["rows"].value) for k in offered}
-            rows[str(key)] = counts
-            detail = "  ".join(f"{k}={v:,}" for k, v in counts.items())
-            print(f"[{i}/{len(keys)}] {key}  ok  {detail}  ({elapsed:.1f}s)", flush=True)
-            for note in _downloads(instance, result) + _notes(result):
-                print(f"      {note}", flush=True)
-        else:
-            reason = _failure_reason(result)
-            failures.append((str(key), reason))
-            print(f"[{i}/{len(keys)}] {key}  FAILED  {reason}  ({elapsed:.1f}s)", flush=True)
+    # Each partition once, however often a symbol was given; runs, output and summary in this order.
+    keys = unique(partition_key(day, sym) for day in _days(args.start, args.end) for sym in settings.symbols)
+    jobs = min(args.jobs, len(keys))
+    print(f"building {len(keys)} partition(s) from source '{settings.source}' into {settings.catalog_path}"
+          + (f", {jobs} at a time" if jobs > 1 else ""), flush=True)  # fmt: skip
+    bars = sys.stdout.isatty() and not args.no_progress
+    outcomes = run_partitions(settings, [k.name for k in kinds], keys, jobs, bars)
+    rows = {o.key: o.counts for o in outcomes if o.ok}
+    failures = [(o.key, o.reason) for o in outcomes if not o.ok]
 
     _summary(rows, kinds, settings)
     if failures:

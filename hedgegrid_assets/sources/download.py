@@ -14,7 +14,8 @@ the raw zone (`<data_dir>/raw/_downloads/<vendor>/<the URL's path>`):
 - 429 and 5xx answers, timeouts and dropped connections are retried with exponential
   backoff (honouring Retry-After), then raised as TransientSourceError; 401/403 fail at once;
   404 is the caller's to explain (not published yet, or no data that day);
-- progress (file, bytes, rate) goes to the run log. Request headers (an API key) are never
+- progress (file, bytes, rate) goes to the run log, and bytes per chunk to `progress.transfer`
+  (the CLI's download bar; a no-op when nothing listens). Request headers (an API key) are never
   logged, put in errors or written anywhere.
 
 Plain `urllib` (standard library) rather than a vendor client: one downloader with the same
@@ -40,6 +41,7 @@ from typing import ClassVar
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hedgegrid_assets import progress
 from hedgegrid_assets.names import inside
 from hedgegrid_assets.sources.base import NotPublishedError, SourceError, TransientSourceError
 
@@ -171,9 +173,12 @@ def _fetch_unmasked(url: str, part: Path, headers: dict, what: str, retry: Retry
             with urllib.request.urlopen(request, timeout=retry.timeout_s) as response:
                 resumed = have and response.status == 206
                 total = _expected_size(response, have if resumed else 0)
+                done = have if resumed else 0
                 with open(part, "ab" if resumed else "wb") as out:
                     while chunk := response.read(CHUNK):
                         out.write(chunk)
+                        done += len(chunk)
+                        progress.transfer(what, done, total)  # the CLI's bar; nothing without a listener
                 size = part.stat().st_size
                 if total is not None and size != total:
                     raise http.client.IncompleteRead(b"", total - size)
