@@ -81,6 +81,19 @@ def test_deltas_equal_load_deltas_field_by_field(tmp_path):
     assert ((flags & 128) != 0).tolist() == (np.append(ts[1:] != ts[:-1], True)).tolist()
 
 
+def test_block_by_block_equals_the_loader(tmp_path, monkeypatch):
+    """Parsed in blocks of ~4 KB (snapshots, batches and CLEARs straddling block edges): the
+    same table as load_deltas's."""
+    from hedgegrid_assets.sources import tardis_book
+
+    monkeypatch.setattr(tardis_book, "BLOCK_BYTES", 4096)
+    path = write_l2(tmp_path / "l2.csv.gz", 6_000, levels=60, snapshots=4)
+    ours = read_incremental_l2(path, part())
+    ref = reference_table(loader().load_deltas(str(path), as_legacy_cython=False), tmp_path / "ref")
+    assert ours.n_chunks() > 50 and ours.height == ref.num_rows == 6_004
+    assert ORDER_BOOK_DELTAS.to_arrow(ours, part().instrument).equals(ref)
+
+
 def test_snapshot_edge_cases_match_the_loader(tmp_path):
     """A snapshot right after a snapshot (new timestamp), a snapshot inside an update timestamp,
     a snapshot level of amount 0 (a DELETE): all exactly as load_deltas."""

@@ -71,17 +71,15 @@ def book_tops(frame: pl.DataFrame) -> BookTops:
         ends[-1] = True  # an unterminated last batch still ends the day
     batch_rows = np.flatnonzero(ends)
     n_batches = batch_rows.size
-    # batch[r]: the batch row r belongs to.
-    batch = np.zeros(n + 1, dtype=np.int64)
-    batch[1:] = np.cumsum(ends)
-    batch = batch[:-1]
+    # The batch of row r: the first batch end at or after r (no array of n row->batch ids).
+    batch = lambda rows: np.searchsorted(batch_rows, rows)  # noqa: E731
     action = frame.get_column("action").to_numpy()
     clears = np.flatnonzero(action == CLEAR)
     tops = {}
     for side in (BID, ASK):
         rows, stop_rows, price = _standing_runs(frame, side, clears, n)
-        start = batch[rows]
-        stop = np.where(stop_rows < n, batch[np.minimum(stop_rows, n - 1)], n_batches)
+        start = batch(rows)
+        stop = np.where(stop_rows < n, batch(np.minimum(stop_rows, n - 1)), n_batches)
         keep = start < stop
         sign = 1.0 if side == BID else -1.0
         tops[side] = sign * range_max(start[keep], stop[keep], sign * price[keep], n_batches)
@@ -94,16 +92,14 @@ def _standing_runs(frame: pl.DataFrame, side: int, clears: np.ndarray, n: int):
     it or n, price). A run of size changes at one level is one stretch (its price is all that
     matters for the best price), so there are about as many as adds/deletes, not as updates.
     A CLEAR starts a new epoch: stretches never cross one."""
-    epoch = pl.Series("epoch", np.searchsorted(clears, np.arange(n), side="right")) if clears.size else pl.lit(0)
     key = ["price", "epoch"]
     positive = pl.col("size") > 0
     before = positive.shift(1).over(key).fill_null(False)
+    levels = frame.lazy().select("side", "price", "size").with_row_index("row").filter(pl.col("side") == side).collect()
+    epoch = np.searchsorted(clears, levels.get_column("row").to_numpy(), side="right") if clears.size else 0
     bounds = (
-        frame.lazy()
-        .select("side", "price", "size")
-        .with_row_index("row")
-        .with_columns(epoch=epoch)
-        .filter(pl.col("side") == side)
+        levels.lazy()
+        .with_columns(epoch=pl.Series("epoch", epoch) if clears.size else pl.lit(0))
         .with_columns(starts=positive & ~before, ends=~positive & before)
         .filter(pl.col("starts") | pl.col("ends"))
         .with_columns(stop=pl.col("row").shift(-1).over(key))
@@ -111,6 +107,7 @@ def _standing_runs(frame: pl.DataFrame, side: int, clears: np.ndarray, n: int):
         .select("row", "stop", "price", "epoch")
         .collect()
     )
+    del levels, epoch
     rows = bounds.get_column("row").to_numpy().astype(np.int64)
     stop = bounds.get_column("stop").fill_null(n).to_numpy().astype(np.int64)
     if clears.size:  # a stretch still standing at its epoch's end ends at the next CLEAR

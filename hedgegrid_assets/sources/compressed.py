@@ -221,13 +221,16 @@ def line_blocks(path: Path, size: int = 64 << 20) -> Iterator[bytes]:
                 pending.append(data)
                 have += len(data)
                 if have >= size:
-                    joined = b"".join(pending)
-                    cut = joined.rfind(b"\n") + 1
-                    if cut:
-                        q.put(joined[:cut])
-                        pending, have = [joined[cut:]], len(joined) - cut
-                    else:
-                        pending, have = [joined], len(joined)
+                    joined, at = b"".join(pending), 0
+                    while len(joined) - at >= size:  # blocks of about `size`, cut after a newline
+                        cut = joined.rfind(b"\n", at, at + size) + 1 or joined.find(b"\n", at + size) + 1
+                        if not cut:
+                            break
+                        q.put(joined[at:cut])
+                        at = cut
+                    pending = [joined[at:]]
+                    have = len(pending[0])
+                    del joined
             if have:
                 q.put(b"".join(pending))
             q.put(None)
