@@ -175,6 +175,13 @@ def _settings(args: argparse.Namespace):
             f"--start {args.start} is before start_date {listed.start_date}, where the UI's partitions begin: set "
             "start_date in hedgegrid.toml (or HEDGEGRID_START_DATE) to build earlier days"
         )
+    from hedgegrid_assets.catalog.instance_binding import InstanceMismatch, bind
+
+    if "://" not in str(settings.catalog_path):
+        try:  # before any run: a build the UI's instance would misdescribe is refused
+            bind(settings.catalog_path, os.environ.get("DAGSTER_HOME") or None)
+        except InstanceMismatch as err:
+            raise UsageError(str(err)) from None
     from hedgegrid_assets.catalog.provenance import IncompatibleCatalogError, check_writable
     from hedgegrid_assets.sources.registry import build_source
 

@@ -96,6 +96,17 @@ class PartitionLock(ConfigurableResource):
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["PartitionLock"]:
         keys = self._keys(dict(context.run.tags)) if context.run else []
         log = context.log.info if context.log else (lambda _: None)
+        if keys and self.catalog_dir is not None and "://" not in self.catalog_dir:
+            from dagster import Failure
+
+            from hedgegrid_assets.catalog.instance_binding import InstanceMismatch, bind
+
+            instance = context.instance
+            home = None if instance is None or instance.is_ephemeral else instance.root_directory
+            try:
+                bind(self.catalog_dir, home)  # one instance per catalog: what the UI shows is the catalog
+            except InstanceMismatch as err:
+                raise Failure(description=str(err)) from None
         with hold(Path(self.locks_dir), keys, self.wait_seconds, log):
             if self.catalog_dir is not None:
                 for key in keys:

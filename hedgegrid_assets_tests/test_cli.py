@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +23,9 @@ TODAY = dt.datetime.now(dt.UTC).date()
 def run(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "config" / "dagster.yaml").read_text())
+    config = (REPO / "config" / "dagster.yaml").read_text()
+    if not (home / "dagster.yaml").exists() or (home / "dagster.yaml").read_text() != config:
+        (home / "dagster.yaml").write_text(config)  # not rewritten under a concurrent run of the same home
     # No settings or Tardis key of the machine's own leak in: only what the test gives.
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     full_env |= {
@@ -141,3 +144,25 @@ def test_status_shows_rows_gaps_and_failed_checks(tmp_path):
     # The sample's quiet minutes fail the (WARN) every-minute check of bars: listed per partition.
     assert "failed checks (latest per partition):" in out
     assert "2024-01-03|BTCUSDT: bars_every_minute on bars (WARN)" in out, out
+
+
+def test_one_instance_per_catalog(tmp_path):
+    """The UI's instance describes one catalog: a build into another catalog with it is refused
+    before any run (and so is a build without an instance into a catalog one describes); the
+    catalog's own instance builds it."""
+    args = lambda data: [str(BIN / "hedgegrid"), "build", "--source", "sample", "--symbol", "BTCUSDT",  # noqa: E731
+                         "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / data)]  # fmt: skip
+    first = run(args("data"), tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    home = (tmp_path / "dagster_home").resolve()
+    assert json.loads((tmp_path / "data" / "catalog" / ".hedgegrid-instance.json").read_text()) == {"dagster_home": str(home)}
+    other = run(args("other-data"), tmp_path)
+    assert other.returncode == 2
+    assert f"the Dagster instance at {home} describes the catalog {(tmp_path / 'data' / 'catalog').resolve()}" in other.stderr
+    assert not (tmp_path / "other-data" / "catalog" / "data").exists()
+    own = tmp_path / "other"
+    own.mkdir()
+    ok = run(args("other-data"), own)  # its own DAGSTER_HOME (other/dagster_home)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    again = run(args("data"), own)
+    assert again.returncode == 2 and f"set DAGSTER_HOME={home}" in again.stderr
