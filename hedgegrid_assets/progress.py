@@ -18,6 +18,7 @@ Two halves:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -119,7 +120,11 @@ class Display:
         from rich.console import Console
         from rich.progress import Progress
 
-        self.progress = Progress(*_columns(), console=Console(file=sys.stdout), refresh_per_second=5)
+        # A copy of the terminal's descriptor: Dagster's compute-log capture points fd 1 at a file
+        # while each step of an in-process run executes, and the bars must not go there.
+        self._tty = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
+        self.progress = Progress(*_columns(), console=Console(file=self._tty), refresh_per_second=5,
+                                 redirect_stdout=False, redirect_stderr=False)  # fmt: skip
         self.overall = self.progress.add_task("partitions", total=partitions, unit="partitions")
 
     def __enter__(self) -> "Display":
@@ -132,6 +137,7 @@ class Display:
             for task in [*self._running.values(), *self._downloads.values()]:
                 self.progress.remove_task(task)
             self.progress.stop()
+            self._tty.close()
 
     def line(self, text: str) -> None:
         if self.bars:

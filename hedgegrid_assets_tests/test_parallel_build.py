@@ -134,6 +134,17 @@ def test_a_terminal_gets_progress_bars_with_elapsed_and_eta(tmp_path):
     assert re.search(rf"20\d\d-\d\d-\d\d\|[A-Z]+USDT  [a-z +()]+ +[{BAR}╺╸ ]+ \d+/\d+ steps +elapsed \d:\d\d:\d\d ETA", plain)
     # The per-partition lines as without a terminal, once each.
     assert plain.count("] 2024-01-01|BTCUSDT  ok  trades=") == 1 and plain.count("] 2024-01-01|ETHUSDT  ok  trades=") == 1
+    # In process (--jobs 1) as well, stage by stage: the bars go to the terminal even while Dagster
+    # captures the step's stdout into its compute log.
+    one = [*args[:-2], "--jobs", "1", "--symbol", "BTCUSDT"]
+    one = [a for i, a in enumerate(one) if not (a == "--symbol" and one[i + 1] == "ETHUSDT") and a != "ETHUSDT"]
+    code, shown = in_a_terminal(one, tmp_path, terminal_env(tmp_path))
+    assert code == 0, shown[-3000:]
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    for stage in ("source read (landing raw files)", "read + validate trades", "read + validate mark_prices",
+                  "commit to the catalog"):  # fmt: skip
+        assert f"2024-01-01|BTCUSDT  {stage} " in plain, stage
+    assert re.search(rf"partitions +{BAR}+ 1/1 partitions elapsed \d:\d\d:\d\d ETA", plain)
     # --no-progress: the same command in a terminal draws no bar.
     code, shown = in_a_terminal([*args[:-2], "--jobs", "1", "--no-progress"], tmp_path, terminal_env(tmp_path))
     assert code == 0, shown[-3000:]
