@@ -279,12 +279,11 @@ def old_and_new(s3, built, tmp_path_factory):
     return old, new
 
 
-def _seeded(s3, prefix: str) -> S3Zone:
-    """A catalog at `prefix` holding the old partition (copied server-side from `main`)."""
-    zone, main = S3Zone(f"s3://{BUCKET}/{prefix}/catalog"), S3Zone(f"s3://{BUCKET}/main/catalog")
-    for name in main.find("data"):
-        if "ETHUSDT" not in name:
-            main.fs.copy(main.path(name), zone.path(name))
+def _seeded(prefix: str, old: dict[str, bytes]) -> S3Zone:
+    """A catalog at `prefix` holding the old partition (the local seed-7 build's files)."""
+    zone = S3Zone(f"s3://{BUCKET}/{prefix}/catalog")
+    for name, data in old.items():
+        zone.put_bytes(name, data)
     return zone
 
 
@@ -299,7 +298,7 @@ def _partition(zone: S3Zone) -> dict[str, bytes]:
 def test_a_killed_build_leaves_old_or_new_after_recovery(s3, old_and_new, tmp_path, aim, nth, stands, recovered_by):
     old, new = old_and_new
     prefix = f"kill-{aim}-{recovered_by.replace(' ', '')}"
-    zone = _seeded(s3, prefix)
+    zone = _seeded(prefix, old)
     assert _partition(zone) == old
     lease = {"HEDGEGRID_LOCK_LEASE_SECONDS": "6"}  # the dead builder's lease expires soon
     killed = build(s3, tmp_path / "killed", prefix, symbols=["BTCUSDT"], program=[sys.executable, "-c", KILLER, aim, str(nth)],
