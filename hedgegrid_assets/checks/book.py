@@ -87,34 +87,65 @@ def book_tops(frame: pl.DataFrame) -> BookTops:
     return BookTops(batch_rows, tops[BID], tops[ASK])
 
 
+BUCKETS = 8  # price ranges worked one at a time: a 50M-delta day's grouping stays small
+
+
 def _standing_runs(frame: pl.DataFrame, side: int, clears: np.ndarray, n: int):
     """Each stretch during which one price level of `side` stands: (first row, row that ends
     it or n, price). A run of size changes at one level is one stretch (its price is all that
     matters for the best price), so there are about as many as adds/deletes, not as updates.
-    A CLEAR starts a new epoch: stretches never cross one."""
-    key = ["price", "epoch"]
-    positive = pl.col("size") > 0
-    before = positive.shift(1).over(key).fill_null(False)
-    levels = frame.lazy().select("side", "price", "size").with_row_index("row").filter(pl.col("side") == side).collect()
-    epoch = np.searchsorted(clears, levels.get_column("row").to_numpy(), side="right") if clears.size else 0
-    bounds = (
-        levels.lazy()
-        .with_columns(epoch=pl.Series("epoch", epoch) if clears.size else pl.lit(0))
-        .with_columns(starts=positive & ~before, ends=~positive & before)
-        .filter(pl.col("starts") | pl.col("ends"))
-        .with_columns(stop=pl.col("row").shift(-1).over(key))
-        .filter("starts")
-        .select("row", "stop", "price", "epoch")
-        .collect()
-    )
-    del levels, epoch
-    rows = bounds.get_column("row").to_numpy().astype(np.int64)
-    stop = bounds.get_column("stop").fill_null(n).to_numpy().astype(np.int64)
-    if clears.size:  # a stretch still standing at its epoch's end ends at the next CLEAR
-        ep = bounds.get_column("epoch").to_numpy()
-        epoch_end = np.append(clears, n)[ep]
-        stop = np.minimum(stop, epoch_end)
-    return rows, stop, bounds.get_column("price").to_numpy()
+    A CLEAR starts a new epoch: stretches never cross one. Levels are independent, so the
+    side's prices are split into ranges (by a sample's quantiles) worked one after another."""
+    prices = frame.lazy().filter(pl.col("side") == side).select("price")
+    sample = prices.gather_every(max(1, n // 200_000)).collect().get_column("price")
+    if sample.is_empty():
+        empty = np.array([], dtype=np.int64)
+        return empty, empty, np.array([], dtype=np.float64)
+    edges = sorted({float(sample.quantile(q / BUCKETS)) for q in range(1, BUCKETS)})
+    bounds = [-np.inf, *edges, np.inf]
+    out_rows, out_stop, out_price = [], [], []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        levels = (
+            frame.lazy()
+            .select("side", "price", "size")
+            .with_row_index("row")
+            .filter((pl.col("side") == side) & (pl.col("price") >= lo) & (pl.col("price") < hi))
+            .select("row", "price", "size")
+            .collect()
+        )
+        if levels.is_empty():
+            continue
+        rows = levels.get_column("row").to_numpy()
+        epoch = np.searchsorted(clears, rows, side="right") if clears.size else np.zeros(rows.size, np.int64)
+        # One integer key per (level, epoch) run: cheaper to group than two columns.
+        level = levels.get_column("price").rank("dense").cast(pl.Int64).to_numpy()
+        key = pl.Series("key", epoch.astype(np.int64) * (int(level.max()) + 1) + level)
+        positive = pl.col("size") > 0
+        before = positive.shift(1).over("key").fill_null(False)
+        runs = (
+            levels.lazy()
+            .with_columns(key)
+            .with_columns(starts=positive & ~before, ends=~positive & before)
+            .filter(pl.col("starts") | pl.col("ends"))
+            .with_columns(stop=pl.col("row").shift(-1).over("key"))
+            .filter("starts")
+            .select("row", "stop", "price")
+            .collect()
+        )
+        del levels, key, level
+        start_rows = runs.get_column("row").to_numpy().astype(np.int64)
+        stop = runs.get_column("stop").fill_null(n).to_numpy().astype(np.int64)
+        if clears.size:  # a stretch still standing at its epoch's end ends at the next CLEAR
+            epoch_end = np.append(clears, n)[np.searchsorted(clears, start_rows, side="right")]
+            stop = np.minimum(stop, epoch_end)
+        out_rows.append(start_rows)
+        out_stop.append(stop)
+        out_price.append(runs.get_column("price").to_numpy())
+        del runs, rows, epoch
+    if not out_rows:
+        empty = np.array([], dtype=np.int64)
+        return empty, empty, np.array([], dtype=np.float64)
+    return np.concatenate(out_rows), np.concatenate(out_stop), np.concatenate(out_price)
 
 
 def crossed_rows(frame: pl.DataFrame) -> pl.Series:
