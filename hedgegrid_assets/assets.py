@@ -40,7 +40,7 @@ from dagster import (
 
 from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
 from hedgegrid_assets.catalog.writer import CatalogCommit
-from hedgegrid_assets.frames.staging import StagedFrames
+from hedgegrid_assets.frames.staging import FrameHandoff, StagedFrames
 from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.checks import book_sequence, completeness, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
@@ -248,7 +248,8 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
             if key in trades_by_key:
                 part = partition_context(key, settings)
                 checks[key].append(coverage.mark_price_band(frames[key], trades_by_key[key], part))
-        yield Output(as_output(frames), metadata=_metadata(context, kind.name, meta))
+        handoff, frames = FrameHandoff(frames), None  # the IO manager empties it (see FrameHandoff)
+        yield Output(handoff, metadata=_metadata(context, kind.name, meta))
         yield from emit_checks(context, kind.name, checks, blocking=blocking)
 
     return [frame_asset]

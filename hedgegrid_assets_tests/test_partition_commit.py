@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from hedgegrid_assets.catalog import journal
+from hedgegrid_assets.catalog.instance_binding import CATALOG_MARKER
 from hedgegrid_assets.cli import main
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.checks import coverage
@@ -59,9 +60,18 @@ def kind_files(catalog: Path) -> dict[str, str]:
     return found
 
 
+def copy_catalog(src: Path, dst: Path) -> None:
+    """A copy is another catalog: it drops the original's instance binding, and the instance
+    that next builds it binds it afresh (see catalog/instance_binding.py)."""
+    shutil.copytree(src, dst)
+    for marker in dst.rglob(CATALOG_MARKER):
+        marker.unlink()
+
+
 def built_catalog(tmp_path: Path, name: str, seed: int) -> dict[str, str]:
+    (tmp_path / name).mkdir()
     proc = run([sys.executable, "-m", "hedgegrid_assets.cli", "build", *BUILD, "--data-dir", str(tmp_path / name)],
-               tmp_path, HEDGEGRID_SAMPLE__SEED=str(seed))  # fmt: skip
+               tmp_path / name, HEDGEGRID_SAMPLE__SEED=str(seed))  # each catalog its own instance  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     return kind_files(tmp_path / name / "catalog")
 
@@ -93,7 +103,7 @@ def test_kill_at_an_aimed_point_leaves_old_or_new(old_and_new, tmp_path, point, 
     base, old, new = old_and_new
     event, needle, nth, expected = AIMED[point]
     data = tmp_path / "d"
-    shutil.copytree(base / "old", data)
+    copy_catalog(base / "old", data)
     proc = run([sys.executable, "-c", KILLER, event, needle, str(nth), "build", *BUILD, "--data-dir", str(data)],
                tmp_path, HEDGEGRID_SAMPLE__SEED="8")  # fmt: skip
     assert proc.returncode == -9, f"the build was not killed at {point}: {proc.stdout[-1500:]} {proc.stderr[-1500:]}"
@@ -114,9 +124,11 @@ def test_repair_and_the_next_build_recover_too(old_and_new, tmp_path, capsys):
     base, old, new = old_and_new
     for n, recover in enumerate(("repair", "build")):
         data = tmp_path / f"d{n}"
-        shutil.copytree(base / "old", data)
+        copy_catalog(base / "old", data)
+        home = tmp_path / f"h{n}"  # each copy its own instance, as each catalog has
+        home.mkdir()
         proc = run([sys.executable, "-c", KILLER, "os.rename", "stage-1", "1", "build", *BUILD, "--data-dir", str(data)],
-                   tmp_path, HEDGEGRID_SAMPLE__SEED="8")  # fmt: skip
+                   home, HEDGEGRID_SAMPLE__SEED="8")  # fmt: skip
         assert proc.returncode == -9
         if recover == "repair":
             assert main(["catalog", "repair", str(data / "catalog"), "--data-dir", str(data)]) == 0
@@ -127,7 +139,7 @@ def test_repair_and_the_next_build_recover_too(old_and_new, tmp_path, capsys):
             key = partition_key(DAYS[1], "BTCUSDT")
             journal_before = journal.pending(data / "catalog")
             assert journal_before
-            instance = make_instance(tmp_path / f"d{n}-x")
+            instance = make_instance(home)  # the catalog's own instance
             result = build(settings, instance, [key])[str(key)]
             logs = [e.user_message for e in instance.all_logs(result.run_id) if "interrupted commit" in e.user_message]
             assert logs and "the new partition stands" in logs[0]
@@ -137,7 +149,7 @@ def test_repair_and_the_next_build_recover_too(old_and_new, tmp_path, capsys):
 def test_a_failing_check_of_any_kind_keeps_every_kind_old(old_and_new, tmp_path):
     base, old, _ = old_and_new
     data = tmp_path / "d"
-    shutil.copytree(base / "old", data)
+    copy_catalog(base / "old", data)
     # A mark-price band far too tight fails the marks' blocking check; trades and funding are
     # fine, and the input is new (seed 8): before, the new trades went in anyway.
     settings = make_settings(
@@ -170,7 +182,7 @@ def small_disk(tmp_path):
 
 def test_no_space_left_keeps_the_old_partition_and_says_where(old_and_new, tmp_path, small_disk):
     base, old, _ = old_and_new
-    shutil.copytree(base / "old" / "catalog", small_disk / "catalog")
+    copy_catalog(base / "old" / "catalog", small_disk / "catalog")
     # Fill the disk but for a little: the new trades file cannot be staged.
     with open(small_disk / "filler", "wb") as f:
         try:
@@ -191,7 +203,7 @@ def test_no_space_left_keeps_the_old_partition_and_says_where(old_and_new, tmp_p
 
 def test_a_read_only_catalog_keeps_the_old_partition_and_says_where(old_and_new, tmp_path, small_disk):
     base, old, _ = old_and_new
-    shutil.copytree(base / "old" / "catalog", small_disk / "catalog")
+    copy_catalog(base / "old" / "catalog", small_disk / "catalog")
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     proc = run([sys.executable, "-m", "hedgegrid_assets.cli", "build", *BUILD, "--data-dir", str(tmp_path / "d"),
                 "--catalog", str(small_disk / "catalog")], tmp_path, HEDGEGRID_SAMPLE__SEED="8")  # fmt: skip
@@ -205,9 +217,9 @@ def test_a_read_only_catalog_keeps_the_old_partition_and_says_where(old_and_new,
 def test_verify_finds_what_is_wrong(old_and_new, tmp_path, capsys):
     base, _, _ = old_and_new
     data = tmp_path / "d"
-    shutil.copytree(base / "old", data)
+    copy_catalog(base / "old", data)
     assert main(["verify", "--data-dir", str(data)]) == 0
-    assert "5 catalog file(s)" in capsys.readouterr().out  # trades, quotes, bars, marks, funding
+    assert "6 catalog file(s)" in capsys.readouterr().out  # trades, quotes, bars, marks, funding, book deltas
     trades = next((data / "catalog" / "data" / "trade_tick").rglob("*.parquet"))
     trades.write_bytes(trades.read_bytes()[:-50])  # a torn file
     raw = next(p for p in (data / "raw").rglob("*") if p.is_file() and "_manifests" not in str(p))

@@ -67,14 +67,18 @@ def bind(catalog: Path | str, home: Path | str | None) -> None:
     if bound is not None and bound != home:
         raise InstanceMismatch(
             f"the catalog {catalog} is described by the Dagster instance at {bound}, not this run's ({home}): "
-            f"set DAGSTER_HOME={bound} to build into it (its UI: DAGSTER_HOME={bound} make ui)"
+            f"set DAGSTER_HOME={bound} to build into it (its UI: DAGSTER_HOME={bound} make ui); if this catalog is "
+            f"a copy, delete its {CATALOG_MARKER} to bind it to this instance"
         )
     if described is not None and described != catalog:
         raise InstanceMismatch(
             f"the Dagster instance at {home} describes the catalog {described}, so it cannot also record builds "
             f"into {catalog}: give that catalog its own instance, e.g. DAGSTER_HOME={catalog.parent / 'dagster_home'}"
         )
-    if described is None:
-        _write(home / HOME_MARKER, "catalog", catalog)
-    if bound is None:
-        _write(catalog / CATALOG_MARKER, "dagster_home", home)
+    try:
+        if described is None:
+            _write(home / HOME_MARKER, "catalog", catalog)
+        if bound is None:
+            _write(catalog / CATALOG_MARKER, "dagster_home", home)
+    except OSError:  # a read-only or full disk: the build itself says so, naming the path
+        pass

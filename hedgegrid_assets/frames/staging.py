@@ -18,6 +18,16 @@ from hedgegrid_assets.partitions import split_key
 COMPRESSION = "lz4"
 
 
+class FrameHandoff:
+    """A step's validated frames on their way to the staging zone. The IO manager writes them
+    and empties the holder: Dagster's in-process runs (`hedgegrid build`, tests) keep every step
+    output until the run ends, which for a 50,000,000-delta day would be 2 GB held through the
+    catalog step. Runs launched by the daemon keep nothing either way."""
+
+    def __init__(self, frames: dict[str, pl.DataFrame]) -> None:
+        self.frames = frames
+
+
 class FrameIOManager(ConfigurableIOManager):
     """`<staging_dir>/<asset>/<date>/<SYMBOL>.parquet`, written atomically."""
 
@@ -27,8 +37,11 @@ class FrameIOManager(ConfigurableIOManager):
         day, symbol = split_key(key)
         return inside(self.staging_dir, Path(self.staging_dir) / asset / day.isoformat() / f"{symbol}.parquet")
 
-    def handle_output(self, context: OutputContext, obj: pl.DataFrame | dict[str, pl.DataFrame]) -> None:
-        frames = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
+    def handle_output(self, context: OutputContext, obj: FrameHandoff | pl.DataFrame | dict[str, pl.DataFrame]) -> None:
+        if isinstance(obj, FrameHandoff):
+            frames, obj.frames = obj.frames, {}
+        else:
+            frames = obj if isinstance(obj, dict) else {context.asset_partition_key: obj}
         for key, frame in frames.items():
             path = self.path(context.asset_key.path[-1], key)
             path.parent.mkdir(parents=True, exist_ok=True)
