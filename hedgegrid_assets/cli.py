@@ -284,13 +284,17 @@ def verify_catalog(args: argparse.Namespace) -> int:
 
         report = verify_objects(settings.model_copy(update={"catalog_dir": root}), say=lambda line: print(f"  {line}", flush=True))
     else:
-        report = verify(root, settings.raw_dir, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True))
+        report = verify(root, settings.raw_dir, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True),
+                        staging_dir=settings.staging_dir)  # fmt: skip
     for line in report.busy:
         print(f"  skipped: {line}")
     print(
-        f"  {report.catalog_files} catalog file(s), {report.catalog_rows:,} rows; "
+        f"  {report.catalog_files} catalog file(s), {report.catalog_rows:,} rows"
+        f"{f', {report.compared} equal to their validated frame, value for value' if getattr(report, 'compared', 0) else ''}; "
         f"{report.raw_files} raw file(s), {report.raw_bytes:,} bytes hashed"
     )
+    for line in getattr(report, "notes", []):
+        print(f"  note: {line}")
     if report.problems:
         print(f"{len(report.problems)} problem(s):", file=sys.stderr)
         for problem in report.problems:

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from hedgegrid_assets.catalog import journal
@@ -219,7 +221,19 @@ def test_verify_finds_what_is_wrong(old_and_new, tmp_path, capsys):
     data = tmp_path / "d"
     copy_catalog(base / "old", data)
     assert main(["verify", "--data-dir", str(data)]) == 0
-    assert "6 catalog file(s)" in capsys.readouterr().out  # trades, quotes, bars, marks, funding, book deltas
+    out = capsys.readouterr().out
+    assert "6 catalog file(s)" in out  # trades, quotes, bars, marks, funding, book deltas
+    assert "6 equal to their validated frame, value for value" in out
+    # A file Nautilus reads fine but whose values are not the validated frame's: one mark price.
+    marks = next((data / "catalog" / "data" / "mark_price_update").rglob("*.parquet"))
+    table = pq.read_table(marks)
+    values = table.column("value").to_pylist()
+    values[7] = values[8]
+    table = table.set_column(table.schema.get_field_index("value"), table.schema.field("value"),
+                             pa.array(values, table.schema.field("value").type))  # fmt: skip
+    pq.write_table(table, marks)
+    assert main(["verify", "--data-dir", str(data)]) == 1
+    assert f"{marks}: differs from its validated frame" in capsys.readouterr().err
     trades = next((data / "catalog" / "data" / "trade_tick").rglob("*.parquet"))
     trades.write_bytes(trades.read_bytes()[:-50])  # a torn file
     raw = next(p for p in (data / "raw").rglob("*") if p.is_file() and "_manifests" not in str(p))

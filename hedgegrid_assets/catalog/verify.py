@@ -4,6 +4,9 @@ Both first finish or undo interrupted commits (journal.recover: a partition is t
 old or new), skipping a partition a live build holds. `verify` then reads every catalog file
 of hedgegrid's kinds (its footer, schema, and its ts_init within the day its name gives) and
 every raw landing against its manifest (sizes and sha256: raw data is never edited), and
+compares each file with the validated frame it was written from (the staging zone's copy,
+turned into Nautilus's Arrow table again: every value of every row, the bytes Nautilus decodes;
+a frame newer than its file is a build that did not commit, said but not a problem), and
 lists what is wrong. `repair` also removes temporary files that dead writers left in the
 catalog (hidden names, never read by Nautilus).
 """
@@ -40,6 +43,8 @@ class Report:
     recovered: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # partitions a live build holds (skipped)
     catalog_files: int = 0
+    compared: int = 0  # catalog files equal to their validated frame, value for value
+    notes: list[str] = field(default_factory=list)
     catalog_rows: int = 0
     raw_files: int = 0
     raw_bytes: int = 0
@@ -88,6 +93,56 @@ def _check_kind_files(root: Path, report: Report) -> None:
                 report.problems.append(f"{path}: ts_init {low}..{high} outside the file's interval {interval[0]}..{interval[1]}")
 
 
+def _symbol_day(kind, path: Path) -> tuple[str, str] | None:
+    interval = _parse_filename_timestamps(path.name)
+    if interval is None:
+        return None
+    import datetime as dt
+
+    start = interval[0] - (1 if kind.stamped_at_close else 0)  # a bar file starts 1 ns after the day
+    day = dt.datetime.fromtimestamp(start / 1e9, dt.UTC).date().isoformat()
+    return path.parent.name.split("-")[0], day
+
+
+def _check_frames(root: Path, staging_dir: Path, report: Report) -> None:
+    """Each catalog file against the validated frame it was written from."""
+    import polars as pl
+
+    from hedgegrid_assets.instruments import UnknownSymbolError, instrument_for
+    from hedgegrid_assets.settings import Settings
+
+    settings = Settings()
+    for kind in KINDS.values():
+        folders = f"*-{kind.bar_spec}" if kind.bar_spec else "*"
+        for path in sorted((root / "data" / class_to_filename(kind.nautilus_cls)).glob(f"{folders}/*.parquet")):
+            where = _symbol_day(kind, path)
+            if where is None:
+                continue
+            symbol, day = where
+            staged = staging_dir / kind.name / day / f"{symbol}.parquet"
+            if not staged.is_file():
+                continue  # no validated frame kept (another machine's build, a cleaned staging zone)
+            if staged.stat().st_mtime > path.stat().st_mtime + 1:
+                report.notes.append(f"{day}|{symbol} {kind.name}: the last validated frame is newer than the catalog "
+                                    f"file: that build did not commit (a failed check?); the catalog keeps the earlier one")  # fmt: skip
+                continue
+            try:
+                instrument = instrument_for(symbol, settings)
+                ours = kind.to_arrow(pl.read_parquet(staged), instrument)
+                theirs = pq.read_table(path)
+            except (UnknownSymbolError, OSError, ValueError) as err:
+                report.problems.append(f"{path}: cannot compare with its validated frame {staged} ({err})")
+                continue
+            if ours.num_rows != theirs.num_rows:
+                report.problems.append(f"{path}: {theirs.num_rows:,} rows, its validated frame {staged} has {ours.num_rows:,}")
+                continue
+            differing = [n for n in ours.schema.names if not ours.column(n).equals(theirs.column(n))]
+            if differing:
+                report.problems.append(f"{path}: differs from its validated frame {staged} in {', '.join(differing)}")
+                continue
+            report.compared += 1
+
+
 def _temporaries(root: Path) -> list[Path]:
     data = root / "data"
     found = [p for p in data.rglob(".*") if p.is_file()] if data.exists() else []
@@ -122,7 +177,8 @@ def _check_raw(raw_dir: Path, report: Report) -> None:
                 report.problems.append(f"{path}: changed since it was landed (sha256 {digest}, manifest says {f['sha256']})")
 
 
-def verify(root: Path, raw_dir: Path | None, locks_dir: Path | None, say: Callable[[str], None] = lambda _: None) -> Report:
+def verify(root: Path, raw_dir: Path | None, locks_dir: Path | None, say: Callable[[str], None] = lambda _: None,
+           staging_dir: Path | None = None) -> Report:  # fmt: skip
     report = Report()
     root = Path(root)
     try:
@@ -132,6 +188,8 @@ def verify(root: Path, raw_dir: Path | None, locks_dir: Path | None, say: Callab
     if root.exists():
         _recover_all(root, locks_dir, report, say)
         _check_kind_files(root, report)
+        if staging_dir is not None and Path(staging_dir).exists():
+            _check_frames(root, Path(staging_dir), report)
         for path in filter(_is_debris, _temporaries(root)):
             report.problems.append(f"{path}: left by an interrupted write (hedgegrid catalog repair removes it)")
     if raw_dir is not None and raw_dir.exists():
