@@ -54,7 +54,7 @@ def report(root: Path, part: PartitionContext, offered: set[str] | None = None) 
         gap, frm, to = coverage.largest_gap(_timestamps(partition_path(root, TRADES, part), "ts_event"), part)
         meta |= {"largest_trade_gap_minutes": round(gap.total_seconds() / 60, 3), "largest_trade_gap_from": frm.isoformat()}
         if gap.total_seconds() / 60 > part.checks.max_trade_gap_minutes:
-            problems.append(f"{gap} without trades from {frm:%H:%M:%S}")
+            problems.append(f"{gap.total_seconds() / 60:.1f} min without trades from {frm:%H:%M:%S}")
     if rows.get(FUNDING_RATES.name):
         path = partition_path(root, FUNDING_RATES, part)
         rates = pl.DataFrame(

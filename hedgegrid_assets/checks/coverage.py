@@ -34,7 +34,7 @@ def trade_gap(trades: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
         check_name=TRADE_GAP_CHECK,
         passed=gap <= limit,
         severity=AssetCheckSeverity.WARN,
-        description=f"largest gap without trades {gap} (limit {limit})",
+        description=f"largest gap without trades {gap.total_seconds() / 60:.1f} min (limit {limit.total_seconds() / 60:g} min)",
         metadata={
             "largest_gap_minutes": round(gap.total_seconds() / 60, 3),
             "gap_from": frm.isoformat(),
