@@ -7,7 +7,7 @@ empty header is accepted only for the first day of a month (Tardis's free days),
 else is a 401. Faults (429, 500, ...) are injected per minute offset.
 
     with FakeTardis(api_key="k") as server:
-        server.add_lines(generate_day(part, 2000, seed=1))
+        server.add_lines(generate_day(part, 2000, seed=1, book=False))
         ... TardisClient(endpoint=server.url) ...
 """
 

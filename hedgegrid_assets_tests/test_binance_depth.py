@@ -403,7 +403,7 @@ def test_hedgegrid_build_from_tardis_with_the_book(tmp_path):
 
     messages, tops = simulate(seed=8, n=200, start_ms=T0 + 120_000)
     with FakeTardis(api_key=KEY) as server:
-        sample = generate_day(part(), 500, seed=2)  # trades, quotes, marks: the book is ours alone
+        sample = generate_day(part(), 500, seed=2, book=False)  # trades, quotes, marks: the book is ours alone
         server.add_lines(sample.filter(~pl.col("line").str.contains("@depth", literal=True)))
         server.add_lines(pl.DataFrame({"line": [replay_line(p, r) for p, r in messages]}))
         proc = run([str(BIN / "hedgegrid"), "build", "--source", "tardis", "--symbol", "BTCUSDT", "--start", "2024-01-02",

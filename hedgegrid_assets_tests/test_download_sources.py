@@ -157,7 +157,8 @@ def test_tardis_datasets_rejected_key_and_free_day(tmp_path, tardis_site):
     assert "wrong-key-456" not in proc.stdout + proc.stderr
     assert len(server.served("/v1/binance-futures/trades/2024/01/02/BTCUSDT.csv.gz")) == 1  # not retried
     # The first day of a month is free: asked without the key, and built.
-    proc = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "free", "2024-01-01", "2024-01-02"), tmp_path,
+    (tmp_path / "free").mkdir()  # another catalog: its own instance (free/dagster_home)
+    proc = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "free", "2024-01-01", "2024-01-02"), tmp_path / "free",
                TARDIS_DATASETS_ENDPOINT=server.url)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert built_counts(proc.stdout, "2024-01-01|BTCUSDT")["trades"] == "51"
@@ -236,7 +237,8 @@ def test_tardis_datasets_downloads_the_book_when_asked(tmp_path, tardis_site):
                 TARDIS_DATASETS_ENDPOINT=server.url)  # fmt: skip
     assert plain.returncode == 0, plain.stdout + plain.stderr
     assert not [r for r in server.requests if "book" in r.path]
-    proc = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "b"), tmp_path, TARDIS_API_KEY=KEY,
+    (tmp_path / "b").mkdir()  # another catalog: its own instance (b/dagster_home)
+    proc = run(build_cmd(tmp_path, "tardis-datasets", tmp_path / "b"), tmp_path / "b", TARDIS_API_KEY=KEY,
                TARDIS_DATASETS_ENDPOINT=server.url, HEDGEGRID_TARDIS__BOOK="true")  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")

@@ -161,7 +161,7 @@ def test_catalog_report_says_what_is_complete(built):
     result = built.results["2024-01-02|BTCUSDT"]
     mats = materializations(result)
     report = mats["catalog_report"].metadata
-    assert report["rows"].value == {k: mats[f"{k}_catalog"].metadata["rows"].value for k in ("trades", "quotes", "bars", "mark_prices", "funding_rates")}
+    assert report["rows"].value == {k: mats[f"{k}_catalog"].metadata["rows"].value for k in ("trades", "quotes", "bars", "mark_prices", "funding_rates", "order_book_deltas")}
     assert report["instrument"].value is True and report["funding_settlements_covered"].value is True
     gap_s = mats["trades"].metadata["largest_trade_gap_s"].value
     assert report["largest_trade_gap_minutes"].value == pytest.approx(gap_s / 60, abs=1e-3)

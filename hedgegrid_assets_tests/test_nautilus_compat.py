@@ -97,7 +97,7 @@ def settled_rates_in_raw(built, key) -> dict[int, str]:
     with gzip.open(path, "rt") as lines:
         for line in lines:
             msg = json.loads(line.split(" ", 1)[1])["data"]
-            if msg["e"] == "markPriceUpdate":
+            if msg.get("e") == "markPriceUpdate":  # a depth snapshot has no event type
                 last[msg["T"] * 1_000_000] = msg["r"]
     return last
 

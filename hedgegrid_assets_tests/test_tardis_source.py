@@ -79,12 +79,12 @@ def depth_updates(lines: pl.DataFrame) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def days() -> dict[str, pl.DataFrame]:
-    btc = generate_day(part(), 2_000, seed=11)
-    free = generate_day(part(day=FREE_DAY), 500, seed=13)
+    btc = generate_day(part(), 2_000, seed=11, book=False)
+    free = generate_day(part(day=FREE_DAY), 500, seed=13, book=False)
     return {
         "btc": btc,
         "btc_trade": as_trade_channel(btc),
-        "eth": generate_day(part("ETHUSDT"), 500, seed=12),
+        "eth": generate_day(part("ETHUSDT"), 500, seed=12, book=False),
         "depth": depth_updates(btc),
         "free": free,
         "free_trade": as_trade_channel(free),

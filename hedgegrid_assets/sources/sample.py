@@ -120,8 +120,9 @@ def _replay_ts(ns: pl.Expr) -> pl.Expr:
     return text.str.slice(0, 27) + pl.lit("Z")
 
 
-def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.DataFrame:
-    """One `line` column: the day's replay lines sorted by receive time."""
+def generate_day(part: PartitionContext, trades_per_day: int, seed: int, book: bool = True) -> pl.DataFrame:
+    """One `line` column: the day's replay lines sorted by receive time (`book`: with the depth
+    snapshot and updates; without, the lines a replay of the other channels holds)."""
     inst = part.instrument
     symbol = inst.symbol
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode()), part.day.toordinal()])
@@ -262,8 +263,8 @@ def generate_day(part: PartitionContext, trades_per_day: int, seed: int) -> pl.D
             "}}",
         ),
     )
-    book = _book_lines(quote_values, stream, symbol, pp, sp, units_per_tick, units_per_step, rng)
-    lines = pl.concat([book, quotes, trades, marks]).sort("recv_ns", maintain_order=True)
+    depth = [_book_lines(quote_values, stream, symbol, pp, sp, units_per_tick, units_per_step, rng)] if book else []
+    lines = pl.concat([*depth, quotes, trades, marks]).sort("recv_ns", maintain_order=True)
     lines = lines.filter(pl.col("recv_ns") < part.end_ns)  # the day file holds the day's receive times
     return lines.select(line=_text(_replay_ts(pl.col("recv_ns")), " ", pl.col("line")))
 
