@@ -290,10 +290,10 @@ def verify_catalog(args: argparse.Namespace) -> int:
         print(f"  skipped: {line}")
     print(
         f"  {report.catalog_files} catalog file(s), {report.catalog_rows:,} rows"
-        f"{f', {report.compared} equal to their validated frame, value for value' if getattr(report, 'compared', 0) else ''}; "
+        f"{f', {report.compared} equal to their validated frame, value for value' if report.compared else ''}; "
         f"{report.raw_files} raw file(s), {report.raw_bytes:,} bytes hashed"
     )
-    for line in getattr(report, "notes", []):
+    for line in report.notes:
         print(f"  note: {line}")
     if report.problems:
         print(f"{len(report.problems)} problem(s):", file=sys.stderr)
