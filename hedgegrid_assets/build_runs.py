@@ -16,6 +16,7 @@ place in the range, so the output of `--jobs 1` and `--jobs N` is the same but f
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import queue as queue_mod
@@ -70,7 +71,10 @@ def build_job_def(settings, kind_names: list[str]):
 def instance_for_build():
     from dagster import DagsterInstance
 
-    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    from hedgegrid_assets.instance_storage import build_instance
+
+    home = os.environ.get("DAGSTER_HOME")
+    return build_instance(home) if home else DagsterInstance.ephemeral()
 
 
 class PartitionRunner:
@@ -81,6 +85,9 @@ class PartitionRunner:
         self.job_def = build_job_def(settings, kind_names)
         self.instance = instance_for_build()
         self.steps = len(self.job_def.nodes_in_topological_order)
+        # The job, the instance and the imported libraries live as long as the process: kept out
+        # of the collector's full passes (measured 0.09 s of GC per partition without this).
+        gc.freeze()
 
     def run(self, key: str) -> Outcome:
         from hedgegrid_assets.assets import catalog_asset_name

@@ -157,7 +157,9 @@ class Display:
         if ev.kind == "step":
             done = self._started[key]
             self._started[key] = done + 1
-            self.progress.update(self._running[key], completed=done, description=f"  {key}  {stage_label(ev.label)}")
+            # Drawn now, not at the next tick: a stage shorter than the refresh interval is shown too.
+            self.progress.update(self._running[key], completed=done, description=f"  {key}  {stage_label(ev.label)}",
+                                 refresh=True)  # fmt: skip
         elif ev.kind == "bytes":
             name = (key, ev.label)
             if name not in self._downloads:

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from hedgegrid_assets import progress
 from hedgegrid_assets.locks import hold
@@ -66,6 +66,48 @@ def test_jobs_2_builds_the_same_catalog_as_jobs_1_each_partition_once(tmp_path):
     # Every partition recorded once in the instance, as one successful run.
     for name in ("serial", "parallel"):
         assert runs_by_partition(tmp_path / name / "dagster_home") == {k: [DagsterRunStatus.SUCCESS] for k in KEYS}
+        every_event_is_in_its_run_db(tmp_path / name / "dagster_home")
+
+
+def every_event_is_in_its_run_db(home: Path) -> None:
+    """The build's event log (instance_storage.py keeps its connections open) left each run's
+    events in `<run_id>.db` itself, not in a WAL that Dagster's live-run watcher does not see:
+    read with sqlite ignoring any WAL, each run's file has every event the instance shows."""
+    import sqlite3
+
+    instance = DagsterInstance.from_config(str(home))
+    for r in instance.get_runs():
+        db = home / "history" / "runs" / f"{r.run_id}.db"
+        wal = db.with_name(db.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0, f"{wal}: {wal.stat().st_size} bytes not checkpointed"
+        with sqlite3.connect(f"file:{db}?immutable=1", uri=True) as conn:
+            (n,) = conn.execute("select count(*) from event_logs").fetchone()
+        events = instance.all_logs(r.run_id)
+        assert n == len(events) > 100 and events[-1].dagster_event_type == DagsterEventType.RUN_SUCCESS
+
+
+def test_the_build_instance_keeps_its_event_log_connections_only_on_default_sqlite(tmp_path, monkeypatch):
+    import shutil
+
+    from hedgegrid_assets.build_runs import instance_for_build
+    from hedgegrid_assets.instance_storage import PooledSqliteEventLogStorage
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = instance_for_build()
+    assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    assert Path(instance.event_log_storage._base_dir) == home / "history" / "runs"
+    assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"  # the rest as configured
+    # An instance that configures its own storage keeps it (here sqlite at another folder).
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {tmp_path / 'elsewhere'}\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(other))
+    storage = instance_for_build().event_log_storage
+    assert not isinstance(storage, PooledSqliteEventLogStorage)
+    assert Path(storage._base_dir) == tmp_path / "elsewhere" / "history" / "runs"
 
 
 def test_a_failing_partition_in_a_parallel_build_reports_and_exits_nonzero(tmp_path):
