@@ -25,18 +25,24 @@ Postgres) is used as configured.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 
 from dagster import DagsterEventType
 from dagster import _check as check
+from dagster._core.execution.compute_logs import redirect_to_file
+from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
+from dagster._utils import ensure_file, touch_file
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine
 
 ENGINES_KEPT = 16  # the index shard, the runs in flight in this process and a few recent ones
 EVENT_LOG_SUBDIR = os.path.join("history", "runs")  # where Dagster's default sqlite storage keeps it
+COMPUTE_LOG_SUBDIR = "storage"  # where Dagster's default local compute logs go
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
 STEP_ENDS = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
 RUN_ENDS = {DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
@@ -50,16 +56,43 @@ def build_instance(home: str):
     from dagster._core.instance.ref import InstanceRef
 
     config, _ = dagster_instance_config(home)
-    if any(config.get(key) for key in STORAGE_KEYS):
-        return DagsterInstance.get()
-    overrides = {
-        "event_log_storage": {
+    overrides = {}
+    if not any(config.get(key) for key in STORAGE_KEYS):
+        overrides["event_log_storage"] = {
             "module": __name__,
             "class": PooledSqliteEventLogStorage.__name__,
             "config": {"base_dir": os.path.join(home, EVENT_LOG_SUBDIR)},
         }
-    }
+    if not config.get("compute_logs"):
+        overrides["compute_logs"] = {
+            "module": __name__,
+            "class": FileComputeLogManager.__name__,
+            "config": {"base_dir": os.path.join(home, COMPUTE_LOG_SUBDIR)},
+        }
+    if not overrides:
+        return DagsterInstance.get()
     return DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=overrides))
+
+
+class FileComputeLogManager(LocalComputeLogManager):
+    """Dagster's local compute logs (same files, the UI shows them), captured without the
+    echo: Dagster's mirrors a run's stdout and stderr back to the terminal through a `tail -F`
+    and a Python watcher process for each (four processes per run, 0.19 s of a partition's
+    2.8 s here), and `hedgegrid build` shows its own lines, not the steps' output."""
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(inst_data=inst_data, **config_value)  # Dagster's builds its own class
+
+    @contextmanager
+    def capture_logs(self, log_key):
+        outpath = self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDOUT])
+        errpath = self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDERR])
+        ensure_file(outpath)
+        ensure_file(errpath)
+        with redirect_to_file(sys.stdout, outpath), redirect_to_file(sys.stderr, errpath):
+            yield CapturedLogContext(log_key)
+        touch_file(self.complete_artifact_path(log_key))  # the UI's sign that the capture is done
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):

@@ -90,7 +90,7 @@ def test_the_build_instance_keeps_its_event_log_connections_only_on_default_sqli
     import shutil
 
     from hedgegrid_assets.build_runs import instance_for_build
-    from hedgegrid_assets.instance_storage import PooledSqliteEventLogStorage
+    from hedgegrid_assets.instance_storage import FileComputeLogManager, PooledSqliteEventLogStorage
 
     home = tmp_path / "home"
     home.mkdir()
@@ -100,13 +100,27 @@ def test_the_build_instance_keeps_its_event_log_connections_only_on_default_sqli
     assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
     assert Path(instance.event_log_storage._base_dir) == home / "history" / "runs"
     assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"  # the rest as configured
+    # Compute logs: Dagster's files, captured without echo processes; the UI reads them back.
+    logs = instance.compute_log_manager
+    assert isinstance(logs, FileComputeLogManager) and Path(logs._base_dir) == home / "storage"
+    with logs.capture_logs(["run-x", "compute_logs", "step"]):
+        print("printed by a step", flush=True)
+    data = logs.get_log_data(["run-x", "compute_logs", "step"])
+    assert data.stdout == b"printed by a step\n"
+    assert logs.is_capture_complete(["run-x", "compute_logs", "step"])
     # An instance that configures its own storage keeps it (here sqlite at another folder).
     other = tmp_path / "other"
     other.mkdir()
     (other / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {tmp_path / 'elsewhere'}\n")
     monkeypatch.setenv("DAGSTER_HOME", str(other))
-    storage = instance_for_build().event_log_storage
+    (other / "dagster.yaml").write_text(
+        (other / "dagster.yaml").read_text()
+        + "compute_logs:\n  module: dagster._core.storage.noop_compute_log_manager\n  class: NoOpComputeLogManager\n"
+    )
+    configured = instance_for_build()
+    storage = configured.event_log_storage
     assert not isinstance(storage, PooledSqliteEventLogStorage)
+    assert configured.compute_log_manager.__class__.__name__ == "NoOpComputeLogManager"
     assert Path(storage._base_dir) == tmp_path / "elsewhere" / "history" / "runs"
 
 
