@@ -5,6 +5,9 @@ Over D days x 2 symbols of the sample source (default 30 x 2 = 60 partitions, th
 each variant a fresh subprocess into a fresh data zone and a fresh Dagster instance
 (DAGSTER_HOME, sqlite, `config/dagster.yaml`), wall time from process start to exit:
 
+(d) stock:    (s) on an instance that names Dagster's own sqlite storage and compute logs, so
+              `hedgegrid build` uses them as configured: the serial build as it was before its
+              runs kept their event-log connections (`hedgegrid_assets/instance_storage.py`)
 (s) serial:   `hedgegrid build --jobs 1` (one run per partition, one after another, in process)
 (p) parallel: `hedgegrid build --jobs N` (N spawned worker processes, one run per partition)
 (b) bare:     this script's `--bare`: a `multiprocessing` pool of N spawned processes (the same
@@ -21,6 +24,7 @@ Ratios are against (s) measured in the same invocation; with --reps > 1 the vari
 and medians are reported. Target (issue 14): (p) >= 1.7x faster than (s), (p) <= 1.2x (b).
 
     .venv/bin/python bench/parallel_build.py [--days 30] [--jobs 2] [--reps 1] [--trades-per-day 20000]
+                                             [--variants d,s,p,b]
 """
 
 from __future__ import annotations
@@ -40,6 +44,17 @@ OUT = REPO / "bench" / "out" / "parallel_build"
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 START = dt.date(2024, 1, 1)
 KINDS = "trades,quotes,bars,mark,funding"
+
+STOCK = """
+storage:
+  sqlite:
+    base_dir: {home}
+compute_logs:
+  module: dagster._core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {home}/storage
+"""
 
 _bare: dict = {}
 
@@ -110,7 +125,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--trades-per-day", type=int, default=20_000)
-    ap.add_argument("--variants", default="s,p,b", help="which of s (serial), p (parallel), b (bare) to run")
+    ap.add_argument("--variants", default="s,p,b", help="which of d (stock Dagster storage, serial), s (serial), p (parallel), b (bare) to run")
     ap.add_argument("--bare", metavar="DATA_DIR", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.bare:
@@ -120,7 +135,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     env |= {"HEDGEGRID_SAMPLE__TRADES_PER_DAY": str(a.trades_per_day), "HEDGEGRID_SYMBOLS": ",".join(SYMBOLS),
             "HEDGEGRID_SETTINGS_FILE": str(OUT / "absent.toml")}  # fmt: skip
-    names = {"s": "serial --jobs 1", "p": f"parallel --jobs {a.jobs}", "b": f"bare pool of {a.jobs}"}
+    names = {"d": "stock --jobs 1", "s": "serial --jobs 1", "p": f"parallel --jobs {a.jobs}", "b": f"bare pool of {a.jobs}"}
     variants = a.variants.split(",")
     times: dict[str, list[float]] = {v: [] for v in variants}
     cpu: dict[str, list[float]] = {v: [] for v in variants}
@@ -130,12 +145,15 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
             (work / "home").mkdir(parents=True)
             shutil.copy(REPO / "config" / "dagster.yaml", work / "home" / "dagster.yaml")
+            if v == "d":  # Dagster's own storage and compute logs, named: used as configured
+                with open(work / "home" / "dagster.yaml", "a") as f:
+                    f.write(STOCK.format(home=work / "home"))
             run_env = env | {"DAGSTER_HOME": str(work / "home")}
             if v == "b":
                 cmd = [sys.executable, __file__, "--bare", str(work / "data"), "--days", str(a.days), "--jobs", str(a.jobs)]
             else:
                 cmd = [str(Path(sys.executable).parent / "hedgegrid"), "build", "--start", str(START), "--end", str(end),
-                       "--data-types", KINDS, "--data-dir", str(work / "data"), "--jobs", "1" if v == "s" else str(a.jobs)]  # fmt: skip
+                       "--data-types", KINDS, "--data-dir", str(work / "data"), "--jobs", "1" if v in "ds" else str(a.jobs)]  # fmt: skip
             before = os.times()
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, cwd=work, env=run_env, capture_output=True, text=True)
@@ -157,6 +175,10 @@ def main() -> None:
     for v in variants:
         vs = f"  {med['s'] / med[v]:.2f}x faster than serial" if "s" in med and v != "s" else ""
         print(f"  {names[v]:18} {med[v]:7.1f}s  ({statistics.median(cpu[v]):.1f}s CPU){vs}")
+    if "d" in med and "s" in med:
+        print(f"  serial, kept event-log connections vs Dagster's stock storage: {med['d'] / med['s']:.2f}x faster")
+    if "p" in med and "d" in med:
+        print(f"  parallel vs the stock serial build: {med['d'] / med['p']:.2f}x faster")
     if "p" in med and "b" in med:
         print(f"  parallel / bare: {med['p'] / med['b']:.2f} (target <= 1.2); parallel speed-up "
               f"{med['s'] / med['p']:.2f}x (target >= 1.7)" if "s" in med else "")

@@ -393,13 +393,9 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
     )
     def catalog_report(context: AssetExecutionContext, source: MarketDataSource, partition_lock: PartitionLock) -> Iterator:
         meta, checks = {}, {}
-        # The kinds this run builds (`hedgegrid build --data-types trades,funding`), or every kind
-        # when it builds none (the report alone, from the UI): the catalog's state is reported.
-        selected = context.job_def.asset_layer.selected_asset_keys
-        built = [k for k in KINDS.values() if AssetKey(catalog_asset_name(k)) in selected] or list(KINDS.values())
         for key in keys_of(context):
             part = partition_context(key, settings)
-            offered = {kind.name for kind in built if _offered(kind, source, part)}
+            offered = {kind.name for kind in KINDS.values() if _offered(kind, source, part)}
             meta[key], check = completeness.report(settings.catalog_path, part, offered)
             meta[key] |= day_picture.report_metadata(context, settings, part)  # the day, drawn
             checks[key] = [check]

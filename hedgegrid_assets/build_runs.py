@@ -191,29 +191,32 @@ def run_partitions(settings, kind_names: list[str], keys: list[str], jobs: int, 
 
     if os.environ.get("DAGSTER_HOME"):
         instance_for_build()  # a fresh instance's databases are created here, once, not by two workers at once
-    steps = len(build_job_def(settings, kind_names).nodes_in_topological_order)
     ctx = multiprocessing.get_context("spawn")
     events = ctx.Queue()
-    with progress.Display(n, steps, bars) as display, ProcessPoolExecutor(
+    with ProcessPoolExecutor(
         jobs, mp_context=ctx, initializer=_init_worker, initargs=(settings, kind_names, events)
     ) as pool:
         futures = {pool.submit(_work, key): key for key in keys}  # each key once; workers take them in order
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        # The workers start (imports, definitions) while this process builds the job for the
+        # bars' step count; their events wait in the queue until the display is up.
+        steps = len(build_job_def(settings, kind_names).nodes_in_topological_order)
+        with progress.Display(n, steps, bars) as display:
+            while pending:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                _drain(events, display)
+                for future in done:
+                    key = futures[future]
+                    try:
+                        outcomes[key] = future.result()
+                    except Exception as err:  # noqa: BLE001 - a worker that died, say: this partition's reason
+                        outcomes[key] = Outcome(key, False, 0.0, reason=f"worker process failed: {type(err).__name__}: {err}")
+                    display.finished(key)
+                while shown < n and keys[shown] in outcomes:  # in the keys' order
+                    shown += 1
+                    for line in outcomes[keys[shown - 1]].lines(shown, n):
+                        display.line(line)
             _drain(events, display)
-            for future in done:
-                key = futures[future]
-                try:
-                    outcomes[key] = future.result()
-                except Exception as err:  # noqa: BLE001 - a worker that died, say: this partition's reason
-                    outcomes[key] = Outcome(key, False, 0.0, reason=f"worker process failed: {type(err).__name__}: {err}")
-                display.finished(key)
-            while shown < n and keys[shown] in outcomes:  # in the keys' order
-                shown += 1
-                for line in outcomes[keys[shown - 1]].lines(shown, n):
-                    display.line(line)
-        _drain(events, display)
     return [outcomes[k] for k in keys]
 
 
