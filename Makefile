@@ -44,8 +44,13 @@ $(DAGSTER_HOME)/.pool-binance-$(BINANCE_POOL_LIMIT): $(DAGSTER_HOME)/dagster.yam
 	$(VENV)/bin/dagster instance concurrency set binance $(BINANCE_POOL_LIMIT)
 	@touch $@
 
+# The run-retry daemon's cursors, so a new instance's first start logs no "No cursor" warning.
+$(DAGSTER_HOME)/.run-retry-cursors: $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
+	$(VENV)/bin/python -m hedgegrid_assets.automation.instance_setup
+	@touch $@
+
 install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT) \
-	$(DAGSTER_HOME)/.pool-binance-$(BINANCE_POOL_LIMIT)
+	$(DAGSTER_HOME)/.pool-binance-$(BINANCE_POOL_LIMIT) $(DAGSTER_HOME)/.run-retry-cursors
 
 # Installed only when missing; needs root (or passwordless sudo). Without it the browser test skips.
 $(CHROMIUM):
