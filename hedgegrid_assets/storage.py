@@ -5,8 +5,9 @@ value as the URI string; a local path stays a `Path`). Everything in object stor
 through one `S3Zone`: s3fs (fsspec's S3 filesystem, the one Nautilus reads through),
 configured only by the standard AWS environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
 `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, or any other credential source botocore
-knows). The keys are read by botocore itself: this code never reads, passes, stores or logs
-them, and nothing here has them in its repr or its errors.
+knows). The keys are read by botocore itself: this code never reads, stores or logs them, and
+nothing here has them in its repr or its errors; the one exception is `nautilus_catalog_args`,
+which hands them in memory to Nautilus's Rust readers (they read no environment).
 
 The zone guard of object storage (the counterpart of `names.inside`): every key written,
 copied or deleted is built from a relative path that is proven to stay under the zone's
@@ -83,6 +84,33 @@ def _filesystem(pid: int, endpoint: str | None, region: str | None):
     if region:
         client_kwargs["region_name"] = region
     return s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False, skip_instance_cache=True)
+
+
+def nautilus_catalog_args(uri: str) -> dict:
+    """How NautilusTrader 1.231 opens the catalog at `s3://bucket/prefix` (measured; `from_uri`
+    fails inside s3fs): `ParquetDataCatalog(**args)`; a `BacktestDataConfig` takes the same
+    values as `catalog_path`, `catalog_fs_protocol`, `catalog_fs_storage_options` and
+    `catalog_fs_rust_storage_options`.
+
+    Its Python readers (instruments, funding) go through s3fs, which finds the credentials in the
+    environment itself. Its Rust readers (trades, quotes, bars, marks: DataFusion's object_store)
+    take none from the environment (they ask the instance-metadata service), so the credentials
+    are handed to them here, in memory only: the one place this module reads them. Never print,
+    log or store what this returns."""
+    bucket, prefix = parse(uri)
+    endpoint, region = os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_DEFAULT_REGION")
+    client_kwargs = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
+    rust = {
+        name: os.environ[var]
+        for name, var in (("endpoint_url", "AWS_ENDPOINT_URL"), ("region", "AWS_DEFAULT_REGION"),
+                          ("access_key_id", "AWS_ACCESS_KEY_ID"), ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                          ("session_token", "AWS_SESSION_TOKEN"))  # fmt: skip
+        if os.environ.get(var)
+    }
+    if endpoint and endpoint.startswith("http://"):  # a local S3-compatible server
+        rust["allow_http"] = "true"
+    return {"path": f"{bucket}/{prefix}".rstrip("/"), "fs_protocol": "s3",
+            "fs_storage_options": {"client_kwargs": client_kwargs}, "fs_rust_storage_options": rust}  # fmt: skip
 
 
 @dataclass(frozen=True)

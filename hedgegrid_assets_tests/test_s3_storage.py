@@ -204,6 +204,34 @@ def test_a_backtest_node_runs_from_the_s3_catalog(s3, built):
         node.dispose()
 
 
+def test_hedgegrid_backtest_runs_from_the_s3_catalog_as_from_disk(s3, built, tmp_path):
+    """`hedgegrid backtest --catalog s3://...` (Nautilus's Rust readers get the credentials from
+    storage.nautilus_catalog_args): the same fills, PnL, fees and funding as over the local
+    catalog built from the same input, and the secret key in none of its output or files."""
+    _, _, local = built
+
+    def backtest(catalog: str, name: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+        out = tmp_path / name
+        proc = run([str(BIN / "hedgegrid"), "backtest", "--symbol", "BTCUSDT", *DAY, "--catalog", catalog,
+                    "--output", str(out)], tmp_path / f"{name}-home", **s3.env)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert s3.secret_key not in proc.stdout + proc.stderr
+        assert all(s3.secret_key.encode() not in f.read_bytes() for f in out.rglob("*") if f.is_file())
+        keep = [ln for ln in proc.stdout.splitlines() if not any(w in ln for w in ("catalog", "equity curve", "run time", "from "))]
+        return proc, keep
+
+    (tmp_path / "s3-home").mkdir()
+    (tmp_path / "disk-home").mkdir()
+    on_s3, from_s3 = backtest(f"s3://{BUCKET}/main/catalog", "s3")
+    _, from_disk = backtest(str(local), "disk")
+    assert f"s3://{BUCKET}/main/catalog" in on_s3.stdout and "trades, quotes, mark_prices, funding_rates" in on_s3.stdout
+    assert len(from_s3) > 5 and from_s3 == from_disk
+    # Not a catalog: said plainly.
+    missing = run([str(BIN / "hedgegrid"), "backtest", "--symbol", "BTCUSDT", *DAY, "--catalog",
+                   f"s3://{BUCKET}/nothing/catalog", "--output", str(tmp_path / "x")], tmp_path / "s3-home", **s3.env)  # fmt: skip
+    assert missing.returncode != 0 and f"s3://{BUCKET}/nothing/catalog: not a catalog" in missing.stdout + missing.stderr
+
+
 def test_the_secret_key_is_nowhere(s3, built):
     base, proc, _ = built
     secret = s3.secret_key

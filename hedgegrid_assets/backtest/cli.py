@@ -95,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.end <= args.start:
         raise UsageError(f"--end {args.end} must be after --start {args.start} (end is exclusive: --end "
                          f"{args.start + dt.timedelta(days=1)} backtests one day)")  # fmt: skip
-    catalog, settings = _zones(args.data_dir, args.catalog)
-    if isinstance(catalog, str):  # an object-store URI
-        raise UsageError(f"--catalog {catalog}: backtest reads a catalog folder on this machine; copy it here first")
+    catalog, settings = _zones(args.data_dir, args.catalog)  # a folder, or an s3:// URI
     if args.output:
         out_dir = Path(args.output)
     elif isinstance(settings.data_dir, Path):

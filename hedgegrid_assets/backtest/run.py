@@ -37,7 +37,7 @@ class GridParams:
 class BacktestResult:
     symbol: str
     instrument_id: str
-    catalog: Path
+    catalog: Path | str  # a folder, or an s3:// URI
     start: dt.date
     end: dt.date  # exclusive
     params: GridParams
@@ -92,7 +92,7 @@ def _overlapping_days(intervals: list[tuple[int, int]], start_ns: int, end_ns: i
 
 
 def run_backtest(
-    catalog: Path,
+    catalog: Path | str,
     symbol: str,
     start: dt.date,
     end: dt.date,
@@ -118,6 +118,7 @@ def run_backtest(
     from hedgegrid_assets.backtest.funding import FundingSettlementClock
     from hedgegrid_assets.backtest.strategy import HedgeGridStrategy
     from hedgegrid_assets.names import checked
+    from hedgegrid_assets.storage import S3Zone, is_object_uri, nautilus_catalog_args
 
     checked("symbol", symbol)
     checked("venue", venue)
@@ -125,11 +126,17 @@ def run_backtest(
         raise BacktestError(f"OMS type {params.oms_type!r}: NETTING or HEDGING")
     if end <= start:
         raise BacktestError(f"--end {end} must be after --start {start} (end is exclusive: --end {start + dt.timedelta(days=1)} for one day)")
-    catalog = Path(catalog)
-    if not (catalog / "data").is_dir():
-        raise BacktestError(f"{catalog}: not a catalog (no data/ folder): {_build_hint(symbol, start, end, catalog)}")
+    if is_object_uri(catalog):  # s3://bucket/prefix: opened as Nautilus 1.231 can (storage.py)
+        opened = nautilus_catalog_args(str(catalog))
+        if not S3Zone(str(catalog)).exists("data"):
+            raise BacktestError(f"{catalog}: not a catalog (no data/ under it): {_build_hint(symbol, start, end, catalog)}")
+    else:
+        catalog = Path(catalog)
+        opened = {"path": str(catalog)}
+        if not (catalog / "data").is_dir():
+            raise BacktestError(f"{catalog}: not a catalog (no data/ folder): {_build_hint(symbol, start, end, catalog)}")
     instrument_id = f"{symbol}-PERP.{venue}"
-    cat = ParquetDataCatalog(str(catalog))
+    cat = ParquetDataCatalog(**opened)
     instruments = cat.instruments(instrument_ids=[instrument_id])
     if not instruments:
         known = sorted(str(i.id.symbol).removesuffix("-PERP") for i in cat.instruments())
@@ -189,7 +196,10 @@ def run_backtest(
         ],
         data=[
             BacktestDataConfig(
-                catalog_path=str(catalog),
+                catalog_path=opened["path"],
+                catalog_fs_protocol=opened.get("fs_protocol"),
+                catalog_fs_storage_options=opened.get("fs_storage_options"),
+                catalog_fs_rust_storage_options=opened.get("fs_rust_storage_options"),
                 data_cls=f"{kinds[name].__module__}:{kinds[name].__name__}",
                 instrument_id=instrument_id,
                 start_time=start_ns,
