@@ -16,7 +16,7 @@ from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from hedgegrid_assets.checks.book import book_tops, describe_crossings, range_max
+from hedgegrid_assets.checks.book import book_tops, range_max
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, PartitionContext
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
@@ -188,9 +188,9 @@ def test_book_tops_equal_nautilus_own_book(tmp_path):
             bids.append(book.best_bid_price().as_double() if book.best_bid_price() is not None else -np.inf)
             asks.append(book.best_ask_price().as_double() if book.best_ask_price() is not None else np.inf)
     assert tops.best_bid.tolist() == bids and tops.best_ask.tolist() == asks
-    count, where = describe_crossings(frame)
-    assert count == int(np.sum(np.array(bids) >= np.array(asks))) > 0
-    assert "best bid 42000.5 >= best ask" in where[0]
+    crossed = np.flatnonzero(tops.crossed)
+    assert crossed.size == int(np.sum(np.array(bids) >= np.array(asks))) > 0
+    assert tops.best_bid[crossed[0]] == 42000.5 and tops.best_bid[crossed[0]] >= tops.best_ask[crossed[0]]
 
 
 # -- through Dagster ---------------------------------------------------------------------------

@@ -155,18 +155,3 @@ def crossed_rows(frame: pl.DataFrame) -> pl.Series:
         tops = book_tops(frame)
         ok[tops.batch_rows[tops.crossed]] = False
     return pl.Series("not_crossed", ok)
-
-
-def describe_crossings(frame: pl.DataFrame, limit: int = 3) -> tuple[int, list[str]]:
-    """How many batches leave the book crossed, and where the first few are."""
-    if not frame.height:
-        return 0, []
-    tops = book_tops(frame)
-    crossed = np.flatnonzero(tops.crossed)
-    ts = frame.get_column("ts_event")
-    where = [
-        f"{ts[int(tops.batch_rows[q])]:%Y-%m-%d %H:%M:%S.%f} (row {int(tops.batch_rows[q]) + 1:,}): "
-        f"best bid {tops.best_bid[q]:g} >= best ask {tops.best_ask[q]:g}"
-        for q in crossed[:limit]
-    ]
-    return int(crossed.size), where
