@@ -1,4 +1,5 @@
-"""The event log of `hedgegrid build`'s own runs: Dagster's sqlite event log, with its engines kept.
+"""The instance of `hedgegrid build`'s own runs: Dagster's sqlite event log with its engines
+kept, and Dagster's local compute logs without their echo processes.
 
 Dagster's `SqliteEventLogStorage` builds a new SQLAlchemy engine and opens a new sqlite
 connection for every statement it runs (`_connect`: `create_engine(...)`, one query,
@@ -16,10 +17,13 @@ wakes on `<run_id>.db` only: so the run shard is checkpointed at every step's en
 the run's end, and the UI follows a CLI build step by step, as it does Dagster's. Engines are
 never shared across a fork (keyed by process id).
 
-Only `hedgegrid build` uses it (`instance_for_build`), and only on the local instance's default
-sqlite storage: the UI, the daemon and `dagster asset materialize` read and write the same files
-with Dagster's own storage, and an instance that configures its storage (`deploy/dagster.yaml`,
-Postgres) is used as configured.
+`FileComputeLogManager` writes the same compute-log files as Dagster's local manager, without
+the processes that manager starts to echo them to the terminal.
+
+Only `hedgegrid build` uses them (`instance_for_build` -> `build_instance`), and only where the
+instance keeps Dagster's defaults (no storage, no compute_logs configured): the UI, the daemon
+and `dagster asset materialize` read and write the same files with Dagster's own classes, and an
+instance that configures them (`deploy/dagster.yaml`, Postgres) is used as configured.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from dagster._core.execution.compute_logs import redirect_to_file
 from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
-from dagster._utils import ensure_file, touch_file
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._utils import ensure_file, touch_file
 from sqlalchemy import create_engine
 
 ENGINES_KEPT = 16  # the index shard, the runs in flight in this process and a few recent ones
@@ -77,8 +81,8 @@ def build_instance(home: str):
 class FileComputeLogManager(LocalComputeLogManager):
     """Dagster's local compute logs (same files, the UI shows them), captured without the
     echo: Dagster's mirrors a run's stdout and stderr back to the terminal through a `tail -F`
-    and a Python watcher process for each (four processes per run, 0.19 s of a partition's
-    2.8 s here), and `hedgegrid build` shows its own lines, not the steps' output."""
+    and a Python watcher process for each (four processes per run; measured 2.81 -> 2.51 s
+    per partition without them), and `hedgegrid build` shows its own lines, not the steps' output."""
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
