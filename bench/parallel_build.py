@@ -153,7 +153,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--bare", str(work / "data"), "--days", str(a.days), "--jobs", str(a.jobs)]
             else:
                 cmd = [str(Path(sys.executable).parent / "hedgegrid"), "build", "--start", str(START), "--end", str(end),
-                       "--data-types", KINDS, "--data-dir", str(work / "data"), "--jobs", "1" if v in "ds" else str(a.jobs)]  # fmt: skip
+                       "--data-types", KINDS, "--data-dir", str(work / "data"), "--jobs", "1" if v in ("d", "s") else str(a.jobs)]  # fmt: skip
             before = os.times()
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, cwd=work, env=run_env, capture_output=True, text=True)

@@ -108,15 +108,14 @@ def test_the_build_instance_keeps_its_event_log_connections_only_on_default_sqli
     data = logs.get_log_data(["run-x", "compute_logs", "step"])
     assert data.stdout == b"printed by a step\n"
     assert logs.is_capture_complete(["run-x", "compute_logs", "step"])
-    # An instance that configures its own storage keeps it (here sqlite at another folder).
+    # An instance that configures its storage and compute logs keeps them (sqlite elsewhere, no-op logs).
     other = tmp_path / "other"
     other.mkdir()
-    (other / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {tmp_path / 'elsewhere'}\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(other))
     (other / "dagster.yaml").write_text(
-        (other / "dagster.yaml").read_text()
-        + "compute_logs:\n  module: dagster._core.storage.noop_compute_log_manager\n  class: NoOpComputeLogManager\n"
+        f"storage:\n  sqlite:\n    base_dir: {tmp_path / 'elsewhere'}\n"
+        "compute_logs:\n  module: dagster._core.storage.noop_compute_log_manager\n  class: NoOpComputeLogManager\n"
     )
+    monkeypatch.setenv("DAGSTER_HOME", str(other))
     configured = instance_for_build()
     storage = configured.event_log_storage
     assert not isinstance(storage, PooledSqliteEventLogStorage)
