@@ -92,11 +92,13 @@ class PartitionRunner:
     def run(self, key: str) -> Outcome:
         from hedgegrid_assets.assets import catalog_asset_name
         from hedgegrid_assets.frames import KINDS
+        from hedgegrid_assets.instance_storage import event_batches
 
         t0 = time.perf_counter()
-        result = self.job_def.execute_in_process(
-            partition_key=key, instance=self.instance, raise_on_error=False, run_config=RUN_CONFIG
-        )
+        with event_batches(self.instance):
+            result = self.job_def.execute_in_process(
+                partition_key=key, instance=self.instance, raise_on_error=False, run_config=RUN_CONFIG
+            )
         elapsed = time.perf_counter() - t0
         if not result.success:
             return Outcome(key, False, elapsed, reason=failure_reason(result))
