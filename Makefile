@@ -73,7 +73,7 @@ demo: install
 	@echo "Open the Dagster UI on this instance:  make ui   (then http://127.0.0.1:3000)"
 
 test: install $(CHROMIUM) postgresql-server
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 # `dg dev` (dagster-dg-cli), which supersedes `dagster dev`: webserver + daemon on workspace.yaml.
 ui: install

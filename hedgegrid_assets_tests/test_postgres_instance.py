@@ -29,6 +29,9 @@ from hedgegrid_assets_tests import pg_server
 from hedgegrid_assets_tests.conftest import REPO
 
 postgres_server = pg_server.postgres_server  # the session fixture
+# One worker runs the module, in order: its tests share one database and build on each other
+# (the last one reads everything the others stored); `make test` runs `--dist loadgroup`.
+pytestmark = pytest.mark.xdist_group("postgres_instance")
 BIN = Path(sys.executable).parent
 DB = "hedgegrid_dagster"
 
