@@ -178,9 +178,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def _checkpoint(self, shard: str) -> None:
         """Move a shard's WAL into its .db now, so watchers of the .db see the events so far."""
         with self._db_lock:
-            conn = self._connection(shard)
-            if not conn.in_transaction():  # outside a transaction, so the checkpoint can complete
-                conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._connection(shard).connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _dispose_engines(self) -> None:
         with self._engines_lock:
@@ -213,10 +211,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return present
 
     def store_event_batch(self, events) -> None:
-        """A batch's events in one transaction per shard (Dagster's stores them one by one). Used
-        for the planned events Dagster stores at a run's creation, when batch writing is on
-        (`event_batches`). If any fails, none is stored and
-        Dagster falls back to storing them one at a time."""
+        """A batch's events in one transaction per shard (Dagster's stores them one by one): a
+        run's planned events, within `event_batches`. If any fails, none is stored, and Dagster
+        falls back to storing them one at a time."""
         with self._db_lock:
             self._batching = True
             try:
