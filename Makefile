@@ -29,11 +29,10 @@ $(VENV)/.installed: pyproject.toml uv.lock tools/find-python | $(UV)
 	set -x; $(UV) sync --frozen --compile-bytecode --python "$$PY"
 	@touch $@
 
-# The instance template lives in config/, not the repo root: Dagster warns about a dagster.yaml in
-# the folder it starts from whenever DAGSTER_HOME is another folder (as .dagster/ is).
-$(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
+# The instance's configuration is the project's dagster.yaml; its data stays in .dagster/ (gitignored).
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	cp config/dagster.yaml $@
+	cp dagster.yaml $@
 
 # dagster.yaml has no per-pool key in Dagster 1.13: the pool's limit lives in the instance database.
 $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT): $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.installed
@@ -76,8 +75,11 @@ test: install $(CHROMIUM) postgresql-server
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 # `dg dev` (dagster-dg-cli), which supersedes `dagster dev`: webserver + daemon on workspace.yaml.
+# Started from inside DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in the folder it starts
+# from that is not DAGSTER_HOME (the project root holds one). hedgegrid.toml is still the project's.
 ui: install
-	$(VENV)/bin/dg dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	cd $(DAGSTER_HOME) && HEDGEGRID_SETTINGS_FILE="$${HEDGEGRID_SETTINGS_FILE:-$(CURDIR)/hedgegrid.toml}" \
+		$(CURDIR)/$(VENV)/bin/dg dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
 
 # The documentation site (MkDocs Material, builds offline) into site/. --strict: a broken link, a
 # page missing from the nav or a failing reference hook (settings and CLI references, generated from

@@ -93,7 +93,7 @@ def main() -> None:
             work = OUT / name
             shutil.rmtree(work, ignore_errors=True)
             (work / "home").mkdir(parents=True)
-            shutil.copy(REPO / "config" / "dagster.yaml", work / "home" / "dagster.yaml")
+            shutil.copy(REPO / "dagster.yaml", work / "home" / "dagster.yaml")
             if name == "dagster":
                 cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets",
                        "--select", "*", "--partition-range", f"{START}|{SYMBOLS[0]}...{end}|{SYMBOLS[-1]}"]

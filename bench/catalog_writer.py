@@ -221,7 +221,7 @@ def main() -> None:
             elif step == "c":
                 home = work / "dagster_home"
                 home.mkdir()
-                shutil.copy(Path(__file__).resolve().parent.parent / "config" / "dagster.yaml", home / "dagster.yaml")
+                shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
                 cmd = [str(bin_dir / "hedgegrid"), "build", "--source", "csv", "--config", str(config),
                        "--symbol", SYMBOL, "--start", DAY, "--end", "2024-01-03", "--data-types", a.kind,
                        "--data-dir", str(work / "data")]

@@ -40,7 +40,7 @@ def recorded_run_events(work: Path) -> list:
 
     home = work / "home"
     home.mkdir(parents=True)
-    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     env |= {"DAGSTER_HOME": str(home), "HEDGEGRID_SETTINGS_FILE": str(work / "absent.toml")}
     cmd = [str(Path(sys.executable).parent / "hedgegrid"), "build", "--start", "2024-01-01", "--end", "2024-01-02",

@@ -3,7 +3,7 @@
 Over D days x 2 symbols of the sample source (default 30 x 2 = 60 partitions, the settings'
 20,000 trades a day; kinds trades, quotes, bars, mark prices, funding: what the sample offers),
 each variant a fresh subprocess into a fresh data zone and a fresh Dagster instance
-(DAGSTER_HOME, sqlite, `config/dagster.yaml`), wall time from process start to exit:
+(DAGSTER_HOME, sqlite, `dagster.yaml`), wall time from process start to exit:
 
 (d) stock:    (s) on an instance that names Dagster's own sqlite storage and compute logs, so
               `hedgegrid build` uses them as configured: the serial build as it was before its
@@ -144,7 +144,7 @@ def main() -> None:
             work = OUT / v
             shutil.rmtree(work, ignore_errors=True)
             (work / "home").mkdir(parents=True)
-            shutil.copy(REPO / "config" / "dagster.yaml", work / "home" / "dagster.yaml")
+            shutil.copy(REPO / "dagster.yaml", work / "home" / "dagster.yaml")
             if v == "d":  # Dagster's own storage and compute logs, named: used as configured
                 with open(work / "home" / "dagster.yaml", "a") as f:
                     f.write(STOCK.format(home=work / "home"))

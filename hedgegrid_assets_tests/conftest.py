@@ -45,7 +45,7 @@ def make_settings(root: Path, **overrides) -> Settings:
 def make_instance(root: Path) -> DagsterInstance:
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "config" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     return DagsterInstance.from_config(str(home))
 
 

@@ -344,7 +344,7 @@ def test_template_regex():
 def test_instance_config(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "config" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         concurrency = instance.get_concurrency_config()

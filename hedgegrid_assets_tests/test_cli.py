@@ -23,7 +23,7 @@ TODAY = dt.datetime.now(dt.UTC).date()
 def run(args: list[str], tmp_path: Path, **env) -> subprocess.CompletedProcess:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    config = (REPO / "config" / "dagster.yaml").read_text()
+    config = (REPO / "dagster.yaml").read_text()
     if not (home / "dagster.yaml").exists() or (home / "dagster.yaml").read_text() != config:
         (home / "dagster.yaml").write_text(config)  # not rewritten under a concurrent run of the same home
     # No settings or Tardis key of the machine's own leak in: only what the test gives.

@@ -94,7 +94,7 @@ def test_the_build_instance_keeps_its_event_log_connections_only_on_default_sqli
 
     home = tmp_path / "home"
     home.mkdir()
-    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     instance = instance_for_build()
     assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
@@ -171,7 +171,7 @@ def in_a_terminal(args: list[str], cwd: Path, env: dict) -> tuple[int, str]:
 def terminal_env(tmp_path: Path) -> dict:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO / "config" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     return env | {"DAGSTER_HOME": str(home), "HEDGEGRID_SETTINGS_FILE": str(tmp_path / "absent.toml"),
                   "HEDGEGRID_SAMPLE__TRADES_PER_DAY": "3000", "TERM": "xterm-256color", "COLUMNS": "160"}  # fmt: skip

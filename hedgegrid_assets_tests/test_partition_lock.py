@@ -44,7 +44,7 @@ def test_two_concurrent_builds_of_one_partition_both_succeed(tmp_path):
     from hedgegrid_assets_tests.conftest import REPO
 
     (tmp_path / "home" / "dagster_home").mkdir(parents=True)
-    (tmp_path / "home" / "dagster_home" / "dagster.yaml").write_text((REPO / "config" / "dagster.yaml").read_text())
+    (tmp_path / "home" / "dagster_home" / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     DagsterInstance.from_config(str(tmp_path / "home" / "dagster_home")).get_runs(limit=1)
     for attempt in range(10):  # the proof: 10 times, 0 failures
         results: list[subprocess.CompletedProcess] = []

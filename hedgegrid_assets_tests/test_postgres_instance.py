@@ -85,9 +85,9 @@ def test_instance_is_postgres_with_the_local_queue_limits_and_pools(pg):
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-    # The same queue, tag limits, pools and retries as the local instance (config/dagster.yaml).
+    # The same queue, tag limits, pools and retries as the local instance (dagster.yaml).
     prod = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
-    local = yaml.safe_load((REPO / "config" / "dagster.yaml").read_text())
+    local = yaml.safe_load((REPO / "dagster.yaml").read_text())
     for key in ("run_coordinator", "concurrency", "run_retries", "telemetry"):
         assert prod[key] == local[key], key
     queue = instance.get_concurrency_config().run_queue_config

@@ -1,7 +1,7 @@
 """The Dagster UI in a real browser: launch one partition from the asset graph and see it pass.
 
-Starts `dg dev` (webserver + daemon, exactly what `make ui` runs) from the repo root on
-127.0.0.1 with a free port, against a temporary DAGSTER_HOME holding config/dagster.yaml
+Starts `dg dev` (webserver + daemon, exactly what `make ui` runs, from inside its DAGSTER_HOME) on
+127.0.0.1 with a free port, against a temporary DAGSTER_HOME holding the project's dagster.yaml
 (QueuedRunCoordinator: the daemon launches the run) and a temporary data folder. Drives
 Debian's headless Chromium with Playwright: opens the global asset lineage, clicks
 "Materialize all…", picks 2024-01-02 x BTCUSDT in the partition dialog, launches, follows the
@@ -82,7 +82,7 @@ def dagster_ui(tmp_path):
     """`dg dev` on a temporary instance; yields (base URL, instance home, server log)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "config" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     _as_make_install_leaves_it(home)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}
@@ -97,8 +97,9 @@ def dagster_ui(tmp_path):
     log = tmp_path / "dagster-dev.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(REPO / ".venv/bin/dg"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO,
+            # As `make ui` starts it: from inside DAGSTER_HOME (the project root holds a dagster.yaml).
+            [str(REPO / ".venv/bin/dg"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=home,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -151,7 +151,7 @@ def ensure_nt2_env() -> Path:
 def build_sample_catalog(tmp: Path) -> Path:
     home = tmp / "dagster"
     home.mkdir()
-    shutil.copy(ROOT / "config" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}  # defaults only
     env["DAGSTER_HOME"] = str(home)
     cmd = [str(Path(sys.executable).with_name("hedgegrid")), "build", "--source", "sample",
