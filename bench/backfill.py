@@ -33,13 +33,14 @@ def loop(data_dir: Path, days: int) -> None:
     """The same work as the asset graph, with no Dagster at all."""
     import hedgegrid_assets  # noqa: F401
     from hedgegrid_assets.catalog.writer import CatalogPartition, write_instrument, write_partition
-    from hedgegrid_assets.checks import completeness, coverage, quarantine
+    from hedgegrid_assets.catalog import completeness
+    from hedgegrid_assets.checks import coverage, quarantine
     from hedgegrid_assets.checks.validation import run_schema
     from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES
     from hedgegrid_assets.partitions import partition_context
     from hedgegrid_assets.settings import Settings
     from hedgegrid_assets.sources.base import LandingRequest
-    from hedgegrid_assets.sources.raw_zone import land_atomically, landing_dir
+    from hedgegrid_assets.landing.raw_zone import land_atomically, landing_dir
     from hedgegrid_assets.sources.registry import build_source
 
     settings = Settings(data_dir=data_dir, symbols=SYMBOLS)

@@ -1,6 +1,6 @@
 """Order book deltas from a Tardis replay day of Binance USDT-M depth: a REST snapshot (1,000
 levels a side) then N `depthUpdate` messages (1-10 bids and 1-10 asks each, 30 % deletes), as
-`sources/binance_depth.read_replay` reads a landed replay file. The file is generated in one
+`formats/binance/depth.read_replay` reads a landed replay file. The file is generated in one
 process, read in another (its wall time and peak RSS are the reader's own).
 
     .venv/bin/python bench/binance_depth.py [--messages 864000]   # 100 ms updates for a day
@@ -53,7 +53,7 @@ def generate(path: Path, n: int) -> None:
 
 
 def read(path: Path) -> None:
-    from hedgegrid_assets.sources import binance_depth
+    from hedgegrid_assets.formats.binance import depth as binance_depth
 
     start = time.perf_counter()
     frame, stats = binance_depth.read_replay([path])

@@ -5,7 +5,7 @@ process) serves `trades` and `derivative_ticker` CSV.gz files at Tardis's real p
 in the same run, each in a fresh directory:
   (r) reference: the same files read straight off the socket (urllib, nothing written):
       the loopback speed every ratio is against
-  (o) ours: hedgegrid's downloader (sources/download.py: streamed to disk, verified sizes,
+  (o) ours: hedgegrid's downloader (landing/download.py: streamed to disk, verified sizes,
       renamed into the raw-zone cache), sequentially and with 4 threads
   (t) tardis-dev's own `download_datasets` (concurrency 1 and 20) on the same files, if
       installed (`uv sync --group bench`)
@@ -92,7 +92,7 @@ def read_all(all_urls: list[str]) -> None:
 
 
 def ours(all_urls: list[str], work: Path, threads: int) -> None:
-    from hedgegrid_assets.sources.download import Downloads  # imported before the clock starts (main)
+    from hedgegrid_assets.landing.download import Downloads  # imported before the clock starts (main)
 
     downloads = Downloads(work, "tardis-datasets", log=lambda _: None)
     if threads == 1:
@@ -129,7 +129,7 @@ def main() -> None:
                                   stdout=subprocess.PIPE, text=True)  # fmt: skip
         base = server.stdout.readline().strip()
         all_urls = urls(base, a.days)
-        import hedgegrid_assets.sources.download  # noqa: F401 - its imports (polars, nautilus) are not download time
+        import hedgegrid_assets.landing.download  # noqa: F401 - its imports (polars, nautilus) are not download time
 
         try:
             import tardis_dev.download_datasets  # noqa: F401

@@ -71,12 +71,13 @@ def _bare_partition(key: str) -> float:
     """One partition's work, as the build job's steps do it, without Dagster; its seconds."""
     from hedgegrid_assets.assets import WARN_CHECKS, _checked_frame
     from hedgegrid_assets.catalog.writer import CatalogPartition, commit_partition, write_instrument
-    from hedgegrid_assets.checks import completeness, coverage
+    from hedgegrid_assets.catalog import completeness
+    from hedgegrid_assets.checks import coverage
     from hedgegrid_assets.frames import KINDS_BY_CLI_NAME, MARK_PRICES, TRADES
     from hedgegrid_assets.partitions import partition_context
     from hedgegrid_assets.reports import day_picture
     from hedgegrid_assets.sources.base import LandingRequest
-    from hedgegrid_assets.sources.raw_zone import SHARED, land_atomically, landing_dir
+    from hedgegrid_assets.landing.raw_zone import SHARED, land_atomically, landing_dir
 
     t0 = time.perf_counter()
     settings, source = _bare["settings"], _bare["source"]

@@ -42,22 +42,19 @@ from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
 from hedgegrid_assets.catalog.writer import CatalogCommit
 from hedgegrid_assets.frames.staging import FrameHandoff, StagedFrames
 from hedgegrid_assets.faults import refused_write
-from hedgegrid_assets.checks import book_sequence, completeness, coverage, quarantine
+from hedgegrid_assets.checks import book_sequence, coverage, quarantine
+from hedgegrid_assets.catalog import completeness
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
 from hedgegrid_assets.reports import day_picture
 from hedgegrid_assets.frames import BARS, EXCHANGE_BARS, FUNDING_RATES, MARK_BARS, KINDS, MARK_PRICES, ORDER_BOOK_DELTAS, TRADES, DataKind, PartitionContext
 from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import (
-    LandingRequest,
-    MarketDataSource,
-    NotPublishedError,
-    SourceError,
-    TransientSourceError,
-)
+from hedgegrid_assets.storage import S3Zone, is_object_uri
+from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource
+from hedgegrid_assets.errors import NotPublishedError, SourceError, TransientSourceError
 from hedgegrid_assets.sources.registry import POOLS
-from hedgegrid_assets.sources.raw_zone import SHARED, RawLanding, land_atomically, landing_dir
+from hedgegrid_assets.landing.raw_zone import SHARED, RawLanding, land_atomically, landing_dir
 
 RAW_ASSET = "raw_market_data"
 INSTRUMENT_ASSET = "instrument_catalog"
@@ -396,7 +393,12 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
         for key in keys_of(context):
             part = partition_context(key, settings)
             offered = {kind.name for kind in KINDS.values() if _offered(kind, source, part)}
-            meta[key], check = completeness.report(settings.catalog_path, part, offered)
+            if is_object_uri(settings.catalog_path):  # read back through a local mirror of the partition
+                from hedgegrid_assets.catalog import object_store
+
+                meta[key], check = object_store.report(S3Zone(settings.catalog_path), part, offered)
+            else:
+                meta[key], check = completeness.report(settings.catalog_path, part, offered)
             meta[key] |= day_picture.report_metadata(context, settings, part)  # the day, drawn
             checks[key] = [check]
         yield MaterializeResult(metadata=_metadata(context, REPORT_ASSET, meta))

@@ -165,7 +165,7 @@ def notes(result) -> list[str]:
 
 def downloads(instance, result) -> list[str]:
     """What a download source fetched for the partition (its summary line in the run log)."""
-    from hedgegrid_assets.sources.download import SUMMARY
+    from hedgegrid_assets.landing.download import SUMMARY
 
     return [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith(SUMMARY)]
 

@@ -22,7 +22,7 @@ from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.frames.staging import FrameIOManager, StagedFrameRefs
 from hedgegrid_assets.reports.coverage_asset import coverage_asset
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.raw_zone import RawZoneIOManager
+from hedgegrid_assets.landing.raw_zone import RawZoneIOManager
 from hedgegrid_assets.locks import PartitionLock
 from hedgegrid_assets import object_zones
 from hedgegrid_assets.sources.registry import build_source

@@ -50,7 +50,7 @@ from hedgegrid_assets.catalog import journal, object_store
 from hedgegrid_assets.catalog.journal import CommitError
 from hedgegrid_assets.locks import PartitionBusyError, PartitionLock
 from hedgegrid_assets.partitions import split_key
-from hedgegrid_assets.sources.raw_zone import RawFile, RawLanding, RawZoneIOManager
+from hedgegrid_assets.landing.raw_zone import RawFile, RawLanding, RawZoneIOManager
 from hedgegrid_assets.storage import PreconditionFailed, S3Zone, is_object_uri, scratch_for
 
 POLL_S = 0.5

@@ -8,7 +8,7 @@ Two halves:
   installed with `reporting_to()`; without a sink they return at once, so the download loop
   and the asset code pay nothing when nobody listens (Dagster's UI, the daemon, tests).
   Step starts come from Dagster's own events through `progress_logger`, a Dagster logger the
-  CLI adds to its build job; download bytes from `sources/download.py`'s chunk loop.
+  CLI adds to its build job; download bytes from `landing/download.py`'s chunk loop.
 - Showing, in the CLI: `Display` draws rich bars (one over the partitions, one per partition
   running with its current stage, one per file downloading, in bytes) when stdout is a
   terminal, and prints only the plain per-partition lines otherwise (pipes, CI logs, tests)

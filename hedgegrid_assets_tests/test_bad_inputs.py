@@ -23,13 +23,13 @@ from hedgegrid_assets.checks import quarantine
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
-from hedgegrid_assets.sources.csv_generic import GenericCsvSource
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.sources.binance import BinanceVisionSource
+from hedgegrid_assets.sources.csv import GenericCsvSource
 from hedgegrid_assets.sources.jsonl import JsonlSource
 from hedgegrid_assets.sources.registry import build_source
-from hedgegrid_assets.sources.source_config import ConfigError
-from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
+from hedgegrid_assets.errors import ConfigError
+from hedgegrid_assets.sources.tardis_datasets import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_csv_sources import TARDIS_TICKER, TARDIS_TRADES, csv_text, sha_file, write_packed
 from hedgegrid_assets_tests.test_jsonl_source import DAY, land, ms_of, part_for, write_config

@@ -17,10 +17,10 @@ from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.identifiers import InstrumentId
 
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, TRADES, PartitionContext
-from hedgegrid_assets.frames.order_book import ADD, ASK, BID, CLEAR, DELETE, F_LAST, F_SNAPSHOT, UPDATE
+from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, F_LAST, F_SNAPSHOT, UPDATE
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.sources.jsonl import JsonlSource, _decoded
 from hedgegrid_assets.sources.tardis import TardisSource
 from hedgegrid_assets_tests.fake_tardis import FakeTardis

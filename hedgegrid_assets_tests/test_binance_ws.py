@@ -8,7 +8,7 @@ import json
 import polars as pl
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
-from hedgegrid_assets.sources import binance_ws
+from hedgegrid_assets.formats.binance import messages, ws as binance_ws
 
 T0 = 1_704_153_600_000  # 2024-01-02 00:00:00 UTC in ms
 TRADE = {"e": "trade", "E": T0 + 5, "T": T0 + 3, "s": "BTCUSDT", "t": 42, "p": "42000.10", "q": "0.005", "X": "MARKET", "m": True}
@@ -74,7 +74,7 @@ def test_receive_time_prefix_with_an_offset():
     times = ["2024-01-02T00:00:00.0010000Z", "2024-01-02T00:00:00.0010000+00:00", "2024-01-02T01:00:00.001+01:00",
              "2024-01-02 00:00:00.001", "2024-01-02 00:00:00.001Z", "2024-01-02 02:00:00.001+02:00",
              "1704153600.001"]  # fmt: skip
-    got = pl.DataFrame({"t": times}).select(binance_ws.receive_time(pl.col("t")).dt.epoch("ns")).to_series().to_list()
+    got = pl.DataFrame({"t": times}).select(messages.receive_time(pl.col("t")).dt.epoch("ns")).to_series().to_list()
     assert got == [(T0 + 1) * 1_000_000] * len(times)
 
 

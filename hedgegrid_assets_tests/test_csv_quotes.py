@@ -29,11 +29,12 @@ from hedgegrid_assets.frames.quotes import CROSSED
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import LandingRequest, SourceError
-from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
+from hedgegrid_assets.sources.base import LandingRequest
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.sources.binance import BinanceVisionSource
 from hedgegrid_assets.sources.registry import build_source
-from hedgegrid_assets.sources.source_config import ConfigError
-from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
+from hedgegrid_assets.errors import ConfigError
+from hedgegrid_assets.sources.tardis_datasets import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_bad_inputs import generic
 from hedgegrid_assets_tests.test_catalog_writer import both_ways

@@ -11,11 +11,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES
-from hedgegrid_assets.sources import csv_reader
-from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.csv_reader import ROLES, VALUES, Table, load_rows, read_table
-from hedgegrid_assets.sources.parsing import TimestampFormat
-from hedgegrid_assets.sources.tardis_csv import QUOTES_TABLE, TICKER_ROLES, TICKER_TABLE, read_derivative_ticker
+from hedgegrid_assets.formats.csv import reader as csv_reader
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.csv.reader import ROLES, VALUES, Table, load_rows, read_table
+from hedgegrid_assets.formats.parsing import TimestampFormat
+from hedgegrid_assets.formats.tardis.datasets import QUOTES_TABLE, TICKER_ROLES, TICKER_TABLE, read_derivative_ticker
 from hedgegrid_assets_tests.test_csv_sources import csv_text, frame_rows, write_packed
 from hedgegrid_assets_tests.test_jsonl_source import part_for
 
@@ -181,7 +181,7 @@ def test_a_custom_instruments_symbol_in_the_file_name_says_the_symbol(tmp_path):
     from hedgegrid_assets.frames import PartitionContext
     from hedgegrid_assets.instruments import instrument_for
     from hedgegrid_assets.settings import Settings
-    from hedgegrid_assets.sources.csv_generic import GenericCsvSource
+    from hedgegrid_assets.sources.csv import GenericCsvSource
     from hedgegrid_assets_tests.test_jsonl_source import write_config
 
     settings = Settings(symbols=["PEPEUSDT"], instruments={"PEPEUSDT": {"tick_size": "0.0000001", "step_size": "1"}})

@@ -20,10 +20,10 @@ import pytest
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
-from hedgegrid_assets.sources.csv_generic import GenericCsvSource
+from hedgegrid_assets.sources.binance import BinanceVisionSource
+from hedgegrid_assets.sources.csv import GenericCsvSource
 from hedgegrid_assets.sources.registry import build_source
-from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
+from hedgegrid_assets.sources.tardis_datasets import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_cli import BIN, dagster_materialize, run
 from hedgegrid_assets_tests.test_jsonl_source import (

@@ -55,7 +55,7 @@ def test_a_build_clears_a_killed_builds_debris(tmp_path):
 def test_a_landing_killed_between_its_renames_gets_the_old_folder_back(tmp_path):
     """Killed after moving the old landing aside and before renaming the new one in: the next
     landing puts the old one back first, so a failing re-landing loses no raw data."""
-    from hedgegrid_assets.sources.raw_zone import land_atomically
+    from hedgegrid_assets.landing.raw_zone import land_atomically
 
     directory = tmp_path / "raw" / "sample" / "2024-01-02" / "BTCUSDT"
     aside = directory.with_name(f".BTCUSDT.old-p{dead_pid()}-feedbeef")

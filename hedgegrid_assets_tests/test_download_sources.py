@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from hedgegrid_assets.sources.base import LandingRequest, NotPublishedError
-from hedgegrid_assets.sources.binance_download import BinanceSource
-from hedgegrid_assets.sources.base import TransientSourceError
-from hedgegrid_assets.sources.download import Downloads, Retry
+from hedgegrid_assets.sources.base import LandingRequest
+from hedgegrid_assets.errors import NotPublishedError
+from hedgegrid_assets.sources.binance import BinanceSource
+from hedgegrid_assets.errors import TransientSourceError
+from hedgegrid_assets.landing.download import Downloads, Retry
 from hedgegrid_assets_tests.fake_vendor import FakeVendor
 from hedgegrid_assets_tests.test_cli import BIN, run
 from hedgegrid_assets_tests.test_csv_sources import binance_files, built_counts, expected_trades, tardis_files

@@ -16,13 +16,13 @@ from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from hedgegrid_assets.checks.book import book_tops, range_max
+from hedgegrid_assets.frames.book_replay import book_tops, range_max
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, PartitionContext
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.tardis_book import read_book_snapshots, read_incremental_l2
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.tardis.book import read_book_snapshots, read_incremental_l2
 from hedgegrid_assets_tests.book_files import write_l2, write_snapshots
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_csv_sources import tardis_files
@@ -84,7 +84,7 @@ def test_deltas_equal_load_deltas_field_by_field(tmp_path):
 def test_block_by_block_equals_the_loader(tmp_path, monkeypatch):
     """Parsed in blocks of ~4 KB (snapshots, batches and CLEARs straddling block edges): the
     same table as load_deltas's."""
-    from hedgegrid_assets.sources import tardis_book
+    from hedgegrid_assets.formats.tardis import book as tardis_book
 
     monkeypatch.setattr(tardis_book, "BLOCK_BYTES", 4096)
     path = write_l2(tmp_path / "l2.csv.gz", 6_000, levels=60, snapshots=4)
@@ -278,8 +278,8 @@ def test_a_backtest_over_our_deltas_fills_at_a_book_level(tardis_book_catalog):
 
 
 def test_generic_csv_reads_a_deltas_file_in_the_l2_layout(tmp_path):
-    from hedgegrid_assets.sources.csv_generic import GenericCsvSource, from_config
-    from hedgegrid_assets.sources.source_config import ConfigError
+    from hedgegrid_assets.sources.csv import GenericCsvSource, from_config
+    from hedgegrid_assets.errors import ConfigError
 
     path = write_l2(tmp_path / "in" / f"{DAY}_BTCUSDT_l2.csv.gz", 2_000, levels=20)
     cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path / "in"),

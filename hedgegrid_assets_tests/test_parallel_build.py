@@ -15,7 +15,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from hedgegrid_assets import progress
 from hedgegrid_assets.locks import hold
-from hedgegrid_assets.sources.download import Downloads
+from hedgegrid_assets.landing.download import Downloads
 from hedgegrid_assets_tests.fake_vendor import FakeVendor
 from hedgegrid_assets_tests.test_cli import BIN, run
 from hedgegrid_assets_tests.conftest import REPO

@@ -80,6 +80,7 @@ def test_status_draws_the_coverage_with_failed_checks(built, tmp_path, monkeypat
     """`hedgegrid status --picture PATH` on the built catalog and its instance."""
     from hedgegrid_assets import cli
     from hedgegrid_assets.catalog import status as catalog_status
+    from hedgegrid_assets.reports import coverage_picture
 
     monkeypatch.setenv("DAGSTER_HOME", str(built.settings.data_dir.parent / "dagster_home"))
     out = tmp_path / "coverage.png"
@@ -97,7 +98,7 @@ def test_status_draws_the_coverage_with_failed_checks(built, tmp_path, monkeypat
     later = day + dt.timedelta(days=3)
     status.rows[(later, symbol)] = {"trades": 10}
     failed = [catalog_status.FailedCheck(f"{day + dt.timedelta(days=2)}|{symbol}", "trades_schema", "trades", "ERROR", "x")]
-    png = catalog_status.picture(status, failed)
+    png = coverage_picture.render(status, failed)
     assert Image.open(io.BytesIO(png)).size[0] == 900
 
 
@@ -115,7 +116,7 @@ def test_fixed_point_prices_decode_as_arrow_does():
     import numpy as np
     import pyarrow as pa
 
-    from hedgegrid_assets.catalog.fixed_point import DECIMAL, to_fixed_binary
+    from hedgegrid_assets.frames.fixed_point import DECIMAL, to_fixed_binary
 
     values = pl.Series(np.abs(np.random.default_rng(7).normal(0, 1e6, 10_000)).round(1) + 0.1)
     for places in (1, 8):

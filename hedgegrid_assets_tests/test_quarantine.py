@@ -17,7 +17,7 @@ from hedgegrid_assets.assets import build_assets
 from hedgegrid_assets.definitions import BUILD_JOB, build_job, build_resources
 from hedgegrid_assets.frames import TRADES
 from hedgegrid_assets.partitions import partition_key
-from hedgegrid_assets.sources import binance_ws
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource
 from hedgegrid_assets.sources.sample import generate_day
 from hedgegrid_assets_tests.conftest import QUIET, make_instance, make_settings

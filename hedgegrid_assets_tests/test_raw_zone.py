@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from hedgegrid_assets.sources.raw_zone import land_shared
+from hedgegrid_assets.landing.raw_zone import land_shared
 
 
 def digest(path: Path) -> str:

@@ -12,7 +12,7 @@ import pytest
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, PartitionContext
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources import binance_ws
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.sources.base import LandingRequest
 from hedgegrid_assets.sources.sample import SampleSource, generate_day
 
@@ -120,7 +120,7 @@ def test_the_book_agrees_with_the_quotes(landed):
     """The L2 book built from the sample's depth snapshot and updates starts from the snapshot,
     is never crossed, and after each batch its best bid and ask are the prices of the quote
     generated with the batch's last update (the j-th depthUpdate goes with the j-th bookTicker)."""
-    from hedgegrid_assets.checks.book import book_tops
+    from hedgegrid_assets.frames.book_replay import book_tops
     from hedgegrid_assets.frames import ORDER_BOOK_DELTAS
 
     updates, quotes = [], []

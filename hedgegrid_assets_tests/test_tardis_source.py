@@ -32,8 +32,9 @@ from hedgegrid_assets.frames import QUOTES, FUNDING_RATES, MARK_PRICES, TRADES, 
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.base import LandingRequest, SourceError, TransientSourceError
-from hedgegrid_assets.sources.raw_zone import land_atomically
+from hedgegrid_assets.sources.base import LandingRequest
+from hedgegrid_assets.errors import SourceError, TransientSourceError
+from hedgegrid_assets.landing.raw_zone import land_atomically
 from hedgegrid_assets.sources.registry import build_source
 from hedgegrid_assets.sources.sample import generate_day
 from hedgegrid_assets.sources.tardis import TardisSource

@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.binance_ws import decode_messages, read_lines
+from hedgegrid_assets.formats.binance.messages import decode_messages, read_lines
 
 # What the sensor picks up; anything else (partial downloads, notes, checksums) is ignored.
 SUFFIXES = (".csv", ".csv.gz", ".zip", ".bz2", ".jsonl", ".jsonl.gz")
@@ -78,7 +78,8 @@ def source_layout(settings: Settings) -> SourceLayout:
     Read by the sources' own loader, so relative paths resolve exactly as the runs will
     (base_path from the config file's folder, file paths from base_path).
     """
-    from hedgegrid_assets.sources.source_config import ConfigError, load_config
+    from hedgegrid_assets.errors import ConfigError
+    from hedgegrid_assets.landing.source_config import load_config
 
     if settings.source_config is None:
         return SourceLayout(None, ())

@@ -8,7 +8,7 @@ built-in hedge-grid strategy, funding settled at every settlement of the catalog
   into the account (`SimulatedExchange.adjust_account`), once per settlement.
 - `run.py`: the run config from the catalog range, the run, the results.
 - `report.py`: the printed summary and the equity-curve PNG.
-- `cli.py`: the `hedgegrid backtest` subcommand.
+The `hedgegrid backtest` subcommand is `cli/backtest.py`.
 
 Nothing here imports nautilus_trader at package import time (the CLI's start-up stays fast).
 """

@@ -249,24 +249,6 @@ def commit_partition(
     return written
 
 
-# -- provenance, in the bucket ------------------------------------------------------------------
-def check_writable(zone: S3Zone) -> None:
-    body = zone.get(provenance.PROVENANCE_FILE)
-    if body is None:
-        return
-    try:
-        found = int(json.loads(body[0])["format"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise provenance.IncompatibleCatalogError(
-            f"{zone}/{provenance.PROVENANCE_FILE}: unreadable provenance file ({err}); restore or delete it"
-        ) from None
-    if found != provenance.FORMAT:
-        raise provenance.IncompatibleCatalogError(
-            f"the catalog at {zone} is in catalog format {found}; this hedgegrid writes format {provenance.FORMAT}: "
-            "build into another --catalog"
-        )
-
-
 def record(zone: S3Zone) -> None:
     text = provenance._text().encode()
     body = zone.get(provenance.PROVENANCE_FILE)
@@ -310,7 +292,7 @@ def local_mirror(zone: S3Zone, part: PartitionContext, offered: set[str] | None 
 
 def report(zone: S3Zone, part: PartitionContext, offered: set[str] | None):
     """completeness.report, read back from the bucket (through a local mirror of the partition)."""
-    from hedgegrid_assets.checks import completeness
+    from hedgegrid_assets.catalog import completeness
 
     with local_mirror(zone, part, offered) as local:
         return completeness.report(local, part, offered)
@@ -329,7 +311,7 @@ class S3CatalogIOManager(NautilusCatalogIOManager):
     def handle_output(self, context: OutputContext, obj) -> None:
         zone, scratch = self.zone, Path(self.work_dir) / "catalog-writes"
         try:
-            check_writable(zone)
+            provenance.check_writable_in(zone)
         except provenance.IncompatibleCatalogError as err:
             raise Failure(description=str(err), allow_retries=False) from None
         if isinstance(obj, CatalogCommit):

@@ -27,7 +27,7 @@ from nautilus_trader.persistence.funcs import class_to_filename
 
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS
 from hedgegrid_assets.instruments import BINANCE_USDM_SPECS, Instrument
-from hedgegrid_assets.storage import is_object_uri
+from hedgegrid_assets.storage import S3Zone, is_object_uri
 
 PROVENANCE_FILE = "hedgegrid-catalog.json"
 FORMAT = 2
@@ -88,10 +88,7 @@ def catalog_format(root: Path) -> int | None:
 def check_writable(root: Path) -> None:
     """Refuse to add partitions to a catalog of another format, naming what fixes it."""
     if is_object_uri(root):
-        from hedgegrid_assets.catalog.object_store import check_writable as check_in_bucket
-        from hedgegrid_assets.storage import S3Zone
-
-        return check_in_bucket(S3Zone(root))
+        return check_writable_in(S3Zone(root))
     found = catalog_format(root)
     if found is None or found == FORMAT:
         return
@@ -119,3 +116,22 @@ def record(root: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# -- provenance, in the bucket ------------------------------------------------------------------
+def check_writable_in(zone: S3Zone) -> None:
+    """check_writable for a catalog in object storage (its provenance object)."""
+    body = zone.get(PROVENANCE_FILE)
+    if body is None:
+        return
+    try:
+        found = int(json.loads(body[0])["format"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise IncompatibleCatalogError(
+            f"{zone}/{PROVENANCE_FILE}: unreadable provenance file ({err}); restore or delete it"
+        ) from None
+    if found != FORMAT:
+        raise IncompatibleCatalogError(
+            f"the catalog at {zone} is in catalog format {found}; this hedgegrid writes format {FORMAT}: "
+            "build into another --catalog"
+        )

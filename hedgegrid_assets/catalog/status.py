@@ -8,7 +8,6 @@ latest check of a kind failed are listed with the check's name.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,23 +87,3 @@ def failed_checks(instance, check_keys) -> list[str]:
     return [f.line() for f in failed_check_results(instance, check_keys)]
 
 
-def picture(status: Status, failed: list[FailedCheck]) -> bytes:
-    """The coverage as a PNG: dates x (symbol, kind) (see reports/coverage_picture.py)."""
-    from hedgegrid_assets.reports.coverage_picture import render
-
-    return render(status, failed)
-
-
-def write_picture(path: str | Path, status: Status, failed: list[FailedCheck]) -> str:
-    """Write the coverage PNG at `path` (a file the user names, replaced whole); says where and how big."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise OSError(f"{target}: cannot write the picture there: no folder {target.parent}")
-    data = picture(status, failed)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return f"{target} ({len(data) / 1024:.1f} KB)"

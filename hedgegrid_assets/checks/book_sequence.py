@@ -20,7 +20,7 @@ DESCRIPTION = "No sequence gap in the book's update stream (gaps counted, with w
 def sequence_gaps(frame, part: PartitionContext, notes: dict | None = None) -> AssetCheckResult:
     import polars as pl
 
-    from hedgegrid_assets.sources.binance_depth import describe_gap
+    from hedgegrid_assets.formats.binance.depth import describe_gap
 
     notes = notes or {}
     if "book_sequence_gaps" not in notes:

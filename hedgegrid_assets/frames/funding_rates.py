@@ -16,7 +16,7 @@ import pyarrow
 from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 
-from hedgegrid_assets.catalog.fixed_point import decimal_json_bytes, epoch_ns
+from hedgegrid_assets.frames.fixed_point import decimal_json_bytes, epoch_ns
 from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, to_epoch_ns
 from hedgegrid_assets.instruments import Instrument
 

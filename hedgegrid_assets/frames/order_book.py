@@ -28,13 +28,12 @@ from nautilus_trader.model.enums import BookAction, OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX, Price, Quantity
 
-from hedgegrid_assets.catalog.fixed_point import epoch_ns, largest_writable, to_fixed_binary
+from hedgegrid_assets.frames.fixed_point import epoch_ns, largest_writable, to_fixed_binary
+from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, NO_SIDE, UPDATE
 from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, on_grid, to_epoch_ns
+from hedgegrid_assets.frames.book_replay import crossed_rows
 from hedgegrid_assets.instruments import Instrument
 
-ADD, UPDATE, DELETE, CLEAR = 1, 2, 3, 4
-NO_SIDE, BID, ASK = 0, 1, 2
-F_LAST, F_SNAPSHOT = 128, 32
 DEPTH = 10
 LEVEL_COLUMNS = [f"{side}_{field}_{i}" for side in ("bid", "ask") for field in ("price", "size", "count") for i in range(DEPTH)]
 
@@ -51,21 +50,6 @@ class OrderBookDeltasFrame(pa.DataFrameModel):
 
     class Config:
         strict = True
-
-
-def batch_flags(frame: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
-    """`flags` as the loader sets them: F_LAST where the next delta's ts_event differs (and on
-    the last delta), else F_SNAPSHOT on a CLEAR, else 0."""
-    nxt = pl.col("ts_event").shift(-1)
-    last = nxt.is_null() | (nxt != pl.col("ts_event"))
-    return (
-        pl.when(last)
-        .then(pl.lit(F_LAST, pl.UInt8))
-        .when(pl.col("action") == CLEAR)
-        .then(pl.lit(F_SNAPSHOT, pl.UInt8))
-        .otherwise(pl.lit(0, pl.UInt8))
-        .alias("flags")
-    )
 
 
 def _delta_checks(part: PartitionContext) -> dict[str, list[pa.Check]]:
@@ -123,7 +107,6 @@ def _delta_rules(part: PartitionContext) -> list[tuple[pl.Expr, str]]:
 
 def _book_checks() -> list[pa.Check]:
     """Blocking: the day's book starts from a snapshot, and no batch leaves it crossed."""
-    from hedgegrid_assets.checks.book import crossed_rows  # checks build on this module
 
     def starts_from_snapshot(d) -> bool:
         first = d.lazyframe.select(pl.col("action").first()).collect().item()

@@ -12,7 +12,8 @@ import warnings
 
 from dagster import AutomationCondition, BetaWarning, DataVersion, ObserveResult, observable_source_asset
 
-from hedgegrid_assets.catalog.status import failed_check_results, picture, read
+from hedgegrid_assets.catalog.status import failed_check_results, read
+from hedgegrid_assets.reports.coverage_picture import render
 from hedgegrid_assets.reports.png import markdown_image
 from hedgegrid_assets.settings import Settings
 
@@ -39,7 +40,7 @@ def coverage_asset(settings: Settings):
         status = read(settings.catalog_path)
         keys = context.repository_def.asset_graph.asset_check_keys
         failed = failed_check_results(context.instance, sorted(keys, key=lambda k: (k.asset_key.to_user_string(), k.name)))
-        png = picture(status, failed)
+        png = render(status, failed)
         rows = sum(sum(by_kind.values()) for by_kind in status.rows.values())
         return ObserveResult(
             metadata={

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -119,3 +121,18 @@ def render(status: Status, failed: list[FailedCheck]) -> bytes:
         loc="lower center", ncols=4, fontsize=7, frameon=False,
     )  # fmt: skip
     return png.png_bytes(fig)
+
+
+def write_picture(path: str | Path, status: Status, failed: list[FailedCheck]) -> str:
+    """Write the coverage PNG at `path` (a file the user names, replaced whole); says where and how big."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise OSError(f"{target}: cannot write the picture there: no folder {target.parent}")
+    data = render(status, failed)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return f"{target} ({len(data) / 1024:.1f} KB)"

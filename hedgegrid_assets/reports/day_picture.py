@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.model.objects import FIXED_PRECISION
 
-from hedgegrid_assets.catalog.fixed_point import decimal_json_floats
+from hedgegrid_assets.frames.fixed_point import decimal_json_floats
 from hedgegrid_assets.storage import S3Zone, is_object_uri
 from hedgegrid_assets.catalog.writer import partition_path
 from hedgegrid_assets.checks import coverage

@@ -13,32 +13,13 @@ from dagster import ConfigurableResource
 from hedgegrid_assets.frames import DataKind, PartitionContext
 
 
-class SourceError(Exception):
-    """Bad or missing input; the message names the file/line/partition and the problem.
-
-    Permanent: retrying will not help, so the run fails at once.
-    """
-
-
-class TransientSourceError(SourceError):
-    """A failure worth retrying (HTTP 429/5xx, connection reset): the raw asset's RetryPolicy retries it."""
-
-
-class NotPublishedError(TransientSourceError):
-    """The vendor has not published the day yet: worth trying again in a while (scheduled and
-    sensor runs retry it later; a command-line build says so and stops)."""
-
-    retry_after_s = 1800
-    retries = 48  # every 30 min for a day
-
-
 @dataclass(frozen=True)
 class LandingRequest:
     part: PartitionContext
     kinds: tuple[DataKind, ...]
     dest: Path  # an empty temporary folder; the caller renames it into the raw zone
     log: Callable[[str], None]
-    shared: Path | None = None  # the raw zone's store for files many partitions read (raw_zone.py)
+    shared: Path | None = None  # the raw zone's store for files many partitions read (landing/raw_zone.py)
 
 
 # A kind's reader: landed files -> the kind's canonical frame (validation comes later), or

@@ -1,6 +1,6 @@
 """Recorded Binance USDT-M WebSocket messages (JSONL) -> canonical frames.
 
-Config: the seed project's websocket format (paths and placeholders as in source_config.py):
+Config: the seed project's websocket format (paths and placeholders as in landing/source_config.py):
 
     {"base_path": "/recordings",
      "files": {"trades":  {"file_path": "{symbol_lower}/{date}.jsonl.gz"},
@@ -9,7 +9,7 @@ Config: the seed project's websocket format (paths and placeholders as in source
      "trade_stream": "aggTrade"}
 
 One file may carry every kind (it is landed once). `"deltas"` builds the L2 book
-(`order_book_deltas`) from `depthUpdate` lines and REST depth snapshot lines (binance_depth.py;
+(`order_book_deltas`) from `depthUpdate` lines and REST depth snapshot lines (formats/binance/depth.py;
 the line shape is in README); named or not, depth lines are decoded only when it is. Lines are the bare payload, the
 combined-stream envelope or a Tardis replay line `<receive time> <json>`; `.jsonl` or
 `.jsonl.gz`. `ts_init` is the line's receive time (the replay prefix, or a recorder's
@@ -35,17 +35,14 @@ import polars as pl
 from dagster import get_dagster_logger
 
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, TRADES, DataKind, PartitionContext
-from hedgegrid_assets.sources import binance_depth, binance_ws, compressed
-from hedgegrid_assets.sources.base import Reader, SourceError
-from hedgegrid_assets.sources.binance_ws import LineStats
-from hedgegrid_assets.sources.source_config import (
-    ConfigError,
-    FileSource,
-    PlannedFile,
-    config_path_from_settings,
-    landed_names,
-    load_config,
-)
+from hedgegrid_assets.formats.binance import depth as binance_depth, messages as binance_messages, ws as binance_ws
+from hedgegrid_assets.landing import compressed
+from hedgegrid_assets.sources.base import Reader
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.binance.ws import LineStats
+from hedgegrid_assets.errors import ConfigError
+from hedgegrid_assets.sources.file_source import FileSource
+from hedgegrid_assets.landing.source_config import PlannedFile, config_path_from_settings, landed_names, load_config
 
 TRADE_STREAMS = {"aggtrade": "aggTrade", "aggtrades": "aggTrade", "trade": "trade", "trades": "trade"}
 
@@ -68,7 +65,7 @@ def read_recordings(
     the order book, so they are not events no kind reads)."""
     stats = LineStats()
     chunks = []
-    events = binance_ws.LIGHT_EVENTS + (binance_ws.DEPTH_EVENTS if book else ())
+    events = binance_messages.LIGHT_EVENTS + (binance_messages.DEPTH_EVENTS if book else ())
     for path in files:
         messages, file_stats = _read_one(Path(path), part.instrument.symbol, events)
         stats.add(file_stats)

@@ -23,20 +23,21 @@ def _tardis(settings: Settings) -> MarketDataSource:
 def _csv(settings: Settings) -> MarketDataSource:
     """The CSV source for the config's `format`: generic (default), tardis or binance. A broken
     config fails here, when the source is built, not mid-run."""
-    from hedgegrid_assets.sources.source_config import ConfigError, config_path_from_settings, load_config
+    from hedgegrid_assets.errors import ConfigError
+    from hedgegrid_assets.landing.source_config import config_path_from_settings, load_config
 
     path = config_path_from_settings(settings)
     fmt = load_config(path, require_files=False).format
     if fmt in ("generic", "csv"):
-        from hedgegrid_assets.sources.csv_generic import from_config
+        from hedgegrid_assets.sources.csv import from_config
 
         return from_config(path)  # its files, column roles and timestamp settings checked now
     if fmt == "tardis":
-        from hedgegrid_assets.sources.tardis_csv import TardisCsvSource
+        from hedgegrid_assets.sources.tardis_datasets import TardisCsvSource
 
         return TardisCsvSource(config_path=str(path))
     if fmt in ("binance", "binance_vision", "data.binance.vision"):
-        from hedgegrid_assets.sources.binance_vision import BinanceVisionSource
+        from hedgegrid_assets.sources.binance import BinanceVisionSource
 
         return BinanceVisionSource(config_path=str(path))
     raise ConfigError(f"source config {path}: unknown format {fmt!r}; use generic, tardis or binance")
@@ -55,7 +56,7 @@ def _tardis_datasets(settings: Settings) -> MarketDataSource:
 
 
 def _binance(settings: Settings) -> MarketDataSource:
-    from hedgegrid_assets.sources.binance_download import from_settings
+    from hedgegrid_assets.sources.binance import from_settings
 
     return from_settings(settings)
 

@@ -31,7 +31,7 @@ import polars as pl
 from pydantic import Field
 
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, DataKind, PartitionContext
-from hedgegrid_assets.sources import binance_depth, binance_ws
+from hedgegrid_assets.formats.binance import depth as binance_depth, ws as binance_ws
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader
 
 MS_PER_DAY = 86_400_000

@@ -36,8 +36,9 @@ from tardis_client import Channel, TardisClient
 
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, QUOTES, DataKind, PartitionContext
 from hedgegrid_assets.settings import TardisSettings
-from hedgegrid_assets.sources import binance_depth, binance_ws
-from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader, SourceError, TransientSourceError
+from hedgegrid_assets.formats.binance import depth as binance_depth, ws as binance_ws
+from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader
+from hedgegrid_assets.errors import SourceError, TransientSourceError
 
 KEY_ENV = "TARDIS_API_KEY"
 ENDPOINT_ENV = "TARDIS_ENDPOINT"

@@ -5,9 +5,10 @@ kinds need: `trades`, `derivative_ticker` (mark prices, funding) and `quotes` (o
 symbol or day without it has no quotes), with `tardis.book` on also `incremental_book_L2` and
 `book_snapshot_25` (optional; hundreds of MB a BTCUSDT day: off by default), with `Authorization: Bearer $TARDIS_API_KEY` (through
 Dagster's EnvVar; the first day of each month is free and asked without it). They go to the raw
-zone's download cache under Tardis's conventional names (download.py: streamed, resumable,
+zone's download cache under Tardis's conventional names (landing/download.py: streamed, resumable,
 retried on 429/5xx, never fetched twice) and each partition's landing hard-links them: from
-there on this is the `tardis_csv` CSV source reading those files, same readers.
+there on this is `TardisCsvSource` (the `csv` source's `tardis` format) reading those files,
+same readers (formats/tardis/datasets.py).
 
 401/403 fail at once, naming the variable, never the key. A 404 is "not published yet" for a
 day that closed less than PUBLISH_DAYS ago (Tardis publishes a day around 06:00 UTC the next
@@ -18,21 +19,71 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from functools import partial
 from typing import ClassVar
+
+import polars as pl
 
 from dagster import EnvVar
 from pydantic import Field
 
-from hedgegrid_assets.sources.base import LandingRequest, SourceError
-from hedgegrid_assets.sources.download import DownloadedFiles, Downloads, NotFound, Rejected, missing_file
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.tardis import book as tardis_book
+from hedgegrid_assets.formats.tardis.datasets import QUOTE_TYPES, file_name, read_file
+from hedgegrid_assets.frames import (
+    FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, QUOTES, TRADES, DataKind, PartitionContext,
+)  # fmt: skip
+from hedgegrid_assets.landing.source_config import PlannedFile
+from hedgegrid_assets.sources.base import LandingRequest, Reader
+from hedgegrid_assets.sources.file_source import FileSource
+from hedgegrid_assets.landing.download import DownloadedFiles, Downloads, NotFound, Rejected, missing_file
 from hedgegrid_assets.sources.tardis import KEY_ENV
-from hedgegrid_assets.sources.tardis_csv import QUOTE_TYPES, TardisCsvSource, file_name
 
 VENDOR = "tardis-datasets"
 ENDPOINT_ENV = "TARDIS_DATASETS_ENDPOINT"
 PUBLISH_DAYS = 1
 REQUIRED = ("trades", "derivative_ticker")
 BOOK_TYPES = ("incremental_book_L2", "book_snapshot_25")
+
+
+class TardisCsvSource(FileSource):
+    """Tardis CSV datasets found by their conventional names under base_path."""
+
+    @property
+    def name(self) -> str:
+        return "csv"
+
+    @property
+    def exchange(self) -> str:
+        return str(self.config.raw.get("exchange", "binance-futures"))
+
+    def plan(self, part: PartitionContext) -> list[PlannedFile]:
+        base = self.config.base_path
+        quotes = next((t for t in QUOTE_TYPES if (base / file_name(self.exchange, t, part)).is_file()), QUOTE_TYPES[0])
+        snaps = next((t for t in tardis_book.SNAPSHOT_TYPES if (base / file_name(self.exchange, t, part)).is_file()),
+                     tardis_book.SNAPSHOT_TYPES[0])  # fmt: skip
+        return [
+            PlannedFile(base / file_name(self.exchange, "trades", part), file_name(self.exchange, "trades", part),
+                        (TRADES.name,), True, "Tardis trades"),
+            PlannedFile(base / file_name(self.exchange, "derivative_ticker", part),
+                        file_name(self.exchange, "derivative_ticker", part),
+                        (MARK_PRICES.name, FUNDING_RATES.name), True, "Tardis derivative_ticker"),
+            PlannedFile(base / file_name(self.exchange, quotes, part), file_name(self.exchange, quotes, part),
+                        (QUOTES.name,), False, f"Tardis {quotes}"),
+            PlannedFile(base / file_name(self.exchange, "incremental_book_L2", part),
+                        file_name(self.exchange, "incremental_book_L2", part),
+                        (ORDER_BOOK_DELTAS.name,), False, "Tardis incremental_book_L2"),
+            PlannedFile(base / file_name(self.exchange, snaps, part), file_name(self.exchange, snaps, part),
+                        (ORDER_BOOK_DEPTH10.name,), False, f"Tardis {snaps}"),
+        ]  # fmt: skip
+
+    def readers(self) -> dict[str, Reader]:
+        kinds = (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10)
+        return {kind.name: partial(self._read, kind) for kind in kinds}
+
+    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
+        frames = [read_file(kind, path, part) for _, path in self.landed_for(kind, files, part)]
+        return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
 
 
 class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):

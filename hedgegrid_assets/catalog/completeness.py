@@ -13,12 +13,11 @@ import pyarrow.parquet as pq
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 from nautilus_trader.persistence.funcs import urisafe_identifier
 
-from hedgegrid_assets.catalog.fixed_point import decimal_json_floats
+from hedgegrid_assets.frames.fixed_point import decimal_json_floats
 from hedgegrid_assets.catalog.writer import partition_path
 from hedgegrid_assets.checks import coverage
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, TRADES, PartitionContext
 from hedgegrid_assets.frames.kind import TIMESTAMP
-from hedgegrid_assets.storage import S3Zone, is_object_uri
 
 COMPLETE_CHECK = "partition_complete"
 
@@ -32,10 +31,6 @@ def report(root: Path, part: PartitionContext, offered: set[str] | None = None) 
     """(materialization metadata, the WARN check) for one partition, judged by the kinds its
     source offers (`offered`, kind names; default all): a kind the source does not carry is
     not missing."""
-    if is_object_uri(root):  # a catalog in object storage (storage.py)
-        from hedgegrid_assets.catalog.object_store import report as report_from_bucket
-
-        return report_from_bucket(S3Zone(root), part, offered)
     rows, problems = {}, []
     for kind in KINDS.values():
         if offered is not None and kind.name not in offered:

@@ -23,12 +23,10 @@ from pathlib import Path
 import polars as pl
 
 from hedgegrid_assets.frames.kind import TIMESTAMP, PartitionContext
-from hedgegrid_assets.frames.order_book import (
-    ADD, ASK, BID, CLEAR, DELETE, DEPTH, F_LAST, F_SNAPSHOT, NO_SIDE, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, UPDATE,
-    batch_flags,
-)  # fmt: skip
-from hedgegrid_assets.sources import compressed
-from hedgegrid_assets.sources.base import SourceError
+from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, F_LAST, F_SNAPSHOT, NO_SIDE, UPDATE, batch_flags
+from hedgegrid_assets.frames.order_book import DEPTH, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10  # fmt: skip
+from hedgegrid_assets.landing import compressed
+from hedgegrid_assets.errors import SourceError
 
 L2_COLUMNS = ["exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot", "side", "price", "amount"]
 L2_TYPES = {"symbol": pl.String, "timestamp": pl.Int64, "local_timestamp": pl.Int64, "is_snapshot": pl.String,
@@ -43,8 +41,20 @@ def _us(col: str) -> pl.Expr:
 
 def _first_bad_line(block: bytes, columns: list[str], label: str, first_line: int) -> SourceError:
     """Name the first line of a block that does not parse (the block is re-read as text)."""
-    text = pl.read_csv(io.BytesIO(block), has_header=False, new_columns=columns, infer_schema=False,
-                       truncate_ragged_lines=False)  # fmt: skip
+    try:
+        text = pl.read_csv(io.BytesIO(block), has_header=False, new_columns=columns, infer_schema=False,
+                           truncate_ragged_lines=False)  # fmt: skip
+    except pl.exceptions.PolarsError as err:  # not UTF-8, or lines of another number of fields
+        for i, raw in enumerate(block.split(b"\n")):
+            try:
+                fields = raw.decode().rstrip("\r").split(",")
+            except UnicodeDecodeError:
+                return SourceError(f"{label} line {first_line + i}: not UTF-8 text: {raw[:80]!r}")
+            if raw.strip() and len(fields) != len(columns):
+                count = f"{len(fields)} field(s), not {len(columns)}"
+                return SourceError(f"{label} line {first_line + i}: {count}: {raw[:80]!r}")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return SourceError(f"{label} near line {first_line}: cannot be read as CSV ({first})")
     for name, dtype in L2_TYPES.items():
         if dtype is pl.String:
             continue
@@ -62,7 +72,7 @@ def _l2_block(block: bytes, part: PartitionContext, label: str, first_line: int)
             io.BytesIO(block), has_header=False, new_columns=L2_COLUMNS, columns=list(range(1, 8)),
             schema_overrides=L2_TYPES,
         )  # fmt: skip
-    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError, pl.exceptions.NoDataError) as err:
+    except pl.exceptions.PolarsError as err:
         if isinstance(err, pl.exceptions.NoDataError):
             return pl.DataFrame()
         raise _first_bad_line(block, L2_COLUMNS, label, first_line) from None
@@ -175,13 +185,17 @@ def read_book_snapshots(path: Path, levels: int, part: PartitionContext, label: 
             header = pl.read_csv(opened.path, n_rows=0).columns
         except pl.exceptions.NoDataError:
             return ORDER_BOOK_DEPTH10.empty_frame()
+        except (pl.exceptions.PolarsError, OSError) as err:  # a broken gzip stream, bytes that are not text
+            raise compressed.explain_read_error(path, err, label) from None
         missing = [c for c in wanted if c not in header]
         if missing:
             raise SourceError(f"{label} line 1: not a book_snapshot_{levels} header: missing {', '.join(missing[:4])}")
         types = {c: (pl.Int64 if c.endswith("timestamp") else pl.String if c == "symbol" else pl.Float64) for c in wanted}
         try:
             frame = pl.read_csv(opened.path, columns=wanted, schema_overrides=types)
-        except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as err:
+        except (pl.exceptions.PolarsError, OSError) as err:
+            if isinstance(err, OSError):  # polars' gzip decoder: the stream is cut short or corrupt
+                raise compressed.explain_read_error(path, err, label) from None
             first = str(err).strip().splitlines()[0]
             raise SourceError(f"{label}: cannot be read as a book_snapshot_{levels} file ({first})") from None
     other = frame.select((pl.col("symbol") != part.instrument.symbol).arg_true().first()).item()

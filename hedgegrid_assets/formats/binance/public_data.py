@@ -39,25 +39,18 @@ import datetime as dt
 import hashlib
 import re
 import zipfile
-from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from hedgegrid_assets.frames import (
-    EXCHANGE_BARS,
     FUNDING_RATES,
-    MARK_BARS,
-    MARK_PRICES,
-    QUOTES,
-    TRADES,
     DataKind,
     PartitionContext,
 )
 from hedgegrid_assets.frames.funding_rates import from_settlements
-from hedgegrid_assets.sources.base import Reader, SourceError
-from hedgegrid_assets.sources.csv_reader import Table, funding_extras, load_rows, read_table, value
-from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.csv.reader import Table, check_interval, funding_extras, load_rows, read_table, value
 
 KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
                  "taker_buy_volume", "taker_buy_quote_volume", "ignore")
@@ -133,7 +126,7 @@ def names(part: PartitionContext) -> dict[str, str]:
     }
 
 
-def _kind_of_name(name: str) -> str | None:
+def kind_of_name(name: str) -> str | None:
     for pattern, what in NAME_PATTERNS:
         if re.search(pattern, name):
             return what
@@ -197,6 +190,7 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
                          values=["funding_rate", "funding_interval_hours"])
         if rows is None:
             continue
+        check_interval(rows)
         frames.append(
             rows.frame.select(
                 **from_settlements(pl.col("_ts_event")),
@@ -210,101 +204,3 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
     return FUNDING_RATES.conform(pl.concat(frames))
 
 
-class BinanceVisionSource(FileSource):
-    """data.binance.vision futures/um files found by their published names under base_path."""
-
-    @property
-    def name(self) -> str:
-        return "csv"
-
-    @property
-    def trade_type(self) -> str | None:
-        return self.choice("trades", TRADE_TYPES)
-
-    def _find(self, name: str, data_type: str, part: PartitionContext, monthly: bool = False) -> Path:
-        """The file under base_path, flat or in the site's tree; the flat path when nowhere."""
-        base = self.config.base_path
-        sym = part.instrument.symbol
-        period = "monthly" if monthly else "daily"
-        interval = ["1m"] if data_type in ("markPriceKlines", "klines") else []
-        sub = Path("futures", "um", period, data_type, sym, *interval, name)
-        for candidate in (base / name, base / sub, base / "data" / sub):
-            if candidate.is_file():
-                return candidate
-        return base / name
-
-    def plan(self, part: PartitionContext) -> list[PlannedFile]:
-        n = names(part)
-        trade_type = self.trade_type
-        if trade_type is None:
-            agg = self._find(n["aggTrades"], "aggTrades", part)
-            plain = self._find(n["trades"], "trades", part)
-            trade_type = "aggTrades" if agg.is_file() or not plain.is_file() else "trades"
-        wanted = [
-            (self._find(n[trade_type], trade_type, part), (TRADES.name,), True, f"Binance daily {trade_type}"),
-            (self._find(n["bookTicker"], "bookTicker", part), (QUOTES.name,), False, "Binance daily bookTicker"),
-            (self._find(n["markPriceKlines"], "markPriceKlines", part), (MARK_PRICES.name, MARK_BARS.name), True,
-             "Binance daily markPriceKlines 1m"),
-            (self._find(n["fundingRate"], "fundingRate", part, monthly=True), (FUNDING_RATES.name,), True,
-             "Binance monthly fundingRate"),
-        ]  # fmt: skip
-        if (part.day + dt.timedelta(days=1)).month != part.day.month:
-            nxt = self._find(n["fundingRate_next"], "fundingRate", part, monthly=True)
-            wanted.append((nxt, (FUNDING_RATES.name,), False, "Binance monthly fundingRate (next month)"))
-        klines = self._find(n["klines"], "klines", part)
-        if klines.parent == self.config.base_path:  # not in the site's tree: only under its landed name, flat
-            klines = self.config.base_path / landed_klines(part)
-        wanted.append((klines, (EXCHANGE_BARS.name,), False, "Binance daily klines 1m"))
-        planned = []
-        for src, kinds, required, what in wanted:
-            name = landed_klines(part) if EXCHANGE_BARS.name in kinds else src.name
-            planned.append(PlannedFile(src, name, kinds, required, what))
-            checksum = src.with_name(src.name + CHECKSUM_SUFFIX)
-            planned.append(PlannedFile(checksum, name + CHECKSUM_SUFFIX, (), False, f"checksum of {src.name}"))
-        return planned
-
-    def verify_landed(self, landed: dict[str, Path], part: PartitionContext, log) -> None:
-        for name, path in landed.items():
-            if name.endswith(CHECKSUM_SUFFIX):
-                continue
-            checksum = landed.get(name + CHECKSUM_SUFFIX)
-            if checksum is None:
-                log(f"{name}: no {CHECKSUM_SUFFIX} file beside it; not verified")
-                continue
-            verify_checksum(path, checksum, published=name.replace(KLINES_LANDED, "-1m-"))
-            log(f"{name}: sha256 matches {checksum.name}")
-
-    def readers(self) -> dict[str, Reader]:
-        kinds = (TRADES, QUOTES, EXCHANGE_BARS, MARK_BARS, MARK_PRICES, FUNDING_RATES)
-        return {kind.name: partial(self._read, kind) for kind in kinds}
-
-    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
-        by_type: dict[str, list[Path]] = {}
-        for f in sorted(Path(p) for p in files):
-            what = _kind_of_name(f.name)
-            if what:
-                by_type.setdefault(what, []).append(f)
-        if kind is FUNDING_RATES:
-            return read_funding(by_type.get("fundingRate", []), part)
-        if kind in (EXCHANGE_BARS, MARK_BARS):
-            return read_bars(kind, by_type.get("klines" if kind is EXCHANGE_BARS else "markPriceKlines", []), part)
-        if kind is QUOTES:
-            paths, table = by_type.get("bookTicker", []), TABLES["bookTicker"]
-            if not paths:  # optional: a day without the file has no quotes
-                return QUOTES.empty_frame()
-        elif kind is MARK_PRICES:
-            paths, table = by_type.get("markPriceKlines", []), TABLES["markPriceKlines"]
-        else:
-            trade_type = self.trade_type or ("aggTrades" if "aggTrades" in by_type else "trades")
-            paths, table = by_type.get(trade_type, []), TABLES[trade_type]
-        if not paths:
-            raise SourceError(
-                f"the raw zone for {part.day}|{part.instrument.symbol} has no Binance file for {kind.name} "
-                f"(landed: {', '.join(sorted(Path(f).name for f in files)) or 'nothing'}): "
-                "re-materialize raw_market_data"
-            )
-        frames = []
-        for path in paths:
-            check_member_symbol(path, part)
-            frames.append(read_table(path, table, kind, part))
-        return kind.conform(pl.concat(frames))

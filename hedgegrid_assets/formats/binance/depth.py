@@ -41,9 +41,16 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames.order_book import ADD, ASK, BID, CLEAR, DELETE, NO_SIDE, UPDATE, batch_flags
-from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.binance_ws import DEPTH_EVENTS, SNAPSHOT_EVENT
+from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, NO_SIDE, UPDATE, batch_flags
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.binance.messages import (
+    DEPTH_EVENTS,
+    SNAPSHOT_EVENT,
+    complete_message,
+    decode_messages,
+    read_lines,
+    replay_error,
+)
 
 UPDATE_EVENT = "depthUpdate"
 NO_SNAPSHOT = (
@@ -113,7 +120,7 @@ def _iso(value) -> str | None:
 def build_deltas(
     messages: pl.DataFrame, label: str, window: tuple[dt.datetime, dt.datetime] | None = None
 ) -> tuple[pl.DataFrame, BookStats]:
-    """Decoded depth messages (binance_ws.decode_messages with DEPTH_EVENTS; a `file` column
+    """Decoded depth messages (messages.decode_messages with DEPTH_EVENTS; a `file` column
     names each line's file), in the order received -> (deltas, stats).
 
     `window`: keep only the deltas (and count only the updates and gaps) whose ts_init falls in
@@ -373,8 +380,6 @@ def _frame_schema() -> dict:
 def read_replay(files: list[Path]) -> tuple[pl.DataFrame, BookStats]:
     """Tardis replay files (`depth` + `depthSnapshot` channels) -> (deltas, stats); only the
     lines that can hold a depth message (and any that looks broken) are decoded."""
-    from hedgegrid_assets.sources.binance_ws import complete_message, decode_messages, read_lines
-
     if not files:
         return pl.DataFrame(schema=_frame_schema()), BookStats()
     line = pl.col("line").str.strip_chars()
@@ -383,11 +388,14 @@ def read_replay(files: list[Path]) -> tuple[pl.DataFrame, BookStats]:
         | line.str.contains('"lastUpdateId"', literal=True)
         | ~complete_message(line)
     )
-    messages = pl.concat(
-        [
-            decode_messages(read_lines(f).filter(may_hold), DEPTH_EVENTS).with_columns(file=pl.lit(Path(f).name))
-            for f in files
-        ],
-        how="diagonal_relaxed",
-    ).collect()
+    try:
+        messages = pl.concat(
+            [
+                decode_messages(read_lines(f).filter(may_hold), DEPTH_EVENTS).with_columns(file=pl.lit(Path(f).name))
+                for f in files
+            ],
+            how="diagonal_relaxed",
+        ).collect()
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise replay_error(files, "order_book_deltas", err) from None
     return build_deltas(messages, ", ".join(Path(f).name for f in files))

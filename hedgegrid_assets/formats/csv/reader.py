@@ -4,7 +4,7 @@ This module knows no vendor's file format. Each CSV-shaped source describes its 
 `Table` (role -> column, header or not, column names of a headerless file, timestamp format,
 separator, whether the file spans many days, symbol rules) and hands it to `read_table` (the
 kind's canonical frame) or `load_rows` (the parsed rows, for a source that builds the frame
-itself): csv_generic.py from its JSON config, tardis_csv.py and binance_vision.py from the
+itself): sources/csv.py from its JSON config, formats/tardis/datasets.py and formats/binance/public_data.py from the
 layouts of the vendors' files.
 
 - Files may be plain, .gz, .zip (one member) or .bz2; an empty file (or empty gzip) is None:
@@ -27,6 +27,7 @@ layouts of the vendors' files.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,10 +43,11 @@ from hedgegrid_assets.frames import (
     DataKind,
     PartitionContext,
 )
-from hedgegrid_assets.sources import compressed, parsing
-from hedgegrid_assets.sources.base import SourceError
-from hedgegrid_assets.sources.parsing import TimestampFormat
-from hedgegrid_assets.sources.source_config import ConfigError
+from hedgegrid_assets.landing import compressed
+from hedgegrid_assets.formats import parsing
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.parsing import TimestampFormat
+from hedgegrid_assets.errors import ConfigError
 
 # Roles each kind reads: required first.
 ROLES: dict[str, tuple[list[str], list[str]]] = {
@@ -241,7 +243,10 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
         if opened.path.stat().st_size == 0 or _is_empty_gzip(opened.path):
             return None
         if table.has_header is None:
-            table = replace(table, has_header=_starts_with_header(opened.path, table.separator))
+            try:
+                table = replace(table, has_header=_starts_with_header(opened.path, table.separator))
+            except (OSError, EOFError, zlib.error) as err:  # a broken gzip stream
+                raise read_error(err, path, opened.path, table, label) from None
         lf = scan(opened.path, table)
         try:
             header = [c for c in lf.collect_schema().names() if c != "_line"]
@@ -307,6 +312,7 @@ def _kind_frame(kind: DataKind, rows: Rows, table: Table) -> pl.DataFrame:
     if kind is MARK_PRICES:
         index = value("index_price") if "index_price" in cols else pl.lit(None, pl.Float64)
         return frame.select(*times, value=value("mark_price"), index_price=index)
+    check_interval(rows)
     return frame.select(*times, rate=value("funding_rate"), **funding_extras(cols))
 
 
@@ -316,6 +322,17 @@ def funding_extras(cols) -> dict[str, pl.Expr]:
     nxt = value("next_funding_time") if "next_funding_time" in cols else pl.lit(None, dtype=parsing.UTC_NS)
     hours = value("funding_interval_hours") if "funding_interval_hours" in cols else pl.lit(None, pl.Float64)
     return {"next_funding_time": nxt, "interval": (hours * 60).round(0)}
+
+
+def check_interval(rows: Rows) -> None:
+    """A funding interval that is no whole number of minutes the catalog holds (UInt16) is an
+    error naming its line (a huge, negative or NaN number of hours)."""
+    if "funding_interval_hours" in rows.cols:
+        minutes = (value("funding_interval_hours") * 60).round(0)
+        col = rows.cols["funding_interval_hours"]
+        bad = minutes.is_not_null() & ~minutes.is_between(0, 65_535)
+        parsing.raise_if_bad(rows.frame, bad, rows.label, "_line", "_v_funding_interval_hours",
+                             f"column {col!r} is not a funding interval in hours (0 to 1092)")  # fmt: skip
 
 
 def _starts_with_header(path: Path, separator: str) -> bool:
@@ -336,7 +353,7 @@ def _is_empty_gzip(path: Path) -> bool:
 
     try:
         return gzip.decompress(path.read_bytes()) == b""
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         return False
 
 

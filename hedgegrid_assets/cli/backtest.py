@@ -1,10 +1,12 @@
-"""`hedgegrid backtest`: parser and handler (hooked into hedgegrid_assets/cli.py)."""
+"""`hedgegrid backtest`: a BacktestNode of the built-in hedge grid over a catalog range (backtest/)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 from pathlib import Path
+
+from hedgegrid_assets.cli.common import UsageError, parse_date, zones
 
 DESCRIPTION = """Run a NautilusTrader BacktestNode over the catalog's days [start, end) of one symbol with the
 built-in hedge-grid strategy (levels on the tick grid around the first traded price; the long
@@ -17,13 +19,6 @@ EXAMPLE = """example:
   hedgegrid backtest --symbol BTCUSDT --start 2024-01-01 --end 2024-01-04
   hedgegrid backtest --symbol ETHUSDT --start 2024-01-01 --end 2024-01-02 --levels 5 --step-ticks 200 --size 0.1
 """
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -55,8 +50,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--symbol", required=True, help="Binance USDT-M symbol in the catalog, e.g. BTCUSDT")
-    p.add_argument("--start", type=_date, required=True, help="first UTC day, YYYY-MM-DD (inclusive)")
-    p.add_argument("--end", type=_date, required=True, help="last UTC day, YYYY-MM-DD (exclusive, as in build)")
+    p.add_argument("--start", type=parse_date, required=True, help="first UTC day, YYYY-MM-DD (inclusive)")
+    p.add_argument("--end", type=parse_date, required=True, help="last UTC day, YYYY-MM-DD (exclusive, as in build)")
     p.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
     p.add_argument("--data-dir", metavar="DIR", help="default: data/ in the project folder (settings' data_dir)")
     p.add_argument("--output", metavar="DIR", help="folder for the equity-curve PNG (default: <data-dir>/backtests)")
@@ -78,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
     from hedgegrid_assets.backtest.report import save_equity_curve, summary
     from hedgegrid_assets.backtest.run import BacktestError, GridParams, run_backtest
-    from hedgegrid_assets.cli import UsageError, _zones
     from hedgegrid_assets.names import UnsafeNameError, checked
 
     try:
@@ -95,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.end <= args.start:
         raise UsageError(f"--end {args.end} must be after --start {args.start} (end is exclusive: --end "
                          f"{args.start + dt.timedelta(days=1)} backtests one day)")  # fmt: skip
-    catalog, settings = _zones(args.data_dir, args.catalog)  # a folder, or an s3:// URI
+    catalog, settings = zones(args.data_dir, args.catalog)  # a folder, or an s3:// URI
     if args.output:
         out_dir = Path(args.output)
     elif isinstance(settings.data_dir, Path):

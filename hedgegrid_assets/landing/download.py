@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from hedgegrid_assets import progress
 from hedgegrid_assets.names import inside
-from hedgegrid_assets.sources.base import NotPublishedError, SourceError, TransientSourceError
+from hedgegrid_assets.errors import NotPublishedError, SourceError, TransientSourceError
 
 CHUNK = 1 << 20
 DOWNLOADS = "_downloads"
@@ -245,7 +245,7 @@ class DownloadedFiles:
 
     @property
     def config(self):
-        from hedgegrid_assets.sources.source_config import SourceConfig
+        from hedgegrid_assets.landing.source_config import SourceConfig
 
         return SourceConfig(Path(f"<{self.vendor} source>"), self.file_format, self.cache, "hardlink", (), self._raw())
 

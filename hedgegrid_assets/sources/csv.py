@@ -1,6 +1,6 @@
-"""Generic CSV files named in a JSON config -> canonical frames (read by csv_reader.py).
+"""Generic CSV files named in a JSON config -> canonical frames (read by formats/csv/reader.py).
 
-Config (the seed project's format, see source_config.py for paths and placeholders):
+Config (the seed project's format, see landing/source_config.py for paths and placeholders):
 
     {"base_path": "data",
      "files": {
@@ -66,16 +66,14 @@ from hedgegrid_assets.frames import (
     FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind, PartitionContext,
 )  # fmt: skip
 from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
-from hedgegrid_assets.sources import parsing, tardis_book
-from hedgegrid_assets.sources.base import Reader, SourceError
-from hedgegrid_assets.sources.csv_reader import ROLES, Table, read_table
-from hedgegrid_assets.sources.source_config import (
-    ConfigError,
-    FileSource,
-    PlannedFile,
-    landed_names,
-    load_config,
-)
+from hedgegrid_assets.formats import parsing
+from hedgegrid_assets.formats.tardis import book as tardis_book
+from hedgegrid_assets.sources.base import Reader
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.csv.reader import ROLES, Table, read_table
+from hedgegrid_assets.errors import ConfigError
+from hedgegrid_assets.sources.file_source import FileSource
+from hedgegrid_assets.landing.source_config import PlannedFile, landed_names, load_config
 
 
 class GenericCsvSource(FileSource):

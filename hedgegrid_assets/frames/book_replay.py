@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from hedgegrid_assets.frames.order_book import ASK, BID, CLEAR, F_LAST
+from hedgegrid_assets.frames.book_codes import ASK, BID, CLEAR, F_LAST
 
 
 @dataclass(frozen=True)

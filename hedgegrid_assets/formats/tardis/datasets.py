@@ -30,19 +30,16 @@ ts_init = local_timestamp. Every row must be for the partition's symbol.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from hedgegrid_assets.frames import (
-    FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, QUOTES, TRADES, DataKind, PartitionContext,
+    MARK_PRICES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, QUOTES, TRADES, DataKind, PartitionContext,
 )  # fmt: skip
-from hedgegrid_assets.sources.base import Reader
-from hedgegrid_assets.sources import tardis_book
-from hedgegrid_assets.sources.csv_reader import VALUES, Table, load_rows, read_table, value
-from hedgegrid_assets.sources.parsing import TimestampFormat
-from hedgegrid_assets.sources.source_config import FileSource, PlannedFile
+from hedgegrid_assets.formats.tardis import book as tardis_book
+from hedgegrid_assets.formats.csv.reader import VALUES, Table, load_rows, read_table, value
+from hedgegrid_assets.formats.parsing import TimestampFormat
 
 TRADES_TABLE = Table(
     columns={"timestamp": "timestamp", "local_timestamp": "local_timestamp", "symbol": "symbol", "price": "price",
@@ -98,53 +95,14 @@ def read_derivative_ticker(path: Path, kind: DataKind, part: PartitionContext) -
     return kind.conform(updates.filter(keep).drop("_given"))
 
 
-class TardisCsvSource(FileSource):
-    """Tardis CSV datasets found by their conventional names under base_path."""
-
-    @property
-    def name(self) -> str:
-        return "csv"
-
-    @property
-    def exchange(self) -> str:
-        return str(self.config.raw.get("exchange", "binance-futures"))
-
-    def plan(self, part: PartitionContext) -> list[PlannedFile]:
-        base = self.config.base_path
-        quotes = next((t for t in QUOTE_TYPES if (base / file_name(self.exchange, t, part)).is_file()), QUOTE_TYPES[0])
-        snaps = next((t for t in tardis_book.SNAPSHOT_TYPES if (base / file_name(self.exchange, t, part)).is_file()),
-                     tardis_book.SNAPSHOT_TYPES[0])  # fmt: skip
-        return [
-            PlannedFile(base / file_name(self.exchange, "trades", part), file_name(self.exchange, "trades", part),
-                        (TRADES.name,), True, "Tardis trades"),
-            PlannedFile(base / file_name(self.exchange, "derivative_ticker", part),
-                        file_name(self.exchange, "derivative_ticker", part),
-                        (MARK_PRICES.name, FUNDING_RATES.name), True, "Tardis derivative_ticker"),
-            PlannedFile(base / file_name(self.exchange, quotes, part), file_name(self.exchange, quotes, part),
-                        (QUOTES.name,), False, f"Tardis {quotes}"),
-            PlannedFile(base / file_name(self.exchange, "incremental_book_L2", part),
-                        file_name(self.exchange, "incremental_book_L2", part),
-                        (ORDER_BOOK_DELTAS.name,), False, "Tardis incremental_book_L2"),
-            PlannedFile(base / file_name(self.exchange, snaps, part), file_name(self.exchange, snaps, part),
-                        (ORDER_BOOK_DEPTH10.name,), False, f"Tardis {snaps}"),
-        ]  # fmt: skip
-
-    def readers(self) -> dict[str, Reader]:
-        kinds = (TRADES, QUOTES, MARK_PRICES, FUNDING_RATES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10)
-        return {kind.name: partial(self._read, kind) for kind in kinds}
-
-    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame:
-        frames = []
-        for _, path in self.landed_for(kind, files, part):
-            if kind is TRADES:
-                frames.append(read_table(path, TRADES_TABLE, kind, part))
-            elif kind is QUOTES:
-                frames.append(read_table(path, QUOTES_TABLE, kind, part))
-            elif kind is ORDER_BOOK_DELTAS:
-                frames.append(tardis_book.read_incremental_l2(path, part))
-            elif kind is ORDER_BOOK_DEPTH10:
-                levels = 5 if "book_snapshot_5_" in path.name else 25
-                frames.append(tardis_book.read_book_snapshots(path, levels, part))
-            else:
-                frames.append(read_derivative_ticker(path, kind, part))
-        return kind.conform(pl.concat(frames)) if frames else kind.empty_frame()
+def read_file(kind: DataKind, path: Path, part: PartitionContext) -> pl.DataFrame:
+    """One landed Tardis dataset file as `kind`'s rows: the reader for each kind."""
+    if kind is TRADES:
+        return read_table(path, TRADES_TABLE, kind, part)
+    if kind is QUOTES:
+        return read_table(path, QUOTES_TABLE, kind, part)
+    if kind is ORDER_BOOK_DELTAS:
+        return tardis_book.read_incremental_l2(path, part)
+    if kind is ORDER_BOOK_DEPTH10:
+        return tardis_book.read_book_snapshots(path, 5 if "book_snapshot_5_" in path.name else 25, part)
+    return read_derivative_ticker(path, kind, part)

@@ -1,0 +1,1 @@
+"""Binance USDT-M formats: WebSocket messages, the diff-depth book, public data files."""

@@ -1,0 +1,1 @@
+"""CSV files into canonical frames (polars lazy scans), for every CSV format."""

@@ -1,0 +1,1 @@
+"""Tardis.dev formats: CSV datasets and their order-book files."""
