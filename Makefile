@@ -15,7 +15,7 @@ BINANCE_POOL_LIMIT ?= 4
 # The browser test drives Debian's Chromium through Playwright (never a downloaded browser).
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test ui bench clean postgresql-server docs docs-serve
+.PHONY: install demo test format ui bench clean postgresql-server docs docs-serve
 
 # Any Python 3 can host the bootstrapped uv; the project's own interpreter is found below.
 $(CURDIR)/.tools/bin/uv:
@@ -71,8 +71,18 @@ demo: install
 	@echo
 	@echo "Open the Dagster UI on this instance:  make ui   (then http://127.0.0.1:3000)"
 
+# Lint and format (ruff, configured in pyproject.toml), the docs site (strict: a broken link or a
+# page missing from the nav fails), then the suite.
 test: install $(CHROMIUM) postgresql-server
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+# Apply ruff's safe fixes and its formatting (what `make test` checks).
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # `dg dev` (dagster-dg-cli), which supersedes `dagster dev`: webserver + daemon on workspace.yaml.
 # Started from inside DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in the folder it starts

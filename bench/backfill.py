@@ -32,15 +32,15 @@ START = dt.date(2024, 1, 1)
 def loop(data_dir: Path, days: int) -> None:
     """The same work as the asset graph, with no Dagster at all."""
     import hedgegrid_assets  # noqa: F401
-    from hedgegrid_assets.catalog.writer import CatalogPartition, write_instrument, write_partition
     from hedgegrid_assets.catalog import completeness
+    from hedgegrid_assets.catalog.writer import CatalogPartition, write_instrument, write_partition
     from hedgegrid_assets.checks import coverage, quarantine
     from hedgegrid_assets.checks.validation import run_schema
     from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES
+    from hedgegrid_assets.landing.raw_zone import land_atomically, landing_dir
     from hedgegrid_assets.partitions import partition_context
     from hedgegrid_assets.settings import Settings
     from hedgegrid_assets.sources.base import LandingRequest
-    from hedgegrid_assets.landing.raw_zone import land_atomically, landing_dir
     from hedgegrid_assets.sources.registry import build_source
 
     settings = Settings(data_dir=data_dir, symbols=SYMBOLS)
@@ -53,7 +53,7 @@ def loop(data_dir: Path, days: int) -> None:
             landing = land_atomically(
                 landing_dir(settings.raw_dir, source.name, key),
                 source.name,
-                lambda tmp: source.land(LandingRequest(part, tuple(KINDS.values()), tmp, lambda m: None)),
+                lambda tmp, part=part: source.land(LandingRequest(part, tuple(KINDS.values()), tmp, lambda m: None)),
             )
             write_instrument(settings.catalog_path, part.instrument.nautilus)
             frames = {}
@@ -86,8 +86,11 @@ def main() -> None:
 
     end = START + dt.timedelta(days=a.days - 1)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}
-    env |= {"HEDGEGRID_SAMPLE__TRADES_PER_DAY": str(a.trades_per_day), "HEDGEGRID_SYMBOLS": ",".join(SYMBOLS),
-            "HEDGEGRID_SETTINGS_FILE": str(OUT / "absent.toml")}
+    env |= {
+        "HEDGEGRID_SAMPLE__TRADES_PER_DAY": str(a.trades_per_day),
+        "HEDGEGRID_SYMBOLS": ",".join(SYMBOLS),
+        "HEDGEGRID_SETTINGS_FILE": str(OUT / "absent.toml"),
+    }
     times: dict[str, list[float]] = {"dagster": [], "loop": []}
     for rep in range(a.reps):
         for name in ("dagster", "loop"):
@@ -96,8 +99,17 @@ def main() -> None:
             (work / "home").mkdir(parents=True)
             shutil.copy(REPO / "dagster.yaml", work / "home" / "dagster.yaml")
             if name == "dagster":
-                cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets",
-                       "--select", "*", "--partition-range", f"{START}|{SYMBOLS[0]}...{end}|{SYMBOLS[-1]}"]
+                cmd = [
+                    str(Path(sys.executable).parent / "dagster"),
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "hedgegrid_assets",
+                    "--select",
+                    "*",
+                    "--partition-range",
+                    f"{START}|{SYMBOLS[0]}...{end}|{SYMBOLS[-1]}",
+                ]
                 run_env = env | {"DAGSTER_HOME": str(work / "home"), "HEDGEGRID_DATA_DIR": str(work / "data")}
             else:
                 cmd = [sys.executable, __file__, "--loop", str(work / "data"), "--days", str(a.days)]
@@ -110,11 +122,13 @@ def main() -> None:
             files = len(list((work / "data" / "catalog" / "data").rglob("*.parquet")))
             times[name].append(elapsed)
             print(f"rep {rep + 1} {name:8} {elapsed:7.1f}s  ({files} catalog files)", flush=True)
-    d, l = statistics.median(times["dagster"]), statistics.median(times["loop"])
+    d, bare = statistics.median(times["dagster"]), statistics.median(times["loop"])
     n = a.days * len(SYMBOLS)
-    print(f"\n{a.days} days x {len(SYMBOLS)} symbols = {n} partitions, {a.trades_per_day:,} trades/day, "
-          f"median of {a.reps}")
-    print(f"Dagster batched backfill {d:7.1f}s   bare loop {l:7.1f}s   ratio {d / l:.2f} (target <= 1.5)")
+    print(
+        f"\n{a.days} days x {len(SYMBOLS)} symbols = {n} partitions, {a.trades_per_day:,} trades/day, "
+        f"median of {a.reps}"
+    )
+    print(f"Dagster batched backfill {d:7.1f}s   bare loop {bare:7.1f}s   ratio {d / bare:.2f} (target <= 1.5)")
 
 
 if __name__ == "__main__":

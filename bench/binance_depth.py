@@ -48,7 +48,9 @@ def generate(path: Path, n: int) -> None:
 
             d = {"e": "depthUpdate", "E": t, "T": t - 1, "s": "BTCUSDT", "U": last + 1, "u": u, "pu": last,
                  "b": side(-1), "a": side(1)}  # fmt: skip
-            out.write(f"{_iso(t + 3)} {json.dumps({'stream': 'btcusdt@depth@100ms', 'data': d}, separators=(',', ':'))}\n")
+            out.write(
+                f"{_iso(t + 3)} {json.dumps({'stream': 'btcusdt@depth@100ms', 'data': d}, separators=(',', ':'))}\n"
+            )
             last = u
 
 
@@ -59,7 +61,11 @@ def read(path: Path) -> None:
     frame, stats = binance_depth.read_replay([path])
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"deltas": frame.height, "updates": stats.updates, "wall_s": round(wall, 2), "peak_rss_mb": round(peak)}))
+    print(
+        json.dumps(
+            {"deltas": frame.height, "updates": stats.updates, "wall_s": round(wall, 2), "peak_rss_mb": round(peak)}
+        )
+    )
 
 
 def main() -> None:
@@ -74,7 +80,9 @@ def main() -> None:
         return read(args.read)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "binance-futures_2024-01-02_BTCUSDT.ndjson.gz"
-        subprocess.run([sys.executable, __file__, "--generate", str(path), "--messages", str(args.messages)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--generate", str(path), "--messages", str(args.messages)], check=True
+        )
         print(f"{args.messages:,} depthUpdate messages, {path.stat().st_size / 1e6:.0f} MB gzip")
         subprocess.run([sys.executable, __file__, "--read", str(path)], check=True)
 

@@ -89,11 +89,16 @@ def generate(path: Path, n: int, seed: int = 1) -> None:
     with gzip.open(path, "wb", compresslevel=6) as out:
         frame.write_csv(out)
     # The Tardis CSV source lands a day's derivative_ticker with its trades: an hourly one.
-    header = ("exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,"
-              "predicted_funding_rate,open_interest,last_price,index_price,mark_price")
+    header = (
+        "exchange,symbol,timestamp,local_timestamp,funding_timestamp,funding_rate,"
+        "predicted_funding_rate,open_interest,last_price,index_price,mark_price"
+    )
     hour = 3_600_000_000
-    rows = [f"binance-futures,{SYMBOL},{DAY_START_US + h * hour},{DAY_START_US + h * hour + 900},"
-            f"{DAY_START_US + (h // 8 + 1) * 8 * hour},0.0001,0.0001,1000,42000.1,42000.0,42000.05" for h in range(24)]
+    rows = [
+        f"binance-futures,{SYMBOL},{DAY_START_US + h * hour},{DAY_START_US + h * hour + 900},"
+        f"{DAY_START_US + (h // 8 + 1) * 8 * hour},0.0001,0.0001,1000,42000.1,42000.0,42000.05"
+        for h in range(24)
+    ]
     ticker = path.with_name(path.name.replace("_trades_", "_derivative_ticker_"))
     with gzip.open(ticker, "wt") as out:
         out.write("\n".join([header, *rows]) + "\n")
@@ -107,8 +112,12 @@ def run_nautilus(csv: Path, work: Path, legacy_cython: bool) -> None:
     from nautilus_trader.model.identifiers import InstrumentId
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-    loader = TardisCSVDataLoader(price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str(INSTRUMENT_ID))
-    load = {"quotes": loader.load_quotes, "incremental": loader.load_deltas}.get(csv.name.split("_")[1], loader.load_trades)
+    loader = TardisCSVDataLoader(
+        price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str(INSTRUMENT_ID)
+    )
+    load = {"quotes": loader.load_quotes, "incremental": loader.load_deltas}.get(
+        csv.name.split("_")[1], loader.load_trades
+    )
     ticks = load(str(csv), as_legacy_cython=legacy_cython)
     start = DAY_START_US * 1000
     ParquetDataCatalog(str(work / "catalog")).write_data(ticks, start=start, end=start + 86_400 * 10**9 - 1)
@@ -203,7 +212,9 @@ def main() -> None:
             generate(raw_dir / f"binance-futures_trades_{DAY}_{SYMBOL}.csv.gz", 1_000)
         else:
             (generate_quotes if a.kind == "quotes" else generate)(csv, a.trades)
-        print(f"generated {a.trades:,} {a.kind}: {csv} ({csv.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s)")
+        print(
+            f"generated {a.trades:,} {a.kind}: {csv} ({csv.stat().st_size / 1e6:.0f} MB, {time.perf_counter() - t0:.1f}s)"
+        )
     config = OUT / "tardis_csv.json"
     config.write_text(json.dumps({"format": "tardis", "base_path": str(raw_dir)}))
 
@@ -222,9 +233,24 @@ def main() -> None:
                 home = work / "dagster_home"
                 home.mkdir()
                 shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
-                cmd = [str(bin_dir / "hedgegrid"), "build", "--source", "csv", "--config", str(config),
-                       "--symbol", SYMBOL, "--start", DAY, "--end", "2024-01-03", "--data-types", a.kind,
-                       "--data-dir", str(work / "data")]
+                cmd = [
+                    str(bin_dir / "hedgegrid"),
+                    "build",
+                    "--source",
+                    "csv",
+                    "--config",
+                    str(config),
+                    "--symbol",
+                    SYMBOL,
+                    "--start",
+                    DAY,
+                    "--end",
+                    "2024-01-03",
+                    "--data-types",
+                    a.kind,
+                    "--data-dir",
+                    str(work / "data"),
+                ]
                 env = {**os.environ, "DAGSTER_HOME": str(home)}
             else:
                 staged = {"deltas": "order_book_deltas"}.get(a.kind, a.kind)
@@ -260,7 +286,9 @@ def main() -> None:
         print(f"(b) writer's own time inside its process: {med['b']['inner_s']:.2f}s")
     if "read_ours" in med:
         ro, rn = med["read_ours"]["inner_s"], med["read_nautilus"]["inner_s"]
-        print(f"read back with catalog.{'quote' if a.kind == 'quotes' else 'trade'}_ticks(): ours {ro:.2f}s, Nautilus's file {rn:.2f}s (ratio {ro / rn:.2f})")
+        print(
+            f"read back with catalog.{'quote' if a.kind == 'quotes' else 'trade'}_ticks(): ours {ro:.2f}s, Nautilus's file {rn:.2f}s (ratio {ro / rn:.2f})"
+        )
 
 
 if __name__ == "__main__":

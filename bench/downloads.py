@@ -48,7 +48,9 @@ def generate(out: Path, days: int, trades: int) -> int:
         for symbol in SYMBOLS:
             ts = base_us + np.sort(rng.integers(0, 86_400_000_000, trades))
             price = 42_000 + np.cumsum(rng.choice([-1, 0, 1], trades)) / 10
-            rows = "\n".join(f"{EXCHANGE},{symbol},{t},{t + 900},{i},buy,{p:.1f},0.010" for i, (t, p) in enumerate(zip(ts, price)))
+            rows = "\n".join(
+                f"{EXCHANGE},{symbol},{t},{t + 900},{i},buy,{p:.1f},0.010" for i, (t, p) in enumerate(zip(ts, price))
+            )
             ticker = "\n".join(f"{EXCHANGE},{symbol},{base_us + s * 1_000_000},{base_us + s * 1_000_000 + 500},,,,,,,42000.1"
                                for s in range(0, 86_400, 3))  # fmt: skip
             for data_type, text in (("trades", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n" + rows),
@@ -124,7 +126,9 @@ def main() -> None:
         t0 = time.perf_counter()
         total = generate(tmp / "site", a.days, a.trades)
         mb = total / 1e6
-        print(f"generated {a.days} days x {len(SYMBOLS)} symbols x {len(TYPES)} files: {mb:,.0f} MB ({time.perf_counter() - t0:.0f}s)")
+        print(
+            f"generated {a.days} days x {len(SYMBOLS)} symbols x {len(TYPES)} files: {mb:,.0f} MB ({time.perf_counter() - t0:.0f}s)"
+        )
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(tmp / "site")], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)  # fmt: skip
         base = server.stdout.readline().strip()
@@ -141,7 +145,9 @@ def main() -> None:
         results = {"(r) read off the socket, nothing written": timed(lambda: read_all(all_urls))}
         for threads in (1, 4):
             work = tmp / f"ours{threads}"
-            results[f"(o) hedgegrid downloader, {threads} thread(s)"] = timed(lambda w=work, n=threads: ours(all_urls, w, n))
+            results[f"(o) hedgegrid downloader, {threads} thread(s)"] = timed(
+                lambda w=work, n=threads: ours(all_urls, w, n)
+            )
         for conc in (1, 20) if have_tardis_dev else ():
             work = tmp / f"tardis{conc}"
             results[f"(t) tardis-dev download_datasets, concurrency {conc}"] = timed(

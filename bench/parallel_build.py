@@ -70,14 +70,14 @@ def _bare_init(data_dir: str) -> None:
 def _bare_partition(key: str) -> float:
     """One partition's work, as the build job's steps do it, without Dagster; its seconds."""
     from hedgegrid_assets.assets import WARN_CHECKS, _checked_frame
-    from hedgegrid_assets.catalog.writer import CatalogPartition, commit_partition, write_instrument
     from hedgegrid_assets.catalog import completeness
+    from hedgegrid_assets.catalog.writer import CatalogPartition, commit_partition, write_instrument
     from hedgegrid_assets.checks import coverage
     from hedgegrid_assets.frames import KINDS_BY_CLI_NAME, MARK_PRICES, TRADES
+    from hedgegrid_assets.landing.raw_zone import SHARED, land_atomically, landing_dir
     from hedgegrid_assets.partitions import partition_context
     from hedgegrid_assets.reports import day_picture
     from hedgegrid_assets.sources.base import LandingRequest
-    from hedgegrid_assets.landing.raw_zone import SHARED, land_atomically, landing_dir
 
     t0 = time.perf_counter()
     settings, source = _bare["settings"], _bare["source"]
@@ -126,7 +126,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--trades-per-day", type=int, default=20_000)
-    ap.add_argument("--variants", default="s,p,b", help="which of d (stock Dagster storage, serial), s (serial), p (parallel), b (bare) to run")
+    ap.add_argument(
+        "--variants",
+        default="s,p,b",
+        help="which of d (stock Dagster storage, serial), s (serial), p (parallel), b (bare) to run",
+    )
     ap.add_argument("--bare", metavar="DATA_DIR", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.bare:
@@ -136,7 +140,12 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     env |= {"HEDGEGRID_SAMPLE__TRADES_PER_DAY": str(a.trades_per_day), "HEDGEGRID_SYMBOLS": ",".join(SYMBOLS),
             "HEDGEGRID_SETTINGS_FILE": str(OUT / "absent.toml")}  # fmt: skip
-    names = {"d": "stock --jobs 1", "s": "serial --jobs 1", "p": f"parallel --jobs {a.jobs}", "b": f"bare pool of {a.jobs}"}
+    names = {
+        "d": "stock --jobs 1",
+        "s": "serial --jobs 1",
+        "p": f"parallel --jobs {a.jobs}",
+        "b": f"bare pool of {a.jobs}",
+    }
     variants = a.variants.split(",")
     times: dict[str, list[float]] = {v: [] for v in variants}
     cpu: dict[str, list[float]] = {v: [] for v in variants}
@@ -151,7 +160,16 @@ def main() -> None:
                     f.write(STOCK.format(home=work / "home"))
             run_env = env | {"DAGSTER_HOME": str(work / "home")}
             if v == "b":
-                cmd = [sys.executable, __file__, "--bare", str(work / "data"), "--days", str(a.days), "--jobs", str(a.jobs)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--bare",
+                    str(work / "data"),
+                    "--days",
+                    str(a.days),
+                    "--jobs",
+                    str(a.jobs),
+                ]
             else:
                 cmd = [str(Path(sys.executable).parent / "hedgegrid"), "build", "--start", str(START), "--end", str(end),
                        "--data-types", KINDS, "--data-dir", str(work / "data"), "--jobs", "1" if v in ("d", "s") else str(a.jobs)]  # fmt: skip
@@ -181,8 +199,12 @@ def main() -> None:
     if "p" in med and "d" in med:
         print(f"  parallel vs the stock serial build: {med['d'] / med['p']:.2f}x faster")
     if "p" in med and "b" in med:
-        print(f"  parallel / bare: {med['p'] / med['b']:.2f} (target <= 1.2); parallel speed-up "
-              f"{med['s'] / med['p']:.2f}x (target >= 1.7)" if "s" in med else "")
+        print(
+            f"  parallel / bare: {med['p'] / med['b']:.2f} (target <= 1.2); parallel speed-up "
+            f"{med['s'] / med['p']:.2f}x (target >= 1.7)"
+            if "s" in med
+            else ""
+        )
 
 
 if __name__ == "__main__":

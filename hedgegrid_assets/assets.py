@@ -25,8 +25,8 @@ from dagster import (
     AssetOut,
     AssetsDefinition,
     AutomationCondition,
-    Backoff,
     BackfillPolicy,
+    Backoff,
     Failure,
     Jitter,
     MaterializeResult,
@@ -39,22 +39,33 @@ from dagster import (
 )
 
 from hedgegrid_assets.batching import as_output, by_key, emit_checks, keys_of
-from hedgegrid_assets.catalog.writer import CatalogCommit
-from hedgegrid_assets.frames.staging import FrameHandoff, StagedFrames
-from hedgegrid_assets.faults import refused_write
-from hedgegrid_assets.checks import book_sequence, coverage, quarantine
 from hedgegrid_assets.catalog import completeness
+from hedgegrid_assets.catalog.writer import CatalogCommit
+from hedgegrid_assets.checks import book_sequence, coverage, quarantine
 from hedgegrid_assets.checks.validation import run_schema, schema_check_name
-from hedgegrid_assets.reports import day_picture
-from hedgegrid_assets.frames import BARS, EXCHANGE_BARS, FUNDING_RATES, MARK_BARS, KINDS, MARK_PRICES, ORDER_BOOK_DELTAS, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.errors import NotPublishedError, SourceError, TransientSourceError
+from hedgegrid_assets.faults import refused_write
+from hedgegrid_assets.frames import (
+    BARS,
+    EXCHANGE_BARS,
+    FUNDING_RATES,
+    KINDS,
+    MARK_BARS,
+    MARK_PRICES,
+    ORDER_BOOK_DELTAS,
+    TRADES,
+    DataKind,
+    PartitionContext,
+)
+from hedgegrid_assets.frames.staging import FrameHandoff, StagedFrames
+from hedgegrid_assets.landing.raw_zone import SHARED, RawLanding, land_atomically, landing_dir
 from hedgegrid_assets.locks import PartitionLock  # every asset holds it: one builder per partition
 from hedgegrid_assets.partitions import partition_context, partitions_def
+from hedgegrid_assets.reports import day_picture
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.storage import S3Zone, is_object_uri
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource
-from hedgegrid_assets.errors import NotPublishedError, SourceError, TransientSourceError
 from hedgegrid_assets.sources.registry import POOLS
-from hedgegrid_assets.landing.raw_zone import SHARED, RawLanding, land_atomically, landing_dir
+from hedgegrid_assets.storage import S3Zone, is_object_uri
 
 RAW_ASSET = "raw_market_data"
 INSTRUMENT_ASSET = "instrument_catalog"
@@ -68,13 +79,20 @@ WARN_CHECKS = {
     ],
     **{
         k.name: [
-            (f"{k.name}_every_minute", partial(coverage.bar_minutes, check_name=f"{k.name}_every_minute"),
-             "Every minute of the day has a bar")
-        ]  # fmt: skip
+            (
+                f"{k.name}_every_minute",
+                partial(coverage.bar_minutes, check_name=f"{k.name}_every_minute"),
+                "Every minute of the day has a bar",
+            )
+        ]
         for k in (BARS, EXCHANGE_BARS, MARK_BARS)
     },
     FUNDING_RATES.name: [
-        (coverage.FUNDING_COVERAGE_CHECK, coverage.funding_coverage, "Each settlement of the day has a rate known before it")
+        (
+            coverage.FUNDING_COVERAGE_CHECK,
+            coverage.funding_coverage,
+            "Each settlement of the day has a rate known before it",
+        )
     ],
     # From the reader's notes (a check function with `uses_notes` gets them): gaps are not in the frame.
     ORDER_BOOK_DELTAS.name: [(book_sequence.SEQUENCE_CHECK, book_sequence.sequence_gaps, book_sequence.DESCRIPTION)],
@@ -255,6 +273,7 @@ def _kind_assets(kind: DataKind, parts, settings: Settings) -> list[AssetsDefini
 def _catalog_step(parts, settings: Settings) -> AssetsDefinition:
     """One step writes every kind's catalog asset of a partition, in one commit: it runs only
     when each kind's frame passed its blocking checks, so one failing kind keeps them all out."""
+
     @multi_asset(
         name="catalog_commit",
         outs={
@@ -388,7 +407,9 @@ def _report_asset(parts, settings: Settings) -> AssetsDefinition:
         kinds={"nautilus"},
         description="Completeness of the partition in the catalog, read back from the catalog files.",
     )
-    def catalog_report(context: AssetExecutionContext, source: MarketDataSource, partition_lock: PartitionLock) -> Iterator:
+    def catalog_report(
+        context: AssetExecutionContext, source: MarketDataSource, partition_lock: PartitionLock
+    ) -> Iterator:
         meta, checks = {}, {}
         for key in keys_of(context):
             part = partition_context(key, settings)

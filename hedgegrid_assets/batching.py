@@ -22,12 +22,12 @@ def keys_of(context) -> list[str]:
     return [str(k) for k in context.partition_keys]
 
 
-def by_key(keys: list[str], value: T | Mapping[str, T]) -> dict[str, T]:
+def by_key[T](keys: list[str], value: T | Mapping[str, T]) -> dict[str, T]:
     """An input as {key: value}: one partition arrives bare, several as a dict."""
     return dict(value) if len(keys) > 1 else {keys[0]: value}  # type: ignore[arg-type]
 
 
-def as_output(values: dict[str, T]) -> T | dict[str, T]:
+def as_output[T](values: dict[str, T]) -> T | dict[str, T]:
     return next(iter(values.values())) if len(values) == 1 else values
 
 

@@ -211,8 +211,10 @@ def run_partitions(settings, kind_names: list[str], keys: list[str], jobs: int, 
                     key = futures[future]
                     try:
                         outcomes[key] = future.result()
-                    except Exception as err:  # noqa: BLE001 - a worker that died, say: this partition's reason
-                        outcomes[key] = Outcome(key, False, 0.0, reason=f"worker process failed: {type(err).__name__}: {err}")
+                    except Exception as err:
+                        outcomes[key] = Outcome(
+                            key, False, 0.0, reason=f"worker process failed: {type(err).__name__}: {err}"
+                        )
                     display.finished(key)
                 while shown < n and keys[shown] in outcomes:  # in the keys' order
                     shown += 1

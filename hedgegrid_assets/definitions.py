@@ -15,16 +15,16 @@ from dagster import (
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from hedgegrid_assets import object_zones
 from hedgegrid_assets.assets import INSTRUMENT_ASSET, RAW_ASSET, REPORT_ASSET, build_assets, catalog_asset_name
 from hedgegrid_assets.automation import build_daily_schedule, build_file_drop_sensor
 from hedgegrid_assets.catalog.io_manager import NautilusCatalogIOManager
 from hedgegrid_assets.frames import KINDS, MARK_PRICES, TRADES, DataKind
 from hedgegrid_assets.frames.staging import FrameIOManager, StagedFrameRefs
-from hedgegrid_assets.reports.coverage_asset import coverage_asset
-from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.landing.raw_zone import RawZoneIOManager
 from hedgegrid_assets.locks import PartitionLock
-from hedgegrid_assets import object_zones
+from hedgegrid_assets.reports.coverage_asset import coverage_asset
+from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.registry import build_source
 
 

@@ -30,7 +30,5 @@ class NotPublishedError(TransientSourceError):
     retries = 48  # every 30 min for a day
 
 
-
 class ConfigError(ValueError):
     """The config file itself is wrong (raised when the source is built, before any run)."""
-

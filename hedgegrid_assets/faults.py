@@ -20,8 +20,12 @@ def _errno(err: OSError) -> int | None:
     if err.errno is not None:
         return err.errno
     text = str(err)  # pyarrow's IO errors carry the errno only in their text
-    for code, words in ((errno.ENOSPC, "No space left"), (errno.EROFS, "Read-only file system"),
-                        (errno.EDQUOT, "quota exceeded"), (errno.EACCES, "Permission denied")):
+    for code, words in (
+        (errno.ENOSPC, "No space left"),
+        (errno.EROFS, "Read-only file system"),
+        (errno.EDQUOT, "quota exceeded"),
+        (errno.EACCES, "Permission denied"),
+    ):
         if words in text:
             return code
     return None

@@ -66,7 +66,9 @@ def _hold_one(locks_dir: Path, key: str, wait_s: float, say: Callable[[str], Non
 
 
 @contextmanager
-def hold(locks_dir: Path, keys: list[str], wait_s: float, say: Callable[[str], None] = lambda _: None) -> Iterator[None]:
+def hold(
+    locks_dir: Path, keys: list[str], wait_s: float, say: Callable[[str], None] = lambda _: None
+) -> Iterator[None]:
     """Hold every partition's lock (taken in sorted order, so two builders never deadlock)."""
     with ExitStack() as stack:
         for key in sorted(set(keys)):
@@ -93,7 +95,7 @@ class PartitionLock(ConfigurableResource):
         return []  # an unpartitioned run builds no partition
 
     @contextmanager
-    def yield_for_execution(self, context: InitResourceContext) -> Iterator["PartitionLock"]:
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[PartitionLock]:
         keys = self._keys(dict(context.run.tags)) if context.run else []
         log = context.log.info if context.log else (lambda _: None)
         if keys and self.catalog_dir is not None and "://" not in self.catalog_dir:

@@ -17,7 +17,10 @@ PATTERNS = {
     # Binance symbols: BTCUSDT, 1000PEPEUSDT, BTCUSDT_250328
     "symbol": (re.compile(r"[A-Z0-9][A-Z0-9_]{1,39}"), "2-40 characters A-Z, 0-9 and _, e.g. BTCUSDT"),
     # Nautilus venues: BINANCE
-    "venue": (re.compile(r"[A-Z][A-Z0-9_]{1,19}"), "2-20 characters A-Z, 0-9 and _, starting with a letter, e.g. BINANCE"),
+    "venue": (
+        re.compile(r"[A-Z][A-Z0-9_]{1,19}"),
+        "2-20 characters A-Z, 0-9 and _, starting with a letter, e.g. BINANCE",
+    ),
     # Tardis exchange ids: binance-futures
     "exchange": (re.compile(r"[a-z0-9][a-z0-9-]{1,39}"), "2-40 characters a-z, 0-9 and -, e.g. binance-futures"),
 }

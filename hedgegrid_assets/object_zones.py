@@ -48,9 +48,9 @@ from dagster import Failure, InitResourceContext, InputContext, MetadataValue, O
 
 from hedgegrid_assets.catalog import journal, object_store
 from hedgegrid_assets.catalog.journal import CommitError
+from hedgegrid_assets.landing.raw_zone import RawFile, RawLanding, RawZoneIOManager
 from hedgegrid_assets.locks import PartitionBusyError, PartitionLock
 from hedgegrid_assets.partitions import split_key
-from hedgegrid_assets.landing.raw_zone import RawFile, RawLanding, RawZoneIOManager
 from hedgegrid_assets.storage import PreconditionFailed, S3Zone, is_object_uri, scratch_for
 
 POLL_S = 0.5
@@ -164,9 +164,13 @@ class S3RawZoneIOManager(RawZoneIOManager):
     def _load(self, key) -> RawLanding:
         body = self.zone.get(_manifest_key(str(key)))
         if body is None:
-            raise FileNotFoundError(f"no raw data landed for partition {key} in {self.zone}: materialize raw_market_data first")
+            raise FileNotFoundError(
+                f"no raw data landed for partition {key} in {self.zone}: materialize raw_market_data first"
+            )
         data = json.loads(body[0])
-        remote = RawLanding(source=data["source"], directory=data["directory"], files=[RawFile(**f) for f in data["files"]])
+        remote = RawLanding(
+            source=data["source"], directory=data["directory"], files=[RawFile(**f) for f in data["files"]]
+        )
         return fetch_landing(self.zone, remote, self.cache)
 
     def load_input(self, context: InputContext) -> RawLanding | dict[str, RawLanding]:
@@ -242,7 +246,9 @@ class Lease:
                 except PreconditionFailed:
                     continue
             if time.monotonic() >= deadline:
-                raise PartitionBusyError(f"partition {self.key} is being built by {who} (lock {self.zone}/{self.relative})")
+                raise PartitionBusyError(
+                    f"partition {self.key} is being built by {who} (lock {self.zone}/{self.relative})"
+                )
             if not told:
                 self.say(f"partition {self.key} is being built by {who}; waiting up to {self.wait_s:.0f}s")
                 told = True
@@ -259,7 +265,7 @@ class Lease:
             except PreconditionFailed:
                 self.lost = "its lease was taken over by another builder"
                 return
-            except Exception as err:  # noqa: BLE001 - the server unreachable: keep trying until expiry
+            except Exception as err:
                 if time.time() >= self.expires:
                     self.lost = f"could not renew its lease ({type(err).__name__})"
                     return
@@ -330,7 +336,9 @@ def resources(settings) -> dict:
             work_dir=str(scratch_for(catalog, settings.work_dir)),
         )  # fmt: skip
     if is_object_uri(settings.data_dir):
-        out["raw_io_manager"] = S3RawZoneIOManager(raw_dir=str(settings.raw_dir), raw_uri=f"{settings.data_dir.rstrip('/')}/raw")
+        out["raw_io_manager"] = S3RawZoneIOManager(
+            raw_dir=str(settings.raw_dir), raw_uri=f"{settings.data_dir.rstrip('/')}/raw"
+        )
     if locks is not None:
         out["partition_lock"] = S3PartitionLock(
             locks_dir=locks, catalog_dir=str(catalog), wait_seconds=settings.lock_wait_seconds,
@@ -373,7 +381,7 @@ def verify(settings, repair_only: bool = False, say: Callable[[str], None] = lam
             try:
                 with zone.fs.open(zone.path(name), "rb") as fh:
                     report.catalog_rows += pq.ParquetFile(fh).metadata.num_rows
-            except Exception as err:  # noqa: BLE001 - any unreadable object is a finding
+            except Exception as err:
                 report.problems.append(f"{zone}/{name}: unreadable Parquet ({type(err).__name__}: {err})")
     if is_object_uri(settings.data_dir):
         raw = S3Zone(f"{settings.data_dir.rstrip('/')}/raw")
@@ -383,7 +391,9 @@ def verify(settings, repair_only: bool = False, say: Callable[[str], None] = lam
             for f in landing["files"]:
                 head = raw.head(f"{folder}/{f['name']}")
                 if head is None:
-                    report.problems.append(f"{landing['directory']}/{f['name']}: landed (manifest {raw}/{name}) but missing")
+                    report.problems.append(
+                        f"{landing['directory']}/{f['name']}: landed (manifest {raw}/{name}) but missing"
+                    )
                     continue
                 digest = hashlib.sha256(raw.read_bytes(f"{folder}/{f['name']}")).hexdigest()
                 report.raw_files += 1

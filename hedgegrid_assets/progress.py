@@ -127,7 +127,7 @@ class Display:
                                  redirect_stdout=False, redirect_stderr=False)  # fmt: skip
         self.overall = self.progress.add_task("partitions", total=partitions, unit="partitions")
 
-    def __enter__(self) -> "Display":
+    def __enter__(self) -> Display:
         if self.bars:
             self.progress.start()
         return self
@@ -180,8 +180,16 @@ class Display:
 
 
 def _columns() -> list:
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
     from rich.text import Text
 
     class Amount(ProgressColumn):
@@ -197,5 +205,12 @@ def _columns() -> list:
                 return Text.assemble(self.size.render(task), " ", self.speed.render(task))
             return Text.assemble(self.count.render(task), f" {unit}")
 
-    return [TextColumn("{task.description}"), BarColumn(bar_width=24), Amount(), TextColumn("elapsed"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    return [
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        Amount(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]

@@ -71,9 +71,12 @@ class TardisSettings(BaseModel):
     exchange: str = "binance-futures"
     trade_channel: Literal["aggTrade", "trade"] = "aggTrade"
     quotes: bool = Field(True, description="Replay bookTicker too (quote ticks; several times the trades' volume).")
-    book: bool = Field(False, description="Replay depth + depthSnapshot too (order book deltas; the heaviest channels).")
+    book: bool = Field(
+        False, description="Replay depth + depthSnapshot too (order book deltas; the heaviest channels)."
+    )
     datasets_endpoint: str = Field(
-        "https://datasets.tardis.dev", description="CSV datasets host of source tardis-datasets (TARDIS_DATASETS_ENDPOINT wins)."
+        "https://datasets.tardis.dev",
+        description="CSV datasets host of source tardis-datasets (TARDIS_DATASETS_ENDPOINT wins).",
     )
 
     @field_validator("exchange")
@@ -96,14 +99,16 @@ class ChecksSettings(BaseModel):
     max_receive_latency_s: float = Field(60.0, description="ERROR when ts_init - ts_event exceeds this.")
     max_clock_skew_s: float = Field(1.0, description="ERROR when ts_init is earlier than ts_event by more.")
     mark_price_band: float = Field(0.05, description="ERROR when mark price strays further from trades (fraction).")
-    index_price_band: float = Field(0.01, gt=0, description="WARN when mark price strays further from the index (fraction).")
+    index_price_band: float = Field(
+        0.01, gt=0, description="WARN when mark price strays further from the index (fraction)."
+    )
     max_quarantined_share: float = Field(
         0.5, ge=0, le=1, description="ERROR when quarantine takes more of a partition's rows than this (fraction)."
     )
 
 
 class Settings(BaseSettings):
-    """All user settings. See README 'Settings' for the table of environment variables."""
+    """All user settings: docs/settings.md has every one with its environment variable and default."""
 
     model_config = SettingsConfigDict(
         env_prefix="HEDGEGRID_",
@@ -111,7 +116,9 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    symbols: Annotated[list[str], NoDecode] = Field(["BTCUSDT", "ETHUSDT"], description="Binance USDT-M symbols to build.")
+    symbols: Annotated[list[str], NoDecode] = Field(
+        ["BTCUSDT", "ETHUSDT"], description="Binance USDT-M symbols to build."
+    )
     start_date: dt.date = Field(dt.date(2024, 1, 1), description="First day of the date partitions.")
     source: SourceName = Field("sample", description="Where raw data comes from.")
     source_config: Path | None = Field(
@@ -124,8 +131,9 @@ class Settings(BaseSettings):
         None, description="Nautilus catalog root (a folder, or s3://bucket/prefix); default <data_dir>/catalog."
     )
     work_dir: Path | None = Field(
-        None, description="Local scratch when data_dir is in object storage (landings before upload, staged frames); "
-        "default: the system's temp folder."
+        None,
+        description="Local scratch when data_dir is in object storage (landings before upload, staged frames); "
+        "default: the system's temp folder.",
     )
     lock_lease_seconds: float = Field(
         120.0, gt=0, description="Object storage: a partition lock not renewed for this long is taken over."
@@ -155,7 +163,8 @@ class Settings(BaseSettings):
     schedule_time: dt.time = Field(
         # 07:00: after Tardis (about 06:00) and Binance (during the next day) publish the day;
         # a day not published yet is retried every 30 min by the download sources.
-        dt.time(7, 0), description="UTC time of day (HH:MM) the daily schedule requests the previous day's partitions."
+        dt.time(7, 0),
+        description="UTC time of day (HH:MM) the daily schedule requests the previous day's partitions.",
     )
     landing_dir: Path | None = Field(
         None,
@@ -163,7 +172,9 @@ class Settings(BaseSettings):
         "config's base_path, else none (the sensor stays idle).",
     )
     landing_settle_seconds: float = Field(
-        10.0, ge=0, description="The sensor leaves files changed more recently than this alone (still being written or copied)."
+        10.0,
+        ge=0,
+        description="The sensor leaves files changed more recently than this alone (still being written or copied).",
     )
     automation_running: bool = Field(
         False, description="Start the schedule and the sensor RUNNING; default STOPPED until turned on in the UI."

@@ -50,7 +50,9 @@ def parse(uri: str) -> tuple[str, str]:
     """(bucket, prefix without slashes at either end) of `s3://bucket/prefix`."""
     match = _URI.fullmatch(uri.rstrip("/"))
     if not match:
-        raise ValueError(f"not an S3 location: {uri!r}: expected s3://bucket/prefix (bucket: 3-63 of a-z, 0-9, '.', '-')")
+        raise ValueError(
+            f"not an S3 location: {uri!r}: expected s3://bucket/prefix (bucket: 3-63 of a-z, 0-9, '.', '-')"
+        )
     bucket, prefix = match.group(1), (match.group(2) or "").strip("/")
     return bucket, "/".join(_safe_parts(prefix, uri)) if prefix else ""
 
@@ -58,7 +60,9 @@ def parse(uri: str) -> tuple[str, str]:
 def _safe_parts(relative: str, what: str) -> list[str]:
     parts = relative.split("/")
     if any(p in ("", ".", "..") or "\\" in p for p in parts):
-        raise OutsideZoneError(f"refusing {what!r}: every part of an object key must be a plain name (no '', '.', '..')")
+        raise OutsideZoneError(
+            f"refusing {what!r}: every part of an object key must be a plain name (no '', '.', '..')"
+        )
     return parts
 
 
@@ -102,9 +106,13 @@ def nautilus_catalog_args(uri: str) -> dict:
     client_kwargs = {k: v for k, v in (("endpoint_url", endpoint), ("region_name", region)) if v}
     rust = {
         name: os.environ[var]
-        for name, var in (("endpoint_url", "AWS_ENDPOINT_URL"), ("region", "AWS_DEFAULT_REGION"),
-                          ("access_key_id", "AWS_ACCESS_KEY_ID"), ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
-                          ("session_token", "AWS_SESSION_TOKEN"))  # fmt: skip
+        for name, var in (
+            ("endpoint_url", "AWS_ENDPOINT_URL"),
+            ("region", "AWS_DEFAULT_REGION"),
+            ("access_key_id", "AWS_ACCESS_KEY_ID"),
+            ("secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+            ("session_token", "AWS_SESSION_TOKEN"),
+        )
         if os.environ.get(var)
     }
     if endpoint and endpoint.startswith("http://"):  # a local S3-compatible server
@@ -159,7 +167,7 @@ class S3Zone:
         base = f"{self.bucket}/{self.prefix}".rstrip("/") + "/"
         if not path.startswith(base):
             raise OutsideZoneError(f"refusing {path}: outside {self.uri}")
-        rel = path[len(base):]
+        rel = path[len(base) :]
         _safe_parts(rel, path)
         return rel
 
@@ -205,8 +213,15 @@ class S3Zone:
         self.fs.get_file(self.path(relative), str(dest))
 
     # -- writes: each one whole ------------------------------------------------------------
-    def put_bytes(self, relative: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None,
-                  metadata: dict[str, str] | None = None) -> str:
+    def put_bytes(
+        self,
+        relative: str,
+        data: bytes,
+        *,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
         """One PUT (atomic); its ETag. `if_none_match`: only if no such object exists;
         `if_match`: only if the object still has that ETag; else PreconditionFailed."""
         extra: dict = {}

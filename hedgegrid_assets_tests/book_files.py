@@ -51,7 +51,11 @@ def l2_frame(n: int, seed: int = 7, levels: int = 400, snapshots: int = 2, cross
     sizes = rng.integers(1, 21, n_updates // 10 + 2)
     batch = np.repeat(np.arange(sizes.size), sizes)[:n_updates]
     n_batches = int(batch[-1]) + 1 if n_updates else 0
-    batch_ts = day_start_us + 1_000 + np.sort(rng.choice(span, n_batches, replace=False)) if n_batches else np.array([], np.int64)
+    batch_ts = (
+        day_start_us + 1_000 + np.sort(rng.choice(span, n_batches, replace=False))
+        if n_batches
+        else np.array([], np.int64)
+    )
     side_bid = rng.random(n_updates) < 0.5
     depth = np.minimum(rng.geometric(0.08, n_updates), levels)
     ticks = np.where(side_bid, CENTRE - depth, CENTRE + depth)
@@ -79,9 +83,9 @@ def l2_frame(n: int, seed: int = 7, levels: int = 400, snapshots: int = 2, cross
     frame = pl.concat(parts).sort("timestamp", "is_snapshot", descending=[False, True], maintain_order=True)
     if cross_at is not None:  # one bid above the asks: the book is crossed after that batch
         frame = frame.with_columns(
-            ticks=pl.when((pl.int_range(pl.len()) == cross_at)).then(CENTRE + 5).otherwise("ticks"),
-            side=pl.when((pl.int_range(pl.len()) == cross_at)).then(pl.lit("bid")).otherwise("side"),
-            units=pl.when((pl.int_range(pl.len()) == cross_at)).then(1000).otherwise("units"),
+            ticks=pl.when(pl.int_range(pl.len()) == cross_at).then(CENTRE + 5).otherwise("ticks"),
+            side=pl.when(pl.int_range(pl.len()) == cross_at).then(pl.lit("bid")).otherwise("side"),
+            units=pl.when(pl.int_range(pl.len()) == cross_at).then(1000).otherwise("units"),
         )
     # One receive time per exchange event (a batch arrives in one message).
     frame = frame.with_columns(lat=pl.Series(rng.integers(100, 30_000, frame.height))).with_columns(
@@ -144,7 +148,9 @@ def snapshot_frame(n: int, levels: int, seed: int = 11, symbol: str = "BTCUSDT",
     # Levels strictly ordered: cumulative gaps.
     for side, sign in (("ap", 1), ("bp", -1)):
         for i in range(1, levels):
-            data[f"{side}{i}"] = data[f"{side}{i - 1}"] + sign * (1 + np.abs(data[f"{side}{i}"] - data[f"{side}{i - 1}"]) % 2)
+            data[f"{side}{i}"] = data[f"{side}{i - 1}"] + sign * (
+                1 + np.abs(data[f"{side}{i}"] - data[f"{side}{i - 1}"]) % 2
+            )
     for i in range(levels):
         empty = pl.col("thin") & pl.lit(i >= levels - empty_levels)
         for side, name in (("asks", "a"), ("bids", "b")):

@@ -71,7 +71,9 @@ class Built:
 def build(settings: Settings, instance: DagsterInstance, keys, job_name: str = BUILD_JOB, raise_on_error=True):
     job = build_definitions(settings).resolve_job_def(job_name)
     return {
-        str(k): job.execute_in_process(partition_key=k, instance=instance, raise_on_error=raise_on_error, run_config=QUIET)
+        str(k): job.execute_in_process(
+            partition_key=k, instance=instance, raise_on_error=raise_on_error, run_config=QUIET
+        )
         for k in keys
     }
 

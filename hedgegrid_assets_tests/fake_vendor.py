@@ -73,7 +73,7 @@ class FakeVendor:
             def log_message(self, *args) -> None:  # quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 auth = self.headers.get("Authorization") or ""
                 authorized = vendor.key is not None and auth == f"Bearer {vendor.key}"

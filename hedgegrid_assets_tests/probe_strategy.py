@@ -147,7 +147,10 @@ class BookFillProbe(Strategy):
             instrument = self.cache.instrument(self.config.instrument_id)
             self.level = (book.best_ask_price(), book.best_ask_size(), book.best_bid_price())
             order = self.order_factory.limit(
-                self.config.instrument_id, OrderSide.BUY, instrument.make_qty(instrument.size_increment), book.best_ask_price()
+                self.config.instrument_id,
+                OrderSide.BUY,
+                instrument.make_qty(instrument.size_increment),
+                book.best_ask_price(),
             )
             self.submit_order(order)
 

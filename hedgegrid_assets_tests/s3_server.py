@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Iterator
 
 REGION = "us-east-1"
 
@@ -50,8 +50,11 @@ class S3Server:
     @property
     def storage_options(self) -> dict:
         """What fsspec/Nautilus take to read the catalog (given by the reader, as a user would)."""
-        return {"key": self.access_key, "secret": self.secret_key, "client_kwargs": {"endpoint_url": self.endpoint,
-                                                                                    "region_name": REGION}}
+        return {
+            "key": self.access_key,
+            "secret": self.secret_key,
+            "client_kwargs": {"endpoint_url": self.endpoint, "region_name": REGION},
+        }
 
     @property
     def rust_storage_options(self) -> dict[str, str]:
@@ -62,8 +65,13 @@ class S3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-                            aws_secret_access_key=self.secret_key, region_name=REGION)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=REGION,
+        )
 
     def bucket(self, name: str) -> str:
         self.client().create_bucket(Bucket=name)

@@ -29,7 +29,7 @@ from hedgegrid_assets_tests.conftest import REPO, make_settings
 
 # Dagster's own deprecation notices about its partition tags and partitioned schedules.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 # A fixed, long-past modification time for dropped files (the sensor waits on fresh ones).
 T0 = 1_704_200_000_000_000_000
 
@@ -201,12 +201,20 @@ def test_two_files_with_the_same_mtime_are_both_picked_up(tmp_path):
 
 def test_a_file_copied_with_an_older_mtime_than_the_last_handled_is_picked_up(tmp_path):
     landing = Landing(tmp_path)
-    landing.drop("BTCUSDT_2024-01-02.jsonl", ws_line("BTCUSDT", dt.datetime(2024, 1, 2, 1, tzinfo=UTC)) + "\n", mtime_ns=T0 + 10**12)
+    landing.drop(
+        "BTCUSDT_2024-01-02.jsonl",
+        ws_line("BTCUSDT", dt.datetime(2024, 1, 2, 1, tzinfo=UTC)) + "\n",
+        mtime_ns=T0 + 10**12,
+    )
     assert landing.keys(landing.tick()) == ["2024-01-02|BTCUSDT"]
     # `cp -p` / `rsync -a` of a file written long before: its mtime is older than the cursor's.
-    old = landing.drop("ETHUSDT_2024-01-02.jsonl", ws_line("ETHUSDT", dt.datetime(2024, 1, 2, 1, tzinfo=UTC)) + "\n", mtime_ns=T0)
+    old = landing.drop(
+        "ETHUSDT_2024-01-02.jsonl", ws_line("ETHUSDT", dt.datetime(2024, 1, 2, 1, tzinfo=UTC)) + "\n", mtime_ns=T0
+    )
     data = landing.tick()
-    assert [(r.partition_key, r.run_key) for r in data.run_requests] == [("2024-01-02|ETHUSDT", run_key(old, "2024-01-02|ETHUSDT"))]
+    assert [(r.partition_key, r.run_key) for r in data.run_requests] == [
+        ("2024-01-02|ETHUSDT", run_key(old, "2024-01-02|ETHUSDT"))
+    ]
     assert not landing.tick().run_requests
     # A cursor from before change times (keyed "mtime_ns") still reads.
     assert Cursor.parse('{"mtime_ns": 5, "seen": ["x"]}') == Cursor(5, frozenset(["x"]))
@@ -240,18 +248,24 @@ def test_compressed_and_headerless_binance_files(tmp_path):
     landing = Landing(tmp_path)
     ms = int(dt.datetime(2024, 1, 2, 6, tzinfo=UTC).timestamp() * 1000)
     # data.binance.vision trades, no header (files before 2022-08-11 have none): id,price,qty,quote_qty,time,maker
-    headerless = f"4200000001,42000.1,0.003,126.0003,{ms},true\n4200000002,42000.2,0.001,42.0002,{ms + 3_600_000},false\n"
+    headerless = (
+        f"4200000001,42000.1,0.003,126.0003,{ms},true\n4200000002,42000.2,0.001,42.0002,{ms + 3_600_000},false\n"
+    )
     buf = tmp_path / "z.zip"
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("BTCUSDT-trades-2024-01-02.csv", headerless)
     landing.drop("vision/btcusdt/trades-export.zip", buf.read_bytes())
-    landing.drop("eth-dump.csv.bz2", bz2.compress(tardis_rows("ETHUSDT", dt.datetime(2024, 1, 1, 5, tzinfo=UTC)).encode()))
+    landing.drop(
+        "eth-dump.csv.bz2", bz2.compress(tardis_rows("ETHUSDT", dt.datetime(2024, 1, 1, 5, tzinfo=UTC)).encode())
+    )
     assert landing.keys(landing.tick()) == ["2024-01-01|ETHUSDT", "2024-01-02|BTCUSDT"]
 
 
 def test_no_symbol_anywhere_means_every_configured_symbol(tmp_path):
     landing = Landing(tmp_path)
-    landing.drop("funding/2024-01-02.csv", "calc_time,funding_interval_hours,last_funding_rate\n1704182400000,8,0.0001\n")
+    landing.drop(
+        "funding/2024-01-02.csv", "calc_time,funding_interval_hours,last_funding_rate\n1704182400000,8,0.0001\n"
+    )
     assert landing.keys(landing.tick()) == ["2024-01-02|BTCUSDT", "2024-01-02|ETHUSDT"]
 
 
@@ -385,7 +399,9 @@ def test_conventional_vendor_names_under_a_format_config(tmp_path):
     (base / "binance-futures_trades_2024-01-02_ETHUSDT.csv.gz").write_bytes(gzip.compress(b"exchange,symbol\n"))
     # Monthly funding file: no day in the name, so its calc_time range gives the days.
     rows = "calc_time,funding_interval_hours,last_funding_rate\n" + "".join(
-        f"{int(dt.datetime(2024, 1, d, h, tzinfo=UTC).timestamp() * 1000)},8,0.0001\n" for d in range(1, 32) for h in (0, 8, 16)
+        f"{int(dt.datetime(2024, 1, d, h, tzinfo=UTC).timestamp() * 1000)},8,0.0001\n"
+        for d in range(1, 32)
+        for h in (0, 8, 16)
     )
     with zipfile.ZipFile(base / "BTCUSDT-fundingRate-2024-01.zip", "w") as zf:
         zf.writestr("BTCUSDT-fundingRate-2024-01.csv", rows)

@@ -40,7 +40,10 @@ def test_partition_range_is_one_run_with_per_partition_checks(tmp_path):
             assert "by_partition" not in mat.metadata and "partitions" not in mat.metadata
         if asset == "trades_catalog":
             rows = {r.asset_materialization.partition: r.asset_materialization.metadata["rows"].value for r in events}
-            files = {r.asset_materialization.partition: r.asset_materialization.metadata["catalog_file"].value for r in events}
+            files = {
+                r.asset_materialization.partition: r.asset_materialization.metadata["catalog_file"].value
+                for r in events
+            }
             assert sum(rows.values()) == staged.height and len(set(rows.values())) > 1
             assert all(k.split("|")[0] in files[k] and k.split("|")[1] in files[k] for k in files)
 
@@ -54,13 +57,25 @@ def test_catalog_follows_a_hand_landed_raw_partition(tmp_path):
     first = evaluate_automation_conditions(defs=defs, instance=instance)
     assert first.total_requested == 0
     # Land the raw partition by hand (as the sensor or a user would)...
-    materialize(build_assets(settings), selection=[RAW_ASSET], partition_key=key, instance=instance,
-                resources=build_resources(settings))
+    materialize(
+        build_assets(settings),
+        selection=[RAW_ASSET],
+        partition_key=key,
+        instance=instance,
+        resources=build_resources(settings),
+    )
     # ...and everything downstream follows in one request (frames, then the catalog in the same
     # run, where the frames' blocking checks still stop a bad write).
     second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    downstream = ["trades", "mark_prices", "funding_rates", "instrument_catalog",
-                  "trades_catalog", "mark_prices_catalog", "funding_rates_catalog"]
+    downstream = [
+        "trades",
+        "mark_prices",
+        "funding_rates",
+        "instrument_catalog",
+        "trades_catalog",
+        "mark_prices_catalog",
+        "funding_rates_catalog",
+    ]
     assert all(second.get_requested_partitions(AssetKey(a)) == {key} for a in downstream)
     assert second.get_num_requested(AssetKey(RAW_ASSET)) == 0
     # Handled: the next evaluation requests nothing again.

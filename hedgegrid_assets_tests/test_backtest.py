@@ -7,8 +7,8 @@ as the validated frames hold, with the same values.
 
 from __future__ import annotations
 
-import pytest
 import polars as pl
+import pytest
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.config import (
     BacktestDataConfig,

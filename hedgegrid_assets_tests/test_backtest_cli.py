@@ -46,7 +46,9 @@ def hedgegrid(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # Only the test's settings: the session fixture points HEDGEGRID_SETTINGS_FILE at nothing.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEDGEGRID_", "TARDIS_"))}
     env["HEDGEGRID_SETTINGS_FILE"] = os.environ["HEDGEGRID_SETTINGS_FILE"]
-    return subprocess.run([str(BIN / "hedgegrid"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(BIN / "hedgegrid"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,9 @@ def _position_at(fills, ts: int) -> Decimal:
 
 def test_funding_settled_once_per_settlement_from_position_mark_and_rate(api, catalog):
     start_ns, end_ns = _ns(START), _ns(END)
-    updates = [u for u in catalog.query(FundingRateUpdate, identifiers=[INSTRUMENT_ID]) if start_ns <= u.ts_init < end_ns]
+    updates = [
+        u for u in catalog.query(FundingRateUpdate, identifiers=[INSTRUMENT_ID]) if start_ns <= u.ts_init < end_ns
+    ]
     marks = [m for m in catalog.query(MarkPriceUpdate, identifiers=[INSTRUMENT_ID]) if start_ns <= m.ts_init < end_ns]
     settlements = sorted({u.next_funding_ns for u in updates if u.ts_init < u.next_funding_ns <= end_ns})
     days = (END - START).days
@@ -127,7 +131,12 @@ def test_funding_settled_once_per_settlement_from_position_mark_and_rate(api, ca
         mark = max((m for m in marks if m.ts_init <= s), key=lambda m: m.ts_init)
         qty = _position_at(api.fills, s)
         payment = (-qty * mark.value.as_decimal() * rate).quantize(Decimal("1e-8"), rounding=ROUND_HALF_EVEN)
-        assert (event.rate, event.position_qty, event.price, event.updates) == (rate, qty, mark.value.as_decimal(), len(announced))
+        assert (event.rate, event.position_qty, event.price, event.updates) == (
+            rate,
+            qty,
+            mark.value.as_decimal(),
+            len(announced),
+        )
         assert event.payment == payment
         if qty and rate:
             nonzero += 1
@@ -211,7 +220,11 @@ def _printed(stdout: str, label: str) -> Decimal:
 def test_printed_numbers_are_the_api_numbers(cli, api):
     out = cli.stdout
     (fills,) = re.findall(r"^fills: (\d+) \((\d+) buys, (\d+) sells\)", out, re.M)
-    assert tuple(map(int, fills)) == (len(api.fills), sum(f.side == "BUY" for f in api.fills), sum(f.side == "SELL" for f in api.fills))
+    assert tuple(map(int, fills)) == (
+        len(api.fills),
+        sum(f.side == "BUY" for f in api.fills),
+        sum(f.side == "SELL" for f in api.fills),
+    )
     assert _printed(out, "realized PnL") == api.realized_pnl
     assert _printed(out, "fees") == -api.fees
     assert _printed(out, "funding") == api.funding_total
@@ -222,7 +235,9 @@ def test_printed_numbers_are_the_api_numbers(cli, api):
     assert [(Decimal(r), Decimal(q), Decimal(p), Decimal(pay)) for _, r, q, p, pay, _ in rows] == [
         (e.rate, e.position_qty, e.price, e.payment) for e in api.funding
     ]
-    assert [t for t, *_ in rows] == [dt.datetime.fromtimestamp(e.settlement_ns / NS, dt.UTC).strftime("%Y-%m-%d %H:%M") for e in api.funding]
+    assert [t for t, *_ in rows] == [
+        dt.datetime.fromtimestamp(e.settlement_ns / NS, dt.UTC).strftime("%Y-%m-%d %H:%M") for e in api.funding
+    ]
 
 
 def test_step_in_ticks_and_output_folder(built, tmp_path):

@@ -20,15 +20,14 @@ import polars as pl
 import pytest
 
 from hedgegrid_assets.checks import quarantine
+from hedgegrid_assets.errors import ConfigError, SourceError
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.sources.binance import BinanceVisionSource
 from hedgegrid_assets.sources.csv import GenericCsvSource
 from hedgegrid_assets.sources.jsonl import JsonlSource
 from hedgegrid_assets.sources.registry import build_source
-from hedgegrid_assets.errors import ConfigError
 from hedgegrid_assets.sources.tardis_datasets import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_csv_sources import TARDIS_TICKER, TARDIS_TRADES, csv_text, sha_file, write_packed
@@ -81,7 +80,10 @@ def tardis(tmp: Path, trades_rows=None, ticker_rows=None, ticker=True):
     k = [["binance-futures", "BTCUSDT", (G + 1000 * i) * 1000, (G + 1000 * i) * 1000 + 700, (G + 8 * 3_600_000) * 1000,
           "0.0001", "", "", "", "", "42000.12"] for i in range(1, 5)]  # fmt: skip
     if ticker:
-        write_packed(base / "binance-futures_derivative_ticker_2024-01-02_BTCUSDT.csv.gz", csv_text(TARDIS_TICKER, ticker_rows or k))
+        write_packed(
+            base / "binance-futures_derivative_ticker_2024-01-02_BTCUSDT.csv.gz",
+            csv_text(TARDIS_TICKER, ticker_rows or k),
+        )
     cfg = write_config(tmp / "t.json", {"format": "tardis", "base_path": str(base)})
     return TardisCsvSource(config_path=str(cfg))
 
@@ -92,7 +94,9 @@ AGG_HEAD = ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_i
 def binance(tmp: Path, agg_rows=None, header=True, member=None, checksum="good", klines=True, kline_close="42000.5"):
     base = tmp / "bv"
     rows = agg_rows or [[i, "42000.1", "0.010", 3 * i, 3 * i, G + 1000 * i, "true"] for i in range(1, 5)]
-    z = write_packed(base / "BTCUSDT-aggTrades-2024-01-02.zip", csv_text(AGG_HEAD if header else None, rows), member=member)
+    z = write_packed(
+        base / "BTCUSDT-aggTrades-2024-01-02.zip", csv_text(AGG_HEAD if header else None, rows), member=member
+    )
     if checksum == "good":
         sha_file(z)
     elif checksum == "wrong":
@@ -118,7 +122,9 @@ def agg(i: int, **over) -> str:
     return json.dumps({"stream": "btcusdt@aggTrade", "data": payload})
 
 
-def jsonl(tmp: Path, lines: list[str] | None = None, name="rec.jsonl", raw: bytes | None = None, create=True, file_path=None):
+def jsonl(
+    tmp: Path, lines: list[str] | None = None, name="rec.jsonl", raw: bytes | None = None, create=True, file_path=None
+):
     path = tmp / "rec" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     if create:
@@ -139,12 +145,12 @@ ERRORS: list[Case] = [
      ["t.csv", "missing required column for price", "header has: time, amount"]),
     ("mapped_column_absent", lambda t: (generic(t, options={"columns": {"price": "Px"}})[0], TRADES),
      ["t.csv", "missing required column 'Px' (mapped to price)"]),
-    ("strftime_mismatch", lambda t: (generic(t, rows=[["2024-01-02 00:00:0%d" % i, "1.0", "0.010", "buy", i] for i in range(1, 3)]
+    ("strftime_mismatch", lambda t: (generic(t, rows=[[f"2024-01-02 00:00:0{i}", "1.0", "0.010", "buy", i] for i in range(1, 3)]
                                               + [["2024/01/02 00:00:03", "1.0", "0.010", "buy", 3]],
                                          options={"timestamp_format": "%Y-%m-%d %H:%M:%S"})[0], TRADES),
      ["t.csv line 4", "not a timestamp (format '%Y-%m-%d %H:%M:%S')", "'2024/01/02 00:00:03'"]),
     # Not ISO and no timestamp_format: refused, never guessed day- or month-first.
-    ("slashed_date_without_format", lambda t: (generic(t, rows=[["01/02/2024 00:00:0%d" % i, "1.0", "0.010", "buy", i] for i in range(1, 3)])[0], TRADES),
+    ("slashed_date_without_format", lambda t: (generic(t, rows=[[f"01/02/2024 00:00:0{i}", "1.0", "0.010", "buy", i] for i in range(1, 3)])[0], TRADES),
      ["t.csv line 2", "'time' is not a timestamp (ISO 8601 like 2024-01-05T12:00:00Z; set timestamp_format", "'01/02/2024 00:00:01'"]),
     ("garbage_epoch", lambda t: (generic(t, rows=replace_row(2, {"time": "17041536x0000"}))[0], TRADES),
      ["t.csv line 4", "'time' is not a timestamp (epoch number", "'17041536x0000'"]),
@@ -262,12 +268,31 @@ def test_bad_input_fails_with_file_line_and_problem(tmp_path, name, make, needle
         (json.dumps({"files": {"trades": {"columns": {}}}}), "files.trades needs a 'file_path'"),
         (json.dumps({"format": "ftp", "base_path": "."}), "unknown format 'ftp'"),
         (json.dumps({"land": "symlink", "files": {"trades": "t.csv"}}), "'land' must be one of copy, hardlink"),
-        (json.dumps({"files": {"trades": {"file_path": "t.csv", "columns": {"px": "price"}}}}), "unknown column role(s) px"),
-        (json.dumps({"files": {"trades": {"file_path": "t.csv", "timestamp_unit": "minutes"}}}), "timestamp_unit 'minutes'"),
-        (json.dumps({"files": {"trades": {"file_path": "t.csv", "has_header": "maybe"}}}), "has_header must be true, false or auto, not 'maybe'"),
+        (
+            json.dumps({"files": {"trades": {"file_path": "t.csv", "columns": {"px": "price"}}}}),
+            "unknown column role(s) px",
+        ),
+        (
+            json.dumps({"files": {"trades": {"file_path": "t.csv", "timestamp_unit": "minutes"}}}),
+            "timestamp_unit 'minutes'",
+        ),
+        (
+            json.dumps({"files": {"trades": {"file_path": "t.csv", "has_header": "maybe"}}}),
+            "has_header must be true, false or auto, not 'maybe'",
+        ),
         (None, "needs a config file"),
     ],
-    ids=["invalid_json", "unknown_kind", "no_file_path", "unknown_format", "bad_land_mode", "unknown_role", "bad_unit", "bad_header", "no_config"],
+    ids=[
+        "invalid_json",
+        "unknown_kind",
+        "no_file_path",
+        "unknown_format",
+        "bad_land_mode",
+        "unknown_role",
+        "bad_unit",
+        "bad_header",
+        "no_config",
+    ],
 )
 def test_bad_config_fails_when_the_source_is_built(tmp_path, config, needle):
     path = None
@@ -332,7 +357,9 @@ def test_dagster_run_fails_with_the_sources_message_and_quarantines_with_counts(
     rows = [*good_rows(), [G + 9000, "0", "0.010", "sell", 200], [G + 9500, "42000.1", "0.010", "sell", 101]]
     source, path = generic(tmp_path, rows=rows)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=Path(source.config_path))
+    settings = make_settings(
+        tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=Path(source.config_path)
+    )
     key = partition_key(DAY, "BTCUSDT")
     instance = make_instance(tmp_path)
     result = build(settings, instance, [key])[str(key)]
@@ -367,8 +394,18 @@ def test_jsonl_source_refuses_a_config_without_files(tmp_path, config):
 @pytest.mark.parametrize(
     ("source_cls", "config", "read", "needle"),
     [
-        (JsonlSource, {"trade_stream": "quotes"}, lambda s: s._trade_stream(), "'trade_stream' must be aggTrade or trade, not 'quotes'"),
-        (BinanceVisionSource, {"format": "binance", "trades": "klines"}, lambda s: s.trade_type, "'trades' must be aggTrades or trades, not 'klines'"),
+        (
+            JsonlSource,
+            {"trade_stream": "quotes"},
+            lambda s: s._trade_stream(),
+            "'trade_stream' must be aggTrade or trade, not 'quotes'",
+        ),
+        (
+            BinanceVisionSource,
+            {"format": "binance", "trades": "klines"},
+            lambda s: s.trade_type,
+            "'trades' must be aggTrades or trades, not 'klines'",
+        ),
     ],
     ids=["jsonl_trade_stream", "binance_trades"],
 )
@@ -376,5 +413,13 @@ def test_a_trade_choice_outside_its_choices_is_a_config_error(tmp_path, source_c
     cfg = write_config(tmp_path / "c.json", {"base_path": ".", "files": {"trades": "t.jsonl"}, **config})
     with pytest.raises(ConfigError, match=needle):
         read(source_cls(config_path=str(cfg)))
-    auto = write_config(tmp_path / "auto.json", {"base_path": ".", "files": {"trades": "t.jsonl"}, **{k: "AUTO" for k in config if k != "format"}, **{k: v for k, v in config.items() if k == "format"}})
+    auto = write_config(
+        tmp_path / "auto.json",
+        {
+            "base_path": ".",
+            "files": {"trades": "t.jsonl"},
+            **{k: "AUTO" for k in config if k != "format"},
+            **{k: v for k, v in config.items() if k == "format"},
+        },
+    )
     assert read(source_cls(config_path=str(auto))) is None  # 'auto' (any case): decided from the files

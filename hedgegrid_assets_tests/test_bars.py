@@ -45,7 +45,9 @@ def nautilus_bars(trades: pl.DataFrame, part) -> list:
         )
     )
     try:
-        engine.add_venue(Venue("BINANCE"), OmsType.NETTING, AccountType.MARGIN, [Money(100_000, USDT)], base_currency=USDT)
+        engine.add_venue(
+            Venue("BINANCE"), OmsType.NETTING, AccountType.MARGIN, [Money(100_000, USDT)], base_currency=USDT
+        )
         engine.add_instrument(part.instrument.nautilus)
         engine.add_data(TRADES.to_nautilus(trades, part.instrument))
         probe = BarProbe(BarProbeConfig(bar_type=BAR_TYPE))
@@ -63,7 +65,11 @@ def as_rows(bars) -> list[tuple]:
 def test_bars_from_trades_equal_nautilus_aggregation(built, trades):
     part = partition_context(KEY, built.settings)
     theirs = nautilus_bars(trades, part)
-    ours = [b for b in ParquetDataCatalog(str(built.catalog)).bars(bar_types=[BAR_TYPE]) if part.start_ns < b.ts_init <= part.end_ns]
+    ours = [
+        b
+        for b in ParquetDataCatalog(str(built.catalog)).bars(bar_types=[BAR_TYPE])
+        if part.start_ns < b.ts_init <= part.end_ns
+    ]
     assert len(ours) == 1440 and len(theirs) >= 1400  # the engine stops at its last timer
     by_open = {row[0]: row for row in as_rows(ours)}
     assert [by_open[row[0]] for row in as_rows(theirs)] == as_rows(theirs)
@@ -106,19 +112,23 @@ def test_inconsistent_bars_fail_the_schema_check():
 def test_binance_klines_and_mark_price_klines_become_external_bars(tmp_path):
     """A Binance public data day with klines/1m beside markPriceKlines/1m (both published as
     SYMBOL-1m-DATE.zip): LAST-EXTERNAL and MARK-EXTERNAL bars, read back with Nautilus."""
+    from hedgegrid_assets.partitions import partition_key
+    from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
     from hedgegrid_assets_tests.test_csv_sources import binance_files, csv_text, sha_file, write_packed
     from hedgegrid_assets_tests.test_jsonl_source import make_truth, write_config
-    from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
-    from hedgegrid_assets.partitions import partition_key
 
     truth = make_truth(n_trades=60, mark_every_s=600)
     site = tmp_path / "bv"
-    marks = binance_files(site, truth, funding_settlements=[(truth.start_ms + h * 3_600_000, "0.0001") for h in (8, 16, 24)])
+    marks = binance_files(
+        site, truth, funding_settlements=[(truth.start_ms + h * 3_600_000, "0.0001") for h in (8, 16, 24)]
+    )
     klines = [[truth.start_ms + 60_000 * k, f"{42000 + k}.0", f"{42001 + k}.5", f"{41999 + k}.0", f"{42000 + k}.5",
                f"{k % 7}.{k % 1000:03d}", truth.start_ms + 60_000 * k + 59_999, 0, 10, 0, 0, 0] for k in range(1440)]  # fmt: skip
     head = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
             "taker_buy_volume", "taker_buy_quote_volume", "ignore"]  # fmt: skip
-    sha_file(write_packed(site / "data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-02.zip", csv_text(head, klines)))
+    sha_file(
+        write_packed(site / "data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-02.zip", csv_text(head, klines))
+    )
     cfg = write_config(tmp_path / "b.json", {"format": "binance", "base_path": str(site)})
     settings = make_settings(tmp_path, symbols=["BTCUSDT"], source="csv", source_config=cfg)
     key = partition_key(dt.date(2024, 1, 2), "BTCUSDT")
@@ -126,8 +136,18 @@ def test_binance_klines_and_mark_price_klines_become_external_bars(tmp_path):
     assert result.success
     catalog = ParquetDataCatalog(str(settings.catalog_path))
     ext = catalog.bars(bar_types=["BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"])
-    assert [(b.ts_event, b.ts_init, str(b.open), str(b.high), str(b.low), str(b.close), str(b.volume)) for b in ext] == [
-        (k[0] * 1_000_000, (k[0] + 60_000) * 1_000_000, k[1][:-2] + ".0", k[2], k[3][:-2] + ".0", k[4], f"{float(k[5]):.3f}")
+    assert [
+        (b.ts_event, b.ts_init, str(b.open), str(b.high), str(b.low), str(b.close), str(b.volume)) for b in ext
+    ] == [
+        (
+            k[0] * 1_000_000,
+            (k[0] + 60_000) * 1_000_000,
+            k[1][:-2] + ".0",
+            k[2],
+            k[3][:-2] + ".0",
+            k[4],
+            f"{float(k[5]):.3f}",
+        )
         for k in klines
     ]
     mark = catalog.bars(bar_types=["BTCUSDT-PERP.BINANCE-1-MINUTE-MARK-EXTERNAL"])

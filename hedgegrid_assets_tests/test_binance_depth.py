@@ -16,11 +16,11 @@ from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.identifiers import InstrumentId
 
+from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, TRADES, PartitionContext
 from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, F_LAST, F_SNAPSHOT, UPDATE
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.sources.jsonl import JsonlSource, _decoded
 from hedgegrid_assets.sources.tardis import TardisSource
 from hedgegrid_assets_tests.fake_tardis import FakeTardis
@@ -50,7 +50,13 @@ def update(U: int, u: int, pu: int, E: int, b=(), a=()) -> dict:
 
 def snapshot(last_id: int, E: int, bids, asks) -> dict:
     """The REST /fapi/v1/depth response."""
-    return {"lastUpdateId": last_id, "E": E, "T": E - 1, "bids": [list(x) for x in bids], "asks": [list(x) for x in asks]}
+    return {
+        "lastUpdateId": last_id,
+        "E": E,
+        "T": E - 1,
+        "bids": [list(x) for x in bids],
+        "asks": [list(x) for x in asks],
+    }
 
 
 def recorded(payload: dict, recv_ms: int) -> str:
@@ -187,11 +193,17 @@ def test_the_first_update_must_hold_or_follow_the_snapshot(tmp_path):
     source, rec = jsonl_source(tmp_path, lines)
     frame, notes = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], part())
     assert frame.height == 5 and notes["book_sequence_gaps"] == 1
-    assert notes["book_gaps"][0]["reason"] == "the first update after the snapshot does not follow it (U 103 > lastUpdateId 100 and pu 102 != 100)"
+    assert (
+        notes["book_gaps"][0]["reason"]
+        == "the first update after the snapshot does not follow it (U 103 > lastUpdateId 100 and pu 102 != 100)"
+    )
 
 
 def test_updates_without_a_snapshot_fail_naming_the_file(tmp_path):
-    lines = [recorded(update(96 + 2 * i, 97 + 2 * i, 95 + 2 * i, T0 + i, b=[("42000.0", "1.000")]), T0 + i + 1) for i in range(3)]
+    lines = [
+        recorded(update(96 + 2 * i, 97 + 2 * i, 95 + 2 * i, T0 + i, b=[("42000.0", "1.000")]), T0 + i + 1)
+        for i in range(3)
+    ]
     source, rec = jsonl_source(tmp_path, lines, "btcusdt-2024-01-02.jsonl")
     with pytest.raises(SourceError) as err:
         source.read_frame(ORDER_BOOK_DELTAS, [rec], part())
@@ -344,7 +356,10 @@ def test_hedgegrid_build_from_a_recording_with_a_gap(tmp_path):
     proc = run([str(BIN / "hedgegrid"), "build", "--source", "jsonl", "--config", str(cfg), "--symbol", "BTCUSDT",
                 "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")], tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "order_book_deltas: skipped while parsing (book sequence gaps: 1, book updates discarded after gap: 179)" in proc.stdout
+    assert (
+        "order_book_deltas: skipped while parsing (book sequence gaps: 1, book updates discarded after gap: 179)"
+        in proc.stdout
+    )
     assert (f"warning: order_book_deltas_sequence on order_book_deltas: 1 sequence gap(s), the first at "
             f"{dt.datetime.fromtimestamp(after['E'] / 1000, dt.UTC).isoformat()} (btcusdt-2024-01-02.jsonl "
             f"line {gap_line}): pu {after['pu']} != previous u {messages[120][0]['u']}; 179 update(s) not "
@@ -368,8 +383,10 @@ def test_hedgegrid_build_fails_clearly_without_a_snapshot(tmp_path):
                 "BTCUSDT", "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d"),
                 "--allow-empty"], tmp_path)  # fmt: skip
     assert proc.returncode != 0
-    assert ("btcusdt-2024-01-02.jsonl: depthUpdate messages but no depth snapshot to start the book from; record a "
-            "REST /fapi/v1/depth snapshot line first (see README)") in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert (
+        "btcusdt-2024-01-02.jsonl: depthUpdate messages but no depth snapshot to start the book from; record a "
+        "REST /fapi/v1/depth snapshot line first (see README)"
+    ) in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 def test_a_recording_spanning_days_starts_each_day_with_the_book_as_it_stood(tmp_path):
@@ -381,7 +398,11 @@ def test_a_recording_spanning_days_starts_each_day_with_the_book_as_it_stood(tmp
     day2 = part(DAY + dt.timedelta(days=1))
     frame, notes = source.read_frame_with_notes(ORDER_BOOK_DELTAS, [rec], day2)
     before = sum(1 for _, r in messages[1:] if r < midnight)
-    assert 0 < before < 200 and notes["book"] == {"snapshots": 0, "updates": 200 - before, "updates_applied": 200 - before}
+    assert 0 < before < 200 and notes["book"] == {
+        "snapshots": 0,
+        "updates": 200 - before,
+        "updates_applied": 200 - before,
+    }
     first = frame.filter(pl.col("ts_init") == dt.datetime.fromtimestamp(midnight / 1000, dt.UTC))
     assert first["action"].to_list()[0] == CLEAR and set(first["action"].to_list()[1:]) == {ADD}
     assert first["flags"].to_list()[0] == F_SNAPSHOT and first["flags"].to_list()[-1] == F_LAST
@@ -425,6 +446,7 @@ def test_hedgegrid_build_from_tardis_with_the_book(tmp_path):
 
 def test_updates_without_pu_chain_by_U(tmp_path):
     """Early recordings have no `pu`: an update continues the chain when U == previous u + 1."""
+
     def no_pu(payload: dict) -> dict:
         return {k: v for k, v in payload.items() if k != "pu"}
 

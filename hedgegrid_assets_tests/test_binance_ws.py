@@ -7,13 +7,42 @@ import json
 
 import polars as pl
 
+from hedgegrid_assets.formats.binance import messages
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES
-from hedgegrid_assets.formats.binance import messages, ws as binance_ws
 
 T0 = 1_704_153_600_000  # 2024-01-02 00:00:00 UTC in ms
-TRADE = {"e": "trade", "E": T0 + 5, "T": T0 + 3, "s": "BTCUSDT", "t": 42, "p": "42000.10", "q": "0.005", "X": "MARKET", "m": True}
-AGG = {"e": "aggTrade", "E": T0 + 9, "s": "BTCUSDT", "a": 7, "p": "42000.20", "q": "0.010", "f": 1, "l": 2, "T": T0 + 8, "m": False}
-MARK = {"e": "markPriceUpdate", "E": T0 + 1000, "s": "BTCUSDT", "p": "42001.12345678", "r": "0.00010000", "T": T0 + 8 * 3_600_000}
+TRADE = {
+    "e": "trade",
+    "E": T0 + 5,
+    "T": T0 + 3,
+    "s": "BTCUSDT",
+    "t": 42,
+    "p": "42000.10",
+    "q": "0.005",
+    "X": "MARKET",
+    "m": True,
+}
+AGG = {
+    "e": "aggTrade",
+    "E": T0 + 9,
+    "s": "BTCUSDT",
+    "a": 7,
+    "p": "42000.20",
+    "q": "0.010",
+    "f": 1,
+    "l": 2,
+    "T": T0 + 8,
+    "m": False,
+}
+MARK = {
+    "e": "markPriceUpdate",
+    "E": T0 + 1000,
+    "s": "BTCUSDT",
+    "p": "42001.12345678",
+    "r": "0.00010000",
+    "T": T0 + 8 * 3_600_000,
+}
 
 
 def write(tmp_path, lines):
@@ -81,7 +110,10 @@ def test_receive_time_prefix_with_an_offset():
 def test_each_kind_decodes_only_its_lines_but_a_broken_line_fails_every_kind(tmp_path):
     import pytest
 
-    good = [json.dumps({"stream": "btcusdt@aggTrade", "data": AGG}), json.dumps({"stream": "btcusdt@markPrice", "data": MARK})]
+    good = [
+        json.dumps({"stream": "btcusdt@aggTrade", "data": AGG}),
+        json.dumps({"stream": "btcusdt@markPrice", "data": MARK}),
+    ]
     files = write(tmp_path, good)
     assert binance_ws.read_kind(TRADES, files).height == 1 and binance_ws.read_kind(MARK_PRICES, files).height == 1
     # Cut before the event name: no kind's text filter would pick it, yet it must not pass unseen.

@@ -33,8 +33,17 @@ DAY = DAYS[1]
 def record(obj) -> tuple:
     """Every field of a Nautilus data object, raw fixed-point values included."""
     if isinstance(obj, TradeTick):
-        return (obj.instrument_id.value, obj.price.raw, obj.price.precision, obj.size.raw, obj.size.precision,
-                int(obj.aggressor_side), obj.trade_id.value, obj.ts_event, obj.ts_init)
+        return (
+            obj.instrument_id.value,
+            obj.price.raw,
+            obj.price.precision,
+            obj.size.raw,
+            obj.size.precision,
+            int(obj.aggressor_side),
+            obj.trade_id.value,
+            obj.ts_event,
+            obj.ts_init,
+        )
     if isinstance(obj, QuoteTick):
         return (obj.instrument_id.value, obj.bid_price.raw, obj.ask_price.raw, obj.bid_price.precision, obj.bid_size.raw,
                 obj.ask_size.raw, obj.bid_size.precision, obj.ts_event, obj.ts_init)  # fmt: skip
@@ -113,7 +122,11 @@ def edge_trades(part: PartitionContext, prices, sizes) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("symbol", "prices", "sizes"),
     [
-        ("BTCUSDT", [0.1 + 0.2, 42000.1, 69999.9, 123456.7, 1e6 - 0.1, 0.1], [0.001, 0.1 + 0.2, 1.005, 999.999, 0.007, 12.345]),
+        (
+            "BTCUSDT",
+            [0.1 + 0.2, 42000.1, 69999.9, 123456.7, 1e6 - 0.1, 0.1],
+            [0.001, 0.1 + 0.2, 1.005, 999.999, 0.007, 12.345],
+        ),
         ("DOGEUSDT", [0.08123, 0.00001, 0.1 + 0.2, 1.23455, 0.07, 0.99999], [1.0, 2.0, 1e7, 5.0, 17.0, 3.0]),
         ("XRPUSDT", [0.6215, 0.00005, 2.5, 1.11115, 0.9999, 3.0], [0.1, 0.05, 0.15, 0.25, 1e6, 0.35]),
     ],
@@ -152,7 +165,14 @@ def test_random_mark_prices_and_funding(tmp_path):
     a = read_back(tmp_path / "arrow", FUNDING_RATES, part)
     assert [record(x) for x in a] == [record(x) for x in read_back(tmp_path / "nautilus", FUNDING_RATES, part)]
     assert len(a) == 50
-    assert [x.rate for x in a[-6:]] == ["0.00000001", "-0.00000050", "0.00000000", "0.03000000", "-0.03000000", "0.00012345"]
+    assert [x.rate for x in a[-6:]] == [
+        "0.00000001",
+        "-0.00000050",
+        "0.00000000",
+        "0.03000000",
+        "-0.03000000",
+        "0.00012345",
+    ]
     assert a[-1].next_funding_ns is None and a[0].interval == 480 and a[-1].interval == 240
 
 

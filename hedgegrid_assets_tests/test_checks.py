@@ -162,7 +162,9 @@ def test_unique_key_hash_pass_never_hides_a_duplicate(part):
     result = run_schema(TRADES, dup, part)
     assert not result.passed and result.metadata["failing_rows"].value == 2  # both rows named
     # A mark repeated at the same (ts_event, ts_init) is a duplicate key for marks.
-    marks = MARK_PRICES.conform(pl.DataFrame({"ts_event": [START, START], "ts_init": [START, START], "value": [1.0, 1.0]}))
+    marks = MARK_PRICES.conform(
+        pl.DataFrame({"ts_event": [START, START], "ts_init": [START, START], "value": [1.0, 1.0]})
+    )
     assert not surely_distinct(marks, MARK_PRICES.unique_key)
     assert "duplicate ts_event/ts_init" in run_schema(MARK_PRICES, marks, part).metadata["failures_by_check"].value
 

@@ -48,9 +48,24 @@ def dagster_materialize(tmp_path: Path, *partitions: str, **env) -> subprocess.C
 
 def test_build_range_prints_progress_summary_and_records_runs(tmp_path):
     proc = run(
-        [str(BIN / "hedgegrid"), "build", "--source", "sample", "--symbol", "BTCUSDT", "--symbol", "ETHUSDT",
-         "--start", "2024-01-01", "--end", "2024-01-03", "--data-types", "trades,funding",
-         "--data-dir", str(tmp_path / "d")],
+        [
+            str(BIN / "hedgegrid"),
+            "build",
+            "--source",
+            "sample",
+            "--symbol",
+            "BTCUSDT",
+            "--symbol",
+            "ETHUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-03",
+            "--data-types",
+            "trades,funding",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
         tmp_path,
         HEDGEGRID_CHECKS__MAX_TRADE_GAP_MINUTES="0.5",
     )
@@ -77,14 +92,22 @@ def test_build_range_prints_progress_summary_and_records_runs(tmp_path):
     [
         (["--start", "2024-01-03", "--end", "2024-01-01"], "--end 2024-01-01 must be after --start 2024-01-03"),
         (["--start", "2024-13-01", "--end", "2024-01-02"], "not a date (YYYY-MM-DD): '2024-13-01'"),
-        (["--start", "2024-01-01", "--end", "2024-01-02", "--symbol", "NOPEUSDT"], "no instrument spec for symbol 'NOPEUSDT'"),
+        (
+            ["--start", "2024-01-01", "--end", "2024-01-02", "--symbol", "NOPEUSDT"],
+            "no instrument spec for symbol 'NOPEUSDT'",
+        ),
         (["--start", "2024-01-01", "--end", "2024-01-02", "--data-types", "trades,book"], "unknown data type(s) book"),
         # Nothing the UI would not list: symbols and days come from the settings.
-        (["--start", "2024-01-01", "--end", "2024-01-02", "--symbol", "SOLUSDT"], "SOLUSDT not among the settings' symbols (BTCUSDT, ETHUSDT)"),
+        (
+            ["--start", "2024-01-01", "--end", "2024-01-02", "--symbol", "SOLUSDT"],
+            "SOLUSDT not among the settings' symbols (BTCUSDT, ETHUSDT)",
+        ),
         (["--start", "2023-12-31", "--end", "2024-01-02"], "--start 2023-12-31 is before start_date 2024-01-01"),
         (["--start", "2024-01-01", "--end", "2024-01-02", "--source", "ftp"], "invalid choice: 'ftp'"),
-        (["--start", str(TODAY - dt.timedelta(days=2)), "--end", str(TODAY + dt.timedelta(days=1))],
-         f"has not closed yet (UTC); the last day to build is {TODAY - dt.timedelta(days=1)} (--end {TODAY})"),
+        (
+            ["--start", str(TODAY - dt.timedelta(days=2)), "--end", str(TODAY + dt.timedelta(days=1))],
+            f"has not closed yet (UTC); the last day to build is {TODAY - dt.timedelta(days=1)} (--end {TODAY})",
+        ),
     ],
 )
 def test_bad_arguments_fail_cleanly(tmp_path, args, message):
@@ -97,8 +120,20 @@ def test_bad_arguments_fail_cleanly(tmp_path, args, message):
 
 def test_failed_partition_exits_nonzero_with_one_line_reason(tmp_path):
     proc = run(
-        [str(BIN / "hedgegrid"), "build", "--symbol", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-02",
-         "--data-types", "trades", "--data-dir", str(tmp_path / "d")],
+        [
+            str(BIN / "hedgegrid"),
+            "build",
+            "--symbol",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+            "--data-types",
+            "trades",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
         tmp_path,
         HEDGEGRID_CHECKS__MAX_RECEIVE_LATENCY_S="0.005",
     )
@@ -155,10 +190,15 @@ def test_one_instance_per_catalog(tmp_path):
     first = run(args("data"), tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     home = (tmp_path / "dagster_home").resolve()
-    assert json.loads((tmp_path / "data" / "catalog" / ".hedgegrid-instance.json").read_text()) == {"dagster_home": str(home)}
+    assert json.loads((tmp_path / "data" / "catalog" / ".hedgegrid-instance.json").read_text()) == {
+        "dagster_home": str(home)
+    }
     other = run(args("other-data"), tmp_path)
     assert other.returncode == 2
-    assert f"the Dagster instance at {home} describes the catalog {(tmp_path / 'data' / 'catalog').resolve()}" in other.stderr
+    assert (
+        f"the Dagster instance at {home} describes the catalog {(tmp_path / 'data' / 'catalog').resolve()}"
+        in other.stderr
+    )
     assert not (tmp_path / "other-data" / "catalog" / "data").exists()
     own = tmp_path / "other"
     own.mkdir()

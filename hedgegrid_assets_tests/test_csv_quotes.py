@@ -24,16 +24,15 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.catalog.writer import CatalogPartition, partition_path, write_partition
 from hedgegrid_assets.checks import quarantine
+from hedgegrid_assets.errors import ConfigError, SourceError
 from hedgegrid_assets.frames import QUOTES, PartitionContext
 from hedgegrid_assets.frames.quotes import CROSSED
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.base import LandingRequest
-from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.sources.binance import BinanceVisionSource
 from hedgegrid_assets.sources.registry import build_source
-from hedgegrid_assets.errors import ConfigError
 from hedgegrid_assets.sources.tardis_datasets import TardisCsvSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_bad_inputs import generic
@@ -44,8 +43,25 @@ from hedgegrid_assets_tests.test_tardis_loader_differential import DAY_US, write
 
 G = DAY_US // 1000  # 2024-01-02 00:00 UTC in ms
 IID = "BTCUSDT-PERP.BINANCE"
-TARDIS_QUOTES = ["exchange", "symbol", "timestamp", "local_timestamp", "ask_amount", "ask_price", "bid_price", "bid_amount"]
-BOOK_TICKER = ["update_id", "best_bid_price", "best_bid_qty", "best_ask_price", "best_ask_qty", "transaction_time", "event_time"]
+TARDIS_QUOTES = [
+    "exchange",
+    "symbol",
+    "timestamp",
+    "local_timestamp",
+    "ask_amount",
+    "ask_price",
+    "bid_price",
+    "bid_amount",
+]
+BOOK_TICKER = [
+    "update_id",
+    "best_bid_price",
+    "best_bid_qty",
+    "best_ask_price",
+    "best_ask_qty",
+    "transaction_time",
+    "event_time",
+]
 
 
 def quote_record(q) -> tuple:
@@ -137,10 +153,13 @@ def test_tardis_prefers_quotes_and_falls_back_to_book_ticker(tmp_path):
     source, folder = tardis_source(tmp_path)
     book = tardis_quotes(quotes_file(folder, "book_ticker"), n=50, seed=1)
     landed = land(source, tmp_path / "only_book_ticker")
-    assert [p.name for p in landed if "book_ticker" in p.name or "quotes" in p.name] == [quotes_file(folder, "book_ticker").name]
+    assert [p.name for p in landed if "book_ticker" in p.name or "quotes" in p.name] == [
+        quotes_file(folder, "book_ticker").name
+    ]
     frame = source.read_frame(QUOTES, landed, part_for())
     assert [r[:4] for r in frame_quotes(frame)] == [
-        (float(b), float(a), bs, az) for b, a, bs, az in book.select("bid_price", "ask_price", "bid_amount", "ask_amount").iter_rows()
+        (float(b), float(a), bs, az)
+        for b, a, bs, az in book.select("bid_price", "ask_price", "bid_amount", "ask_amount").iter_rows()
     ]
     assert source.inputs_of(QUOTES, landed, part_for()) == [str(quotes_file(folder, "book_ticker"))]
 
@@ -165,7 +184,10 @@ def assert_identical_both_ways(tmp_path: Path, part: PartitionContext, frame: pl
     ours, theirs = pq.read_table(fast.path), pq.read_table(ref.path)
     assert ours.schema.equals(theirs.schema, check_metadata=True)
     assert ours.equals(theirs)
-    read = [ParquetDataCatalog(str(tmp_path / w)).quote_ticks(instrument_ids=[part.instrument.instrument_id]) for w in ("arrow", "nautilus")]
+    read = [
+        ParquetDataCatalog(str(tmp_path / w)).quote_ticks(instrument_ids=[part.instrument.instrument_id])
+        for w in ("arrow", "nautilus")
+    ]
     assert [quote_record(q) for q in read[0]] == [quote_record(q) for q in read[1]]
     assert len(read[0]) == frame.height
 
@@ -193,8 +215,14 @@ def test_edge_quote_values_written_identically_by_both_writers(tmp_path, symbol,
     ts = [part.start + dt.timedelta(milliseconds=i // 2) for i in range(n)]  # pairs of equal timestamps
     frame = QUOTES.conform(
         pl.DataFrame(
-            {"ts_event": ts, "ts_init": ts, "bid_price": bids, "ask_price": [b + s for b, s in zip(bids, spreads, strict=True)],
-             "bid_size": sizes, "ask_size": sizes[::-1]}  # fmt: skip
+            {
+                "ts_event": ts,
+                "ts_init": ts,
+                "bid_price": bids,
+                "ask_price": [b + s for b, s in zip(bids, spreads, strict=True)],
+                "bid_size": sizes,
+                "ask_size": sizes[::-1],
+            }
         )
     )
     assert_identical_both_ways(tmp_path, part, frame)
@@ -213,7 +241,9 @@ def expected_book_ticker(rows: list[list]) -> list[tuple]:
     return [(float(r[1]), float(r[3]), float(r[2]), float(r[4]), r[5] * 1_000_000, r[6] * 1_000_000) for r in rows]
 
 
-def binance_day(tmp_path: Path, book_ticker: list[list] | None, header: bool = True) -> tuple[BinanceVisionSource, Path | None]:
+def binance_day(
+    tmp_path: Path, book_ticker: list[list] | None, header: bool = True
+) -> tuple[BinanceVisionSource, Path | None]:
     """A data.binance.vision tree for the day, with its bookTicker zip (and .CHECKSUM) unless None."""
     root = tmp_path / "bv"
     truth = make_truth(n_trades=40, mark_every_s=3600)
@@ -221,7 +251,9 @@ def binance_day(tmp_path: Path, book_ticker: list[list] | None, header: bool = T
     zipped = None
     if book_ticker is not None:
         folder = root / "data" / "futures" / "um" / "daily" / "bookTicker" / "BTCUSDT"
-        zipped = write_packed(folder / f"BTCUSDT-bookTicker-{DAY}.zip", csv_text(BOOK_TICKER if header else None, book_ticker))
+        zipped = write_packed(
+            folder / f"BTCUSDT-bookTicker-{DAY}.zip", csv_text(BOOK_TICKER if header else None, book_ticker)
+        )
         sha_file(zipped)
     cfg = write_config(tmp_path / "b.json", {"format": "binance", "base_path": str(root)})
     return BinanceVisionSource(config_path=str(cfg)), zipped
@@ -280,9 +312,13 @@ GENERIC_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("header", "row", "options", "expected"), GENERIC_CASES, ids=["mapped_iso", "guessed", "payload_letters"])
+@pytest.mark.parametrize(
+    ("header", "row", "options", "expected"), GENERIC_CASES, ids=["mapped_iso", "guessed", "payload_letters"]
+)
 def test_generic_csv_quotes(tmp_path, header, row, options, expected):
-    source, path = generic(tmp_path, rows=[row(i) for i in range(1, 6)], header=header, name="q.csv", kind="quotes", options=options)
+    source, path = generic(
+        tmp_path, rows=[row(i) for i in range(1, 6)], header=header, name="q.csv", kind="quotes", options=options
+    )
     assert build_source(Settings(source="csv", source_config=source.config_path)).offers(QUOTES, part_for())
     frame, _ = source.read_frame_with_notes(QUOTES, [path], part_for())
     assert frame_quotes(frame) == [expected(i) for i in range(1, 6)]
@@ -291,7 +327,9 @@ def test_generic_csv_quotes(tmp_path, header, row, options, expected):
 def test_generic_quotes_config_with_an_unknown_role_fails_when_the_source_is_built(tmp_path):
     cfg = write_config(tmp_path / "c.json", {"base_path": ".", "symbol": "BTCUSDT",
                                              "files": {"quotes": {"file_path": "q.csv", "columns": {"bid": "b"}}}})  # fmt: skip
-    with pytest.raises(ConfigError, match="unknown column role.s. bid; roles: timestamp, bid_price, ask_price, bid_size, ask_size"):
+    with pytest.raises(
+        ConfigError, match="unknown column role.s. bid; roles: timestamp, bid_price, ask_price, bid_size, ask_size"
+    ):
         build_source(Settings(source="csv", source_config=cfg))
 
 
@@ -301,7 +339,9 @@ def test_generic_quotes_config_with_an_unknown_role_fails_when_the_source_is_bui
 def test_crossed_and_locked_quotes_are_quarantined_by_reason(tmp_path):
     rows = [[G + 1, "42000.1", "1", "42000.2", "1"], [G + 2, "42000.3", "1", "42000.2", "1"],  # crossed
             [G + 3, "42000.2", "1", "42000.2", "1"], [G + 4, "42000.1", "1", "42000.3", "1"]]  # locked, then fine  # fmt: skip
-    source, path = generic(tmp_path, rows=rows, header=["time", "bid_price", "bid_size", "ask_price", "ask_size"], kind="quotes")
+    source, path = generic(
+        tmp_path, rows=rows, header=["time", "bid_price", "bid_size", "ask_price", "ask_size"], kind="quotes"
+    )
     frame = source.read_frame(QUOTES, [path], part_for())
     good, q = quarantine.split(QUOTES, frame, part_for())
     assert CROSSED == "crossed or locked quote (bid >= ask)"
@@ -315,14 +355,17 @@ def test_crossed_and_locked_quotes_are_quarantined_by_reason(tmp_path):
 def test_tardis_day_without_quotes_lands_and_builds_without_quotes_or_warning(tmp_path):
     source, folder = tardis_source(tmp_path, n_trades=20_000)
     assert not source.offers(QUOTES, part_for())
-    settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=source.config_path)
+    settings = make_settings(
+        tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=source.config_path
+    )
     instance = make_instance(tmp_path)
     key = partition_key(DAY, "BTCUSDT")
     result = build(settings, instance, [key])[str(key)]
     assert result.success
     raw = settings.raw_dir / "csv" / DAY.isoformat() / "BTCUSDT"
     assert sorted(p.name for p in raw.iterdir() if p.suffix == ".gz") == [
-        f"binance-futures_derivative_ticker_{DAY}_BTCUSDT.csv.gz", f"binance-futures_trades_{DAY}_BTCUSDT.csv.gz"
+        f"binance-futures_derivative_ticker_{DAY}_BTCUSDT.csv.gz",
+        f"binance-futures_trades_{DAY}_BTCUSDT.csv.gz",
     ]
     assert not partition_path(settings.catalog_path, QUOTES, part_for()).exists()
     assert ParquetDataCatalog(str(settings.catalog_path)).quote_ticks() == []

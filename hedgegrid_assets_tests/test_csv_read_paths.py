@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES
-from hedgegrid_assets.formats.csv import reader as csv_reader
 from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.csv import reader as csv_reader
 from hedgegrid_assets.formats.csv.reader import ROLES, VALUES, Table, load_rows, read_table
 from hedgegrid_assets.formats.parsing import TimestampFormat
 from hedgegrid_assets.formats.tardis.datasets import QUOTES_TABLE, TICKER_ROLES, TICKER_TABLE, read_derivative_ticker
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES
 from hedgegrid_assets_tests.test_csv_sources import csv_text, frame_rows, write_packed
 from hedgegrid_assets_tests.test_jsonl_source import part_for
 
@@ -102,7 +102,19 @@ def test_tardis_ticker_with_empty_cells_reads_the_same_both_ways(tmp_path, monke
         ["binance-futures", "BTCUSDT", us + 1, us + 2, None, None, None, None, None, None, "42000.5"],
         ["binance-futures", "BTCUSDT", us + 3, us + 4, us + 8 * 3_600_000_000, "0.0001", None, "5", None, None, None],
         ["binance-futures", "BTCUSDT", us + 5, us + 6, None, None, None, None, None, "1", "42000.5"],
-        ["binance-futures", "BTCUSDT", us + 7, us + 8, us + 8 * 3_600_000_000, "0.0002", None, None, None, None, "42001"],
+        [
+            "binance-futures",
+            "BTCUSDT",
+            us + 7,
+            us + 8,
+            us + 8 * 3_600_000_000,
+            "0.0002",
+            None,
+            None,
+            None,
+            None,
+            "42001",
+        ],
     ]
     header = ["exchange", "symbol", "timestamp", "local_timestamp", "funding_timestamp", "funding_rate",
               "predicted_funding_rate", "open_interest", "last_price", "index_price", "mark_price"]  # fmt: skip
@@ -113,15 +125,36 @@ def test_tardis_ticker_with_empty_cells_reads_the_same_both_ways(tmp_path, monke
         for kind in (MARK_PRICES, FUNDING_RATES)
     )
     assert [m[0] for m in marks] == [42000.5, 42001.0]
-    assert [(f[0], f[1]) for f in funding] == [(0.0001, (G + 8 * 3_600_000) * 1_000_000), (0.0002, (G + 8 * 3_600_000) * 1_000_000)]
+    assert [(f[0], f[1]) for f in funding] == [
+        (0.0001, (G + 8 * 3_600_000) * 1_000_000),
+        (0.0002, (G + 8 * 3_600_000) * 1_000_000),
+    ]
 
 
 def test_tardis_quotes_read_the_same_both_ways_and_a_bad_cell_is_named(tmp_path, monkeypatch):
     us = G * 1000
-    header = ["exchange", "symbol", "timestamp", "local_timestamp", "ask_amount", "ask_price", "bid_price", "bid_amount"]
+    header = [
+        "exchange",
+        "symbol",
+        "timestamp",
+        "local_timestamp",
+        "ask_amount",
+        "ask_price",
+        "bid_price",
+        "bid_amount",
+    ]
     rows = [
         ["binance-futures", "BTCUSDT", us + 1, us + 9, "0.5", "42000.2", "42000.1", "1.5"],
-        ["binance-futures", "BTCUSDT", us + 1, us + 9, "0.7", "42000.3", "42000.1", ""],  # empty: null, quarantined later
+        [
+            "binance-futures",
+            "BTCUSDT",
+            us + 1,
+            us + 9,
+            "0.7",
+            "42000.3",
+            "42000.1",
+            "",
+        ],  # empty: null, quarantined later
         ["binance-futures", "BTCUSDT", us + 5, us + 12, "2", "42000.4", "42000.2", "0.001"],
     ]
     path = write_packed(tmp_path / "q.csv.gz", csv_text(header, rows))
@@ -129,7 +162,9 @@ def test_tardis_quotes_read_the_same_both_ways_and_a_bad_cell_is_named(tmp_path,
     frame = read_both_ways(monkeypatch, lambda: read_table(path, QUOTES_TABLE, QUOTES, part_for()))
     assert frame.columns == QUOTES.columns
     assert frame.select("bid_price", "ask_price", "bid_size", "ask_size").rows() == [
-        (42000.1, 42000.2, 1.5, 0.5), (42000.1, 42000.3, None, 0.7), (42000.2, 42000.4, 0.001, 2.0)
+        (42000.1, 42000.2, 1.5, 0.5),
+        (42000.1, 42000.3, None, 0.7),
+        (42000.2, 42000.4, 0.001, 2.0),
     ]
     assert frame["ts_init"].dt.epoch("us").to_list() == [us + 9, us + 9, us + 12]
     rows[2][6] = "42000.2.1"
@@ -147,7 +182,9 @@ def test_iso_timestamps_take_the_text_path(tmp_path):
 
 def test_smallest_int64_epoch_is_not_a_time_on_either_path(tmp_path, monkeypatch):
     path = write_packed(tmp_path / "m.csv", csv_text(["time", "mark"], [[G + 1, "1.5"], [-(2**63), "1.6"]]))
-    needle = "m.csv line 3: column 'time' is not a timestamp (epoch number, unit from its magnitude): '-9223372036854775808'"
+    needle = (
+        "m.csv line 3: column 'time' is not a timestamp (epoch number, unit from its magnitude): '-9223372036854775808'"
+    )
     for fast_path in (True, False):
         with monkeypatch.context() as m:
             if not fast_path:
@@ -186,7 +223,9 @@ def test_a_custom_instruments_symbol_in_the_file_name_says_the_symbol(tmp_path):
 
     settings = Settings(symbols=["PEPEUSDT"], instruments={"PEPEUSDT": {"tick_size": "0.0000001", "step_size": "1"}})
     part = PartitionContext(part_for().day, instrument_for("PEPEUSDT", settings), settings.checks)
-    path = write_packed(tmp_path / "PEPEUSDT-trades.csv", csv_text(["time", "price", "qty"], [[G + 1, "0.0000012", "1000"]]))
+    path = write_packed(
+        tmp_path / "PEPEUSDT-trades.csv", csv_text(["time", "price", "qty"], [[G + 1, "0.0000012", "1000"]])
+    )
     cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "files": {"trades": "PEPEUSDT-trades.csv"}})
     frame, _ = GenericCsvSource(config_path=str(cfg)).read_frame_with_notes(TRADES, [path], part)
     assert frame.get_column("price").to_list() == [0.0000012]

@@ -100,7 +100,9 @@ def seed_files(root: Path, truth: Truth) -> Path:
     d, sym = truth.day, truth.symbol
     trades = [[ms_text(t["T"], "%Y-%m-%d %H:%M:%S.%f"), t["p"], t["q"], "Sell" if t["m"] else "BUY", t["a"], "x"]
               for t in truth.trades]  # fmt: skip
-    write_packed(root / "in" / sym / f"trades_{d}.csv.gz", csv_text(["Time", "Price", "Qty", "Side", "TradeId", "Note"], trades))
+    write_packed(
+        root / "in" / sym / f"trades_{d}.csv.gz", csv_text(["Time", "Price", "Qty", "Side", "TradeId", "Note"], trades)
+    )
     marks = [[m["E"], m["p"]] for m in truth.marks]  # epoch ms, unit from magnitude
     write_packed(root / "in" / sym / f"mark_{d}.csv", csv_text(["ts", "markPrice"], marks))
     funding = [[iso_us(f["E"] * 1000, 6), f["r"], ms_text(f["T"], "%Y-%m-%dT%H:%M:%S+00:00")] for f in truth.funding]
@@ -124,17 +126,30 @@ def test_seed_config_per_day_files_through_dagster(tmp_path):
     truth = make_truth(n_trades=150, mark_every_s=300)
     cfg = seed_files(tmp_path, truth)
     settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=cfg)
-    result = build(settings, make_instance(tmp_path), [partition_key(DAY, "BTCUSDT")])[str(partition_key(DAY, "BTCUSDT"))]
+    result = build(settings, make_instance(tmp_path), [partition_key(DAY, "BTCUSDT")])[
+        str(partition_key(DAY, "BTCUSDT"))
+    ]
     checks = check_evaluations(result)
-    assert all(checks[c].passed for c in ("trades_schema", "mark_prices_schema", "funding_rates_schema", "mark_prices_near_trades"))
+    assert all(
+        checks[c].passed
+        for c in ("trades_schema", "mark_prices_schema", "funding_rates_schema", "mark_prices_near_trades")
+    )
     cat = settings.catalog_path
     assert catalog_trades(cat) == expected_trades(truth)
     assert catalog_marks(cat) == [(float(m["p"]), m["E"] * 1_000_000, m["E"] * 1_000_000) for m in truth.marks]
-    assert catalog_funding(cat) == [(float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["E"] * 1_000_000) for f in truth.funding]
+    assert catalog_funding(cat) == [
+        (float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["E"] * 1_000_000) for f in truth.funding
+    ]
     # Raw zone: the three files exactly as found.
     raw = settings.raw_dir / "csv" / "2024-01-02" / "BTCUSDT"
-    assert sorted(p.name for p in raw.iterdir()) == ["funding_2024-01-02.csv.zip", "mark_2024-01-02.csv", "trades_2024-01-02.csv.gz"]
-    assert (raw / "mark_2024-01-02.csv").read_bytes() == (tmp_path / "in" / "BTCUSDT" / "mark_2024-01-02.csv").read_bytes()
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "funding_2024-01-02.csv.zip",
+        "mark_2024-01-02.csv",
+        "trades_2024-01-02.csv.gz",
+    ]
+    assert (raw / "mark_2024-01-02.csv").read_bytes() == (
+        tmp_path / "in" / "BTCUSDT" / "mark_2024-01-02.csv"
+    ).read_bytes()
 
 
 def test_multi_day_file_guessed_columns_buyer_maker_and_derived_ids(tmp_path):
@@ -143,8 +158,13 @@ def test_multi_day_file_guessed_columns_buyer_maker_and_derived_ids(tmp_path):
     days = [DAY, DAY + dt.timedelta(days=1)]
     truths = [make_truth(d, n_trades=120, mark_every_s=600) for d in days]
     all_trades = [t for tr in truths for t in tr.trades]
-    rows = [[t["T"] * 1000, t["recv_us"], t["p"], t["q"], str(t["m"]).lower(), "BTCUSDT"] for t in all_trades]  # µs epoch
-    write_packed(tmp_path / "all.csv.bz2", csv_text(["transact_time", "local_timestamp", "PRICE", "quantity", "is_buyer_maker", "symbol"], rows))
+    rows = [
+        [t["T"] * 1000, t["recv_us"], t["p"], t["q"], str(t["m"]).lower(), "BTCUSDT"] for t in all_trades
+    ]  # µs epoch
+    write_packed(
+        tmp_path / "all.csv.bz2",
+        csv_text(["transact_time", "local_timestamp", "PRICE", "quantity", "is_buyer_maker", "symbol"], rows),
+    )
     marks = [[iso_us(m["E"] * 1000, 3), m["p"]] for tr in truths for m in tr.marks]
     write_packed(tmp_path / "marks.csv", csv_text(["time", "mark_price"], marks))
     cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "land": "hardlink",
@@ -153,7 +173,9 @@ def test_multi_day_file_guessed_columns_buyer_maker_and_derived_ids(tmp_path):
     results = build(settings, make_instance(tmp_path), [partition_key(d, "BTCUSDT") for d in days])
     assert all(r.success for r in results.values())
     line_of = {t["a"]: i + 2 for i, t in enumerate(all_trades)}  # header is line 1
-    expected = [row for tr in truths for row in expected_trades(tr, ts_init="recv", ids=lambda i, t: f"L{line_of[t['a']]}")]
+    expected = [
+        row for tr in truths for row in expected_trades(tr, ts_init="recv", ids=lambda i, t: f"L{line_of[t['a']]}")
+    ]
     assert catalog_trades(settings.catalog_path) == expected
     assert [m[0] for m in catalog_marks(settings.catalog_path)] == [float(m["p"]) for tr in truths for m in tr.marks]
     assert catalog_funding(settings.catalog_path) == []  # not configured: nothing, and no error
@@ -173,10 +195,22 @@ def test_multi_day_file_guessed_columns_buyer_maker_and_derived_ids(tmp_path):
         ("ts", lambda ms: str(ms), {"timestamp_unit": "ms"}, 1),  # explicit unit
         ("ts", lambda ms: str(ms // 1000), {"timestamp_format": "s"}, 1000),
         ("date", lambda ms: ms_text(ms, "%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z", {}, 1),  # ISO, Z
-        ("date", lambda ms: (dt.datetime.fromtimestamp(ms / 1000, dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S.%f+02:00"), {}, 1),
+        (
+            "date",
+            lambda ms: (dt.datetime.fromtimestamp(ms / 1000, dt.UTC) + dt.timedelta(hours=2)).strftime(
+                "%Y-%m-%d %H:%M:%S.%f+02:00"
+            ),
+            {},
+            1,
+        ),
         ("date", lambda ms: ms_text(ms, "%d/%m/%Y %H:%M:%S.%f"), {"timestamp_format": "%d/%m/%Y %H:%M:%S.%f"}, 1),
         # ISO rows may differ in separator and offset from row to row: each value is read on its own.
-        ("date", lambda ms: ms_text(ms, "%Y-%m-%d %H:%M:%S.%f") if ms % 2 else ms_text(ms, "%Y-%m-%dT%H:%M:%S.%f+00:00"), {}, 1),
+        (
+            "date",
+            lambda ms: ms_text(ms, "%Y-%m-%d %H:%M:%S.%f") if ms % 2 else ms_text(ms, "%Y-%m-%dT%H:%M:%S.%f+00:00"),
+            {},
+            1,
+        ),
         ("date", lambda ms: ms_text(ms - ms % 60_000, "%Y-%m-%dt%H:%Mz"), {}, 60_000),  # minutes, lower-case t and z
     ],
 )
@@ -184,7 +218,10 @@ def test_timestamp_spellings(tmp_path, header, render, options, step_ms):
     truth = make_truth(n_trades=20)
     rows = [[render(t["T"]), t["p"], t["q"], "b" if not t["m"] else "S", t["a"]] for t in truth.trades]
     path = write_packed(tmp_path / "t.csv", csv_text([header, "px", "amount", "taker_side", "tid"], rows))
-    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "symbol": "BTCUSDT", "files": {"trades": {"file_path": "t.csv", **options}}})
+    cfg = write_config(
+        tmp_path / "c.json",
+        {"base_path": str(tmp_path), "symbol": "BTCUSDT", "files": {"trades": {"file_path": "t.csv", **options}}},
+    )
     frame = GenericCsvSource(config_path=str(cfg)).read_frame(TRADES, [path], part_for())
     expected_ms = [t["T"] // step_ms * step_ms for t in truth.trades]  # written to the second/minute
     assert frame["ts_event"].dt.epoch("ns").to_list() == [ms * 1_000_000 for ms in expected_ms]
@@ -196,7 +233,10 @@ def test_every_packing(tmp_path, suffix):
     truth = make_truth(n_trades=10)
     rows = [[t["T"], t["p"], t["q"], t["m"], t["a"]] for t in truth.trades]
     path = write_packed(tmp_path / f"t{suffix}", csv_text(["time", "price", "size", "m", "id"], rows))
-    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "symbol": "BTCUSDT", "files": {"trades": {"file_path": path.name}}})
+    cfg = write_config(
+        tmp_path / "c.json",
+        {"base_path": str(tmp_path), "symbol": "BTCUSDT", "files": {"trades": {"file_path": path.name}}},
+    )
     frame = GenericCsvSource(config_path=str(cfg)).read_frame(TRADES, [path], part_for())
     assert frame_rows(frame, TRADES) == expected_trades(truth)
 
@@ -214,7 +254,18 @@ def tardis_files(root: Path, truth: Truth) -> tuple[list[dict], list[dict]]:
     sym, d = truth.symbol, truth.day
     trades = [["binance-futures", sym, t["T"] * 1000, t["recv_us"], t["a"], "sell" if t["m"] else "buy", t["p"], t["q"]]
               for t in truth.trades]  # fmt: skip
-    trades.append(["binance-futures", sym, truth.start_ms * 1000 + 7, truth.start_ms * 1000 + 900, 1, "unknown", truth.trades[0]["p"], "0.001"])
+    trades.append(
+        [
+            "binance-futures",
+            sym,
+            truth.start_ms * 1000 + 7,
+            truth.start_ms * 1000 + 900,
+            1,
+            "unknown",
+            truth.trades[0]["p"],
+            "0.001",
+        ]
+    )
     write_packed(root / f"binance-futures_trades_{d}_{sym}.csv.gz", csv_text(TARDIS_TRADES, trades))
     rows, marks, funding = [], [], []
     for i, m in enumerate(truth.marks):
@@ -243,9 +294,19 @@ def test_tardis_datasets_values(tmp_path):
     source = build_source(Settings(source="csv", source_config=cfg))
     assert isinstance(source, TardisCsvSource)
     landed = land(source, tmp_path / "landing")
-    assert [p.name for p in landed] == ["binance-futures_derivative_ticker_2024-01-02_BTCUSDT.csv.gz", "binance-futures_trades_2024-01-02_BTCUSDT.csv.gz"]
+    assert [p.name for p in landed] == [
+        "binance-futures_derivative_ticker_2024-01-02_BTCUSDT.csv.gz",
+        "binance-futures_trades_2024-01-02_BTCUSDT.csv.gz",
+    ]
     trades = frame_rows(source.read_frame(TRADES, landed, part_for()), TRADES)
-    unknown = (float(truth.trades[0]["p"]), 0.001, "NO_AGGRESSOR", "1", truth.start_ms * 1_000_000 + 7000, truth.start_ms * 1_000_000 + 900_000)
+    unknown = (
+        float(truth.trades[0]["p"]),
+        0.001,
+        "NO_AGGRESSOR",
+        "1",
+        truth.start_ms * 1_000_000 + 7000,
+        truth.start_ms * 1_000_000 + 900_000,
+    )
     assert trades == sorted([*expected_trades(truth, ts_init="recv"), unknown], key=lambda r: r[5])
     assert frame_rows(source.read_frame(MARK_PRICES, landed, part_for()), MARK_PRICES) == [
         (float(m["p"]), m["E"] * 1_000_000, m["recv_us"] * 1000) for m in marks
@@ -259,13 +320,21 @@ def test_tardis_through_dagster_asset_materialize(tmp_path):
     truth = make_truth(n_trades=80, mark_every_s=900)
     marks, funding = tardis_files(tmp_path / "tardis", truth)
     cfg = write_config(tmp_path / "t.json", {"format": "tardis", "base_path": str(tmp_path / "tardis")})
-    dagster_materialize(tmp_path, "--partition", "2024-01-02|BTCUSDT",
-                HEDGEGRID_SOURCE="csv", HEDGEGRID_SOURCE_CONFIG=str(cfg), HEDGEGRID_SYMBOLS="BTCUSDT")
+    dagster_materialize(
+        tmp_path,
+        "--partition",
+        "2024-01-02|BTCUSDT",
+        HEDGEGRID_SOURCE="csv",
+        HEDGEGRID_SOURCE_CONFIG=str(cfg),
+        HEDGEGRID_SYMBOLS="BTCUSDT",
+    )
     cat = tmp_path / "d" / "catalog"
     assert [r[1:] for r in catalog_trades(cat)][-3:] == [r[1:] for r in expected_trades(truth, ts_init="recv")][-3:]
     assert len(catalog_trades(cat)) == len(truth.trades) + 1
     assert catalog_marks(cat) == [(float(m["p"]), m["E"] * 1_000_000, m["recv_us"] * 1000) for m in marks]
-    assert catalog_funding(cat) == [(float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["recv_us"] * 1000) for f in funding]
+    assert catalog_funding(cat) == [
+        (float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["recv_us"] * 1000) for f in funding
+    ]
 
 
 # -- data.binance.vision ---------------------------------------------------------------------------
@@ -281,16 +350,30 @@ def binance_files(root: Path, truth: Truth, trades_type: str = "aggTrades", head
                   funding_settlements: list[tuple[int, str]] | None = None, funding_hours: int = 8) -> None:  # fmt: skip
     sym, d = truth.symbol, truth.day
     um = root / "data" / "futures" / "um" if tree else root
-    def at(period, data_type, *extra):  # noqa: E306
+
+    def at(period, data_type, *extra):
         return um / period / data_type / sym / Path(*extra) if tree else root
 
     if trades_type == "aggTrades":
-        head = ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker"]
+        head = [
+            "agg_trade_id",
+            "price",
+            "quantity",
+            "first_trade_id",
+            "last_trade_id",
+            "transact_time",
+            "is_buyer_maker",
+        ]
         rows = [[t["a"], t["p"], t["q"], t["a"] * 3, t["a"] * 3 + 1, t["T"], str(t["m"]).lower()] for t in truth.trades]
     else:
         head = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker"]
-        rows = [[t["a"], t["p"], t["q"], f"{float(t['p']) * float(t['q']):.6f}", t["T"], str(t["m"]).lower()] for t in truth.trades]
-    z = write_packed(at("daily", trades_type) / f"{sym}-{trades_type}-{d}.zip", csv_text(head if header else None, rows))
+        rows = [
+            [t["a"], t["p"], t["q"], f"{float(t['p']) * float(t['q']):.6f}", t["T"], str(t["m"]).lower()]
+            for t in truth.trades
+        ]
+    z = write_packed(
+        at("daily", trades_type) / f"{sym}-{trades_type}-{d}.zip", csv_text(head if header else None, rows)
+    )
     sha_file(z)
     klines = []
     for k in range(1440):
@@ -299,7 +382,11 @@ def binance_files(root: Path, truth: Truth, trades_type: str = "aggTrades", head
         klines.append([open_ms, price, price, price, price, 0, open_ms + 59_999, 0, 60, 0, 0, 0])
     kh = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
           "taker_buy_volume", "taker_buy_quote_volume", "ignore"]  # fmt: skip
-    sha_file(write_packed(at("daily", "markPriceKlines", "1m") / f"{sym}-1m-{d}.zip", csv_text(kh if header else None, klines)))
+    sha_file(
+        write_packed(
+            at("daily", "markPriceKlines", "1m") / f"{sym}-1m-{d}.zip", csv_text(kh if header else None, klines)
+        )
+    )
     by_month: dict[str, list] = {}
     for calc, rate in funding_settlements or []:
         month = dt.datetime.fromtimestamp(calc / 1000, dt.UTC).strftime("%Y-%m")
@@ -335,7 +422,11 @@ def test_binance_vision_month_end_through_dagster(tmp_path):
     cat = settings.catalog_path
     assert catalog_trades(cat) == expected_trades(truth)
     marks = catalog_marks(cat)
-    assert len(marks) == 1440 and marks[0] == (float(klines[0][4]), (start + 59_999) * 1_000_000, (start + 59_999) * 1_000_000)
+    assert len(marks) == 1440 and marks[0] == (
+        float(klines[0][4]),
+        (start + 59_999) * 1_000_000,
+        (start + 59_999) * 1_000_000,
+    )
     hour = 3_600_000_000_000
     s0 = start * 1_000_000
     assert catalog_funding(cat) == [
@@ -355,7 +446,9 @@ def test_binance_vision_funding_interval_comes_from_the_file(tmp_path):
     cfg = write_config(tmp_path / "b.json", {"format": "binance", "base_path": "bv"})
     settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=day, source="csv", source_config=cfg)
     key = partition_key(day, "BTCUSDT")
-    coverage = check_evaluations(build(settings, make_instance(tmp_path), [key])[str(key)])["funding_rates_settlements_covered"]
+    coverage = check_evaluations(build(settings, make_instance(tmp_path), [key])[str(key)])[
+        "funding_rates_settlements_covered"
+    ]
     assert coverage.passed and coverage.metadata["settlements"].value == 6  # every 4 h, judged by the data's interval
     hour = 3_600_000_000_000
     assert catalog_funding(settings.catalog_path, interval=240) == [
@@ -400,12 +493,18 @@ def test_seed_config_through_hedgegrid_build(tmp_path):
     assert counts.get("quotes", "0") == "0"  # the config names no quotes file
     cat = tmp_path / "d" / "catalog"
     assert catalog_trades(cat) == expected_trades(truth)
-    assert catalog_funding(cat) == [(float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["E"] * 1_000_000) for f in truth.funding]
+    assert catalog_funding(cat) == [
+        (float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["E"] * 1_000_000) for f in truth.funding
+    ]
 
 
 def test_binance_vision_through_hedgegrid_build(tmp_path):
     truth = make_truth(n_trades=100, mark_every_s=600)
-    binance_files(tmp_path / "bv", truth, funding_settlements=[(truth.start_ms + h * 3_600_000, "0.00010000") for h in (8, 16, 24)])
+    binance_files(
+        tmp_path / "bv",
+        truth,
+        funding_settlements=[(truth.start_ms + h * 3_600_000, "0.00010000") for h in (8, 16, 24)],
+    )
     cfg = write_config(tmp_path / "b.json", {"format": "binance", "base_path": str(tmp_path / "bv")})
     proc = run([str(BIN / "hedgegrid"), "build", "--source", "csv", "--config", str(cfg), "--symbol", "BTCUSDT",
                 "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")], tmp_path)  # fmt: skip
@@ -425,7 +524,9 @@ def test_a_file_feeding_many_partitions_is_copied_once(tmp_path):
     truths = [make_truth(d, n_trades=40) for d in days]
     rows = [[t["T"], t["p"], t["q"], "buy", t["a"]] for tr in truths for t in tr.trades]
     original = write_packed(tmp_path / "in" / "all.csv", csv_text(["time", "price", "qty", "side", "id"], rows))
-    cfg = write_config(tmp_path / "c.json", {"base_path": "in", "files": {"trades": {"file_path": "all.csv", "symbol": "BTCUSDT"}}})
+    cfg = write_config(
+        tmp_path / "c.json", {"base_path": "in", "files": {"trades": {"file_path": "all.csv", "symbol": "BTCUSDT"}}}
+    )
     settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=cfg)
     instance = make_instance(tmp_path)
     assert all(r.success for r in build(settings, instance, [partition_key(d, "BTCUSDT") for d in days]).values())
@@ -440,7 +541,9 @@ def test_a_file_feeding_many_partitions_is_copied_once(tmp_path):
     # The original is rewritten: the next landing keeps a new copy; what was landed stays as it was.
     before = landed[1].read_bytes()
     original.write_text(original.read_text() + f"{truths[0].trades[-1]['T'] + 1},42000.1,0.001,sell,999999\n")
-    assert build(settings, instance, [partition_key(days[0], "BTCUSDT")])[str(partition_key(days[0], "BTCUSDT"))].success
+    assert build(settings, instance, [partition_key(days[0], "BTCUSDT")])[
+        str(partition_key(days[0], "BTCUSDT"))
+    ].success
     assert len(list((settings.raw_dir / "_shared").glob("*/all.csv"))) == 2
     assert landed[1].read_bytes() == before and landed[0].read_bytes() == original.read_bytes()
 

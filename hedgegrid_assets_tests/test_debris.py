@@ -46,7 +46,9 @@ def test_a_build_clears_a_killed_builds_debris(tmp_path):
     (write_debris / "data").mkdir(parents=True)
     neighbour = parent / f".ETHUSDT.landing-p{dead_pid()}-feedbeef"  # another partition's: not this build's
     neighbour.mkdir()
-    assert build(settings, make_instance(tmp_path), [partition_key(day, "BTCUSDT")])[str(partition_key(day, "BTCUSDT"))].success
+    assert build(settings, make_instance(tmp_path), [partition_key(day, "BTCUSDT")])[
+        str(partition_key(day, "BTCUSDT"))
+    ].success
     assert not landing_debris.exists() and not write_debris.exists()
     assert neighbour.exists()
     assert sorted(p.name for p in parent.iterdir()) == sorted([neighbour.name, "BTCUSDT"])

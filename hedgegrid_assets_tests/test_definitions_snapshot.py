@@ -54,16 +54,10 @@ VARIANT = {
 # Dagster's own deprecations inside schedule evaluation (its partition tags, its run requests),
 # and the beta label of observable source assets that coverage_asset.py accepts knowingly.
 pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:Function `observable_source_asset` is currently in beta:dagster.BetaWarning"
-    ),
+    pytest.mark.filterwarnings("ignore:Function `observable_source_asset` is currently in beta:dagster.BetaWarning"),
     pytest.mark.filterwarnings("ignore:Non-compliant tag keys:DeprecationWarning"),
-    pytest.mark.filterwarnings(
-        "ignore:Function `JobDefinition.run_request_for_partition`:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:Property `OpDefinition.version`:DeprecationWarning"
-    ),
+    pytest.mark.filterwarnings("ignore:Function `JobDefinition.run_request_for_partition`:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Property `OpDefinition.version`:DeprecationWarning"),
 ]
 
 
@@ -102,9 +96,7 @@ def _partitions_detail(pd: PartitionsDefinition) -> dict | str:
     if isinstance(pd, MultiPartitionsDefinition):
         return {
             "type": "multi",
-            "dimensions": {
-                d.name: _partitions_detail(d.partitions_def) for d in pd.partitions_defs
-            },
+            "dimensions": {d.name: _partitions_detail(d.partitions_def) for d in pd.partitions_defs},
         }
     if isinstance(pd, TimeWindowPartitionsDefinition):
         return {
@@ -156,9 +148,7 @@ def _condition_tree(condition: AutomationCondition, depth: int = 0) -> list[str]
     lines = ["  " * depth + condition.name + (f" [{label}]" if label else "")]
     children = list(condition.children)
     operand = getattr(condition, "operand", None)
-    if not children and isinstance(
-        operand, AutomationCondition
-    ):  # e.g. ALL_CHECKS_MATCH hides its operand
+    if not children and isinstance(operand, AutomationCondition):  # e.g. ALL_CHECKS_MATCH hides its operand
         children = [operand]
     for child in children:
         lines += _condition_tree(child, depth + 1)
@@ -194,17 +184,10 @@ def _assets(defs: Definitions, graph, conditions: _Named, partitions: _Named) ->
         spec = next(s for s in ad.specs if s.key == key)
         mapped = {_key(d.asset_key): d.partition_mapping for d in spec.deps}
         deps = [
-            _key(k)
-            + (
-                f" (mapping {type(mapped[_key(k)]).__name__})"
-                if mapped.get(_key(k))
-                else ""
-            )
+            _key(k) + (f" (mapping {type(mapped[_key(k)]).__name__})" if mapped.get(_key(k)) else "")
             for k in sorted(node.parent_keys, key=_key)
         ]
-        tags = {
-            k: v for k, v in node.tags.items() if not k.startswith("dagster/kind/")
-        }  # kinds are listed
+        tags = {k: v for k, v in node.tags.items() if not k.startswith("dagster/kind/")}  # kinds are listed
         entry = {
             "group": node.group_name,
             "description": node.description,
@@ -254,17 +237,13 @@ def _checks(graph, conditions: _Named, partitions: _Named) -> dict:
                 "asset": _key(spec.asset_key),
                 "blocking": spec.blocking,
                 "description": spec.description,
-                "additional_deps": sorted(
-                    _key(d.asset_key) for d in spec.additional_deps
-                ),
+                "additional_deps": sorted(_key(d.asset_key) for d in spec.additional_deps),
                 "partitions": partitions.name(spec.partitions_def),
                 "automation_condition": conditions.name(spec.automation_condition),
                 "metadata_keys": sorted(spec.metadata or {}),
                 "computed_by_op": ad.node_def.name if ad.is_executable else None,
             }
-            out[_check(spec.key)] = _dropped_empty(
-                entry, ("asset", "blocking", "partitions")
-            )
+            out[_check(spec.key)] = _dropped_empty(entry, ("asset", "blocking", "partitions"))
     return dict(sorted(out.items()))
 
 
@@ -286,9 +265,7 @@ def _jobs(defs: Definitions, partitions: _Named) -> dict:
             "checks": sorted(_check(k) for k in layer.asset_graph.asset_check_keys),
             "ops": sorted(job.graph.node_dict),
         }
-        out[job.name] = _dropped_empty(
-            entry, ("executor", "partitions", "assets", "checks")
-        )
+        out[job.name] = _dropped_empty(entry, ("executor", "partitions", "assets", "checks"))
     return out
 
 
@@ -296,20 +273,14 @@ def _schedules(defs: Definitions) -> dict:
     out = {}
     for name in sorted(s.name for s in defs.schedules):
         schedule = defs.resolve_schedule_def(name)
-        tick = schedule.evaluate_tick(
-            build_schedule_context(scheduled_execution_time=SCHEDULE_TICK)
-        )
+        tick = schedule.evaluate_tick(build_schedule_context(scheduled_execution_time=SCHEDULE_TICK))
         requests = [
             {
                 "run_key": r.run_key,
                 "partition_key": r.partition_key,
                 "job": r.job_name,
                 # The project's own tags (Dagster's dagster/* ones restate the partition and schedule).
-                "tags": {
-                    k: v
-                    for k, v in sorted(r.tags.items())
-                    if not k.startswith("dagster/")
-                },
+                "tags": {k: v for k, v in sorted(r.tags.items()) if not k.startswith("dagster/")},
             }
             for r in sorted(tick.run_requests or [], key=lambda r: str(r.run_key))
         ]
@@ -365,10 +336,7 @@ def describe(defs: Definitions) -> dict:
         "partitions_definitions": partitions.section(),
         "sensors": _sensors(defs),
         # Class names only: where a class lives may move (modules are being reorganised), what it is may not.
-        "resources": {
-            key: type(res).__name__
-            for key, res in sorted((defs.resources or {}).items())
-        },
+        "resources": {key: type(res).__name__ for key, res in sorted((defs.resources or {}).items())},
         "executor": defs.executor.name if defs.executor is not None else None,
     }
 
@@ -385,12 +353,8 @@ def _flat(value, path: str = "") -> dict[str, object]:
 def _deterministic(described: dict, root) -> None:
     text = repr(described)
     assert " at 0x" not in text, "a repr with a memory address got into the description"
-    assert str(root) not in text, (
-        "a path of this test's temporary folder got into the description"
-    )
-    assert dt.date.today().isoformat() not in text, (
-        "today's date got into the description (a time window's keys?)"
-    )
+    assert str(root) not in text, "a path of this test's temporary folder got into the description"
+    assert dt.date.today().isoformat() not in text, "today's date got into the description (a time window's keys?)"
 
 
 # --- the tests -------------------------------------------------------------------------------
@@ -415,7 +379,5 @@ def test_settings_change_only_what_they_should(isolated, snapshot):
         for path in sorted(default.keys() | variant.keys())
         if default.get(path, "(absent)") != variant.get(path, "(absent)")
     }
-    settings = {
-        k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in VARIANT.items()
-    }
+    settings = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in VARIANT.items()}
     assert {"settings": settings, "changes": diff} == snapshot

@@ -152,7 +152,9 @@ def test_k8s_instance_validates_against_dagster_k8s_config_schema(tmp_path):
     assert result.success, result.errors
     # The schema is really consulted: a misspelt key or a wrong type is refused.
     assert not process_config(K8sRunLauncher.config_type(), launcher["config"] | {"job_namespce": "x"}).success
-    assert not process_config(K8sRunLauncher.config_type(), launcher["config"] | {"env_secrets": "hedgegrid-env"}).success
+    assert not process_config(
+        K8sRunLauncher.config_type(), launcher["config"] | {"env_secrets": "hedgegrid-env"}
+    ).success
     # The whole file is a valid instance (Dagster's own instance schema)...
     home = tmp_path / "home"
     home.mkdir()
@@ -163,7 +165,10 @@ def test_k8s_instance_validates_against_dagster_k8s_config_schema(tmp_path):
     for key in ("storage", "run_coordinator", "run_monitoring", "run_retries", "telemetry"):
         assert config[key] == local[key], key
     assert config["concurrency"]["pools"] == local["concurrency"]["pools"]
-    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == local["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert (
+        config["concurrency"]["runs"]["tag_concurrency_limits"]
+        == local["concurrency"]["runs"]["tag_concurrency_limits"]
+    )
 
 
 def test_k8s_instance_loads_with_postgres_and_the_k8s_launcher(postgres_server, tmp_path, monkeypatch):
@@ -191,7 +196,10 @@ def test_k8s_instance_loads_with_postgres_and_the_k8s_launcher(postgres_server, 
     assert launcher.job_namespace == "hedgegrid" and launcher.env_secrets == ["hedgegrid-env"]
     assert launcher.instance_config_map == "dagster-instance" and launcher.resources["requests"]["cpu"] == "1"
     assert instance.get_runs() == []  # the storage answers from Postgres
-    tables = {r[0] for r in postgres_server.query("hedgegrid_k8s", "select tablename from pg_tables where schemaname = 'public'")}
+    tables = {
+        r[0]
+        for r in postgres_server.query("hedgegrid_k8s", "select tablename from pg_tables where schemaname = 'public'")
+    }
     assert {"runs", "event_logs", "instigators"} <= tables
 
 
@@ -201,28 +209,121 @@ def test_k8s_instance_loads_with_postgres_and_the_k8s_launcher(postgres_server, 
 # the pydantic models values.schema.json is generated from) for the sections these values set.
 # Sections with extra="forbid" refuse any other key, so a typo here would fail `helm install`.
 CHART_KEYS = {
-    "top": {"dagsterWebserver", "dagster-user-deployments", "postgresql", "generatePostgresqlPasswordSecret",
-            "generateCeleryConfigSecret", "rabbitmq", "redis", "flower", "ingress", "imagePullSecrets",
-            "computeLogManager", "scheduler", "runLauncher", "pythonLogs", "dagsterDaemon", "busybox",
-            "migrate", "telemetry", "serviceAccount", "global", "retention", "concurrency",
-            "additionalInstanceConfig"},
+    "top": {
+        "dagsterWebserver",
+        "dagster-user-deployments",
+        "postgresql",
+        "generatePostgresqlPasswordSecret",
+        "generateCeleryConfigSecret",
+        "rabbitmq",
+        "redis",
+        "flower",
+        "ingress",
+        "imagePullSecrets",
+        "computeLogManager",
+        "scheduler",
+        "runLauncher",
+        "pythonLogs",
+        "dagsterDaemon",
+        "busybox",
+        "migrate",
+        "telemetry",
+        "serviceAccount",
+        "global",
+        "retention",
+        "concurrency",
+        "additionalInstanceConfig",
+    },
     "global": {"postgresqlSecretName", "dagsterHome", "serviceAccountName", "celeryConfigSecretName"},
     "userDeployments": {"enabled", "enableSubchart", "imagePullSecrets", "deployments"},
-    "deployment": {"name", "image", "port", "dagsterApiGrpcArgs", "codeServerArgs", "includeConfigInLaunchedRuns",
-                   "env", "envConfigMaps", "envSecrets", "annotations", "nodeSelector", "affinity", "tolerations",
-                   "podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe",
-                   "startupProbe", "labels", "volumeMounts", "volumes", "schedulerName"},
-    "k8sRunLauncher": {"image", "imagePullPolicy", "jobNamespace", "loadInclusterConfig", "kubeconfigFile",
-                       "envConfigMaps", "envSecrets", "envVars", "volumeMounts", "volumes", "labels",
-                       "failPodOnRunFailure", "resources", "schedulerName", "securityContext", "runK8sConfig"},
-    "postgresql": {"postgresqlScheme", "image", "enabled", "postgresqlHost", "postgresqlUsername",
-                   "postgresqlPassword", "postgresqlDatabase", "postgresqlParams", "service"},
-    "daemon": {"enabled", "image", "runCoordinator", "heartbeatTolerance", "env", "envConfigMaps", "envSecrets",
-               "deploymentLabels", "labels", "nodeSelector", "affinity", "tolerations", "podSecurityContext",
-               "securityContext", "resources", "checkDbReadyInitContainer", "livenessProbe", "readinessProbe",
-               "startupProbe", "annotations", "runMonitoring", "runRetries", "sensors", "schedules", "backfills",
-               "schedulerName", "logFormat", "volumeMounts", "volumes", "initContainerResources",
-               "extraContainers", "extraPrependedInitContainers"},
+    "deployment": {
+        "name",
+        "image",
+        "port",
+        "dagsterApiGrpcArgs",
+        "codeServerArgs",
+        "includeConfigInLaunchedRuns",
+        "env",
+        "envConfigMaps",
+        "envSecrets",
+        "annotations",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "labels",
+        "volumeMounts",
+        "volumes",
+        "schedulerName",
+    },
+    "k8sRunLauncher": {
+        "image",
+        "imagePullPolicy",
+        "jobNamespace",
+        "loadInclusterConfig",
+        "kubeconfigFile",
+        "envConfigMaps",
+        "envSecrets",
+        "envVars",
+        "volumeMounts",
+        "volumes",
+        "labels",
+        "failPodOnRunFailure",
+        "resources",
+        "schedulerName",
+        "securityContext",
+        "runK8sConfig",
+    },
+    "postgresql": {
+        "postgresqlScheme",
+        "image",
+        "enabled",
+        "postgresqlHost",
+        "postgresqlUsername",
+        "postgresqlPassword",
+        "postgresqlDatabase",
+        "postgresqlParams",
+        "service",
+    },
+    "daemon": {
+        "enabled",
+        "image",
+        "runCoordinator",
+        "heartbeatTolerance",
+        "env",
+        "envConfigMaps",
+        "envSecrets",
+        "deploymentLabels",
+        "labels",
+        "nodeSelector",
+        "affinity",
+        "tolerations",
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "checkDbReadyInitContainer",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "annotations",
+        "runMonitoring",
+        "runRetries",
+        "sensors",
+        "schedules",
+        "backfills",
+        "schedulerName",
+        "logFormat",
+        "volumeMounts",
+        "volumes",
+        "initContainerResources",
+        "extraContainers",
+        "extraPrependedInitContainers",
+    },
     "runRetries": {"enabled", "maxRetries", "retryOnAssetOrOpFailure"},
     "concurrency": {"enabled", "pools", "runs"},
     "pools": {"defaultLimit", "granularity", "opGranularityRunBuffer"},
@@ -269,7 +370,11 @@ def test_helm_values_have_the_keys_the_chart_reads():
     assert uds["enabled"] and uds["enableSubchart"] and set(uds) <= CHART_KEYS["userDeployments"]
     (deployment,) = uds["deployments"]
     assert set(deployment) <= CHART_KEYS["deployment"]
-    assert {"name", "image", "port"} <= set(deployment) and set(deployment["image"]) == {"repository", "tag", "pullPolicy"}
+    assert {"name", "image", "port"} <= set(deployment) and set(deployment["image"]) == {
+        "repository",
+        "tag",
+        "pullPolicy",
+    }
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert deployment["image"]["tag"] == version
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
@@ -291,7 +396,10 @@ def test_helm_values_have_the_keys_the_chart_reads():
     # The same queue limits and pools as deploy/dagster.yaml, in the chart's spelling.
     local = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["concurrency"]
     assert conc["enabled"] is True
-    assert conc["pools"] == {"granularity": local["pools"]["granularity"], "defaultLimit": local["pools"]["default_limit"]}
+    assert conc["pools"] == {
+        "granularity": local["pools"]["granularity"],
+        "defaultLimit": local["pools"]["default_limit"],
+    }
     assert conc["runs"]["tagConcurrencyLimits"] == local["runs"]["tag_concurrency_limits"]
     assert conc["runs"]["maxConcurrentRuns"] == _k8s_instance()["concurrency"]["runs"]["max_concurrent_runs"]
     # S3, DAGSTER_POSTGRES_URL and the Tardis key reach every pod from one Secret; nothing secret here.

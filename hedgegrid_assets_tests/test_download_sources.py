@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hedgegrid_assets.sources.base import LandingRequest
-from hedgegrid_assets.errors import NotPublishedError
-from hedgegrid_assets.sources.binance import BinanceSource
-from hedgegrid_assets.errors import TransientSourceError
+from hedgegrid_assets.errors import NotPublishedError, TransientSourceError
 from hedgegrid_assets.landing.download import Downloads, Retry
+from hedgegrid_assets.sources.base import LandingRequest
+from hedgegrid_assets.sources.binance import BinanceSource
 from hedgegrid_assets_tests.fake_vendor import FakeVendor
 from hedgegrid_assets_tests.test_cli import BIN, run
 from hedgegrid_assets_tests.test_csv_sources import binance_files, built_counts, expected_trades, tardis_files
@@ -57,7 +56,12 @@ def test_binance_downloads_through_faults_verifies_and_never_fetches_twice(tmp_p
     counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")
     assert (counts["trades"], counts["mark_prices"], counts["funding_rates"]) == ("120", "1,440", "3")
     assert counts.get("quotes", "0") == "0"  # no bookTicker file published that day: none, no failure
-    assert [(r.status, r.range) for r in server.served(AGG)] == [(429, None), (500, None), (200, None), (206, "bytes=300-")]
+    assert [(r.status, r.range) for r in server.served(AGG)] == [
+        (429, None),
+        (500, None),
+        (200, None),
+        (206, "bytes=300-"),
+    ]
     assert "downloads: 6 file(s)" in proc.stdout and "0 already in the raw zone" in proc.stdout, proc.stdout
     cat = data / "catalog"
     assert catalog_trades(cat) == expected_trades(truth)
@@ -130,7 +134,9 @@ def tardis_site(tmp_path):
         for day in ("2024-01-01", "2024-01-02"):
             for data_type in ("trades", "derivative_ticker"):
                 local = files / f"binance-futures_{data_type}_{day}_BTCUSDT.csv.gz"
-                server.put(f"/v1/binance-futures/{data_type}/{day.replace('-', '/')}/BTCUSDT.csv.gz", local.read_bytes())
+                server.put(
+                    f"/v1/binance-futures/{data_type}/{day.replace('-', '/')}/BTCUSDT.csv.gz", local.read_bytes()
+                )
         yield server, truth, funding
 
 
@@ -138,7 +144,9 @@ def test_tardis_datasets_with_the_key_through_hedgegrid_build(tmp_path, tardis_s
     server, truth, funding = tardis_site
     server.fail("/v1/binance-futures/trades/2024/01/02/BTCUSDT.csv.gz", 429)
     data = tmp_path / "d"
-    proc = run(build_cmd(tmp_path, "tardis-datasets", data), tmp_path, TARDIS_API_KEY=KEY, TARDIS_DATASETS_ENDPOINT=server.url)
+    proc = run(
+        build_cmd(tmp_path, "tardis-datasets", data), tmp_path, TARDIS_API_KEY=KEY, TARDIS_DATASETS_ENDPOINT=server.url
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     counts = built_counts(proc.stdout, "2024-01-02|BTCUSDT")
     assert counts["trades"] == "81" and counts.get("quotes", "0") == "0"  # the day has no quotes file
@@ -180,9 +188,9 @@ def test_a_stalled_answer_times_out_and_is_asked_again(tmp_path):
 def test_a_scheduled_run_retries_a_day_not_published_yet(tmp_path, binance_site, monkeypatch):
     """The daily schedule asks early: a day the vendor has not published is retried later
     (RetryRequested: every 30 min for a day; here at once, twice), not failed for good."""
+    from hedgegrid_assets.definitions import BUILD_JOB, build_definitions
     from hedgegrid_assets.partitions import partition_key
     from hedgegrid_assets_tests.conftest import QUIET, make_instance, make_settings
-    from hedgegrid_assets.definitions import BUILD_JOB, build_definitions
 
     server, _ = binance_site
     monkeypatch.setattr(NotPublishedError, "retry_after_s", 0)
@@ -194,21 +202,23 @@ def test_a_scheduled_run_retries_a_day_not_published_yet(tmp_path, binance_site,
     result = job.execute_in_process(partition_key=partition_key(yesterday, "BTCUSDT"), instance=make_instance(tmp_path),
                                     raise_on_error=False, run_config=QUIET, tags={"dagster/schedule_name": "daily"})  # fmt: skip
     assert not result.success
-    restarts = [e for e in result.all_events if e.event_type_value == "STEP_RESTARTED" and e.step_key == "raw_market_data"]
+    restarts = [
+        e for e in result.all_events if e.event_type_value == "STEP_RESTARTED" and e.step_key == "raw_market_data"
+    ]
     assert len(restarts) == 2
     failure = result.get_step_failure_events()[0]
     assert "not published yet" in str(failure.step_failure_data.error.cause or failure.step_failure_data.error)
 
 
 def test_a_key_echoed_back_by_a_proxy_is_masked(tmp_path):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Echo(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self.send_response(403, f"denied for {self.headers.get('Authorization')}")
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -58,7 +58,9 @@ def failure(result) -> str:
 def test_an_empty_file_fails_and_keeps_the_catalog_day(tmp_path, emptiness):
     folder = tmp_path / "in"
     paths = write_day(folder)
-    settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=config(tmp_path, folder))
+    settings = make_settings(
+        tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=config(tmp_path, folder)
+    )
     instance = make_instance(tmp_path)
     assert build(settings, instance, [KEY])[str(KEY)].success
     before = catalog_bytes(settings, TRADES)
@@ -107,7 +109,9 @@ def test_allow_empty_writes_the_day_as_empty_from_the_command_line(tmp_path):
 def test_a_kind_the_config_leaves_out_is_absent_and_its_old_day_stays(tmp_path):
     folder = tmp_path / "in"
     write_day(folder)
-    settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=config(tmp_path, folder))
+    settings = make_settings(
+        tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="csv", source_config=config(tmp_path, folder)
+    )
     instance = make_instance(tmp_path)
     assert build(settings, instance, [KEY])[str(KEY)].success
     funding = catalog_bytes(settings, FUNDING_RATES)
@@ -122,7 +126,9 @@ def test_an_empty_jsonl_recording_fails_naming_it(tmp_path):
     recording.parent.mkdir()
     recording.write_text("")
     cfg = tmp_path / "j.json"
-    cfg.write_text(json.dumps({"base_path": str(recording.parent), "files": {"trades": {"file_path": "{symbol}-{date}.jsonl"}}}))
+    cfg.write_text(
+        json.dumps({"base_path": str(recording.parent), "files": {"trades": {"file_path": "{symbol}-{date}.jsonl"}}})
+    )
     settings = make_settings(tmp_path, symbols=["BTCUSDT"], start_date=DAY, source="jsonl", source_config=cfg)
     result = build(settings, make_instance(tmp_path), [KEY], raise_on_error=False)[str(KEY)]
     assert not result.success and f"no trades rows in {recording}:" in failure(result)

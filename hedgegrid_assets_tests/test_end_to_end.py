@@ -13,8 +13,8 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.assets import INSTRUMENT_ASSET, catalog_asset_name
 from hedgegrid_assets.frames import KINDS
-from hedgegrid_assets.settings import ChecksSettings
 from hedgegrid_assets.partitions import partition_key
+from hedgegrid_assets.settings import ChecksSettings
 from hedgegrid_assets_tests.conftest import DAYS, SYMBOLS, build, make_instance, make_settings, materializations
 
 
@@ -116,8 +116,12 @@ def test_rematerializing_is_idempotent_and_leaves_neighbours_alone(tmp_path):
     day1, day2 = (partition_key(d, "BTCUSDT") for d in DAYS)
     build(settings, instance, [day1, day2])
     catalog = settings.catalog_path
-    neighbour = catalog / "data" / "trade_tick" / "BTCUSDT-PERP.BINANCE" / (
-        "2024-01-01T00-00-00-000000000Z_2024-01-01T23-59-59-999999999Z.parquet"
+    neighbour = (
+        catalog
+        / "data"
+        / "trade_tick"
+        / "BTCUSDT-PERP.BINANCE"
+        / ("2024-01-01T00-00-00-000000000Z_2024-01-01T23-59-59-999999999Z.parquet")
     )
     before_bytes, before_mtime = neighbour.read_bytes(), neighbour.stat().st_mtime_ns
     first = ParquetDataCatalog(str(catalog)).trade_ticks()
@@ -161,7 +165,10 @@ def test_catalog_report_says_what_is_complete(built):
     result = built.results["2024-01-02|BTCUSDT"]
     mats = materializations(result)
     report = mats["catalog_report"].metadata
-    assert report["rows"].value == {k: mats[f"{k}_catalog"].metadata["rows"].value for k in ("trades", "quotes", "bars", "mark_prices", "funding_rates", "order_book_deltas")}
+    assert report["rows"].value == {
+        k: mats[f"{k}_catalog"].metadata["rows"].value
+        for k in ("trades", "quotes", "bars", "mark_prices", "funding_rates", "order_book_deltas")
+    }
     assert report["instrument"].value is True and report["funding_settlements_covered"].value is True
     gap_s = mats["trades"].metadata["largest_trade_gap_s"].value
     assert report["largest_trade_gap_minutes"].value == pytest.approx(gap_s / 60, abs=1e-3)
@@ -177,8 +184,12 @@ def test_catalog_report_flags_missing_kinds(tmp_path):
 
     settings = make_settings(tmp_path, symbols=["BTCUSDT"])
     job = build_job(settings, [KINDS_BY_CLI_NAME["trades"]], name="trades_only")
-    result = build_definitions(settings, jobs=[job]).resolve_job_def("trades_only").execute_in_process(
-        partition_key=partition_key(DAYS[0], "BTCUSDT"), instance=make_instance(tmp_path), run_config=QUIET
+    result = (
+        build_definitions(settings, jobs=[job])
+        .resolve_job_def("trades_only")
+        .execute_in_process(
+            partition_key=partition_key(DAYS[0], "BTCUSDT"), instance=make_instance(tmp_path), run_config=QUIET
+        )
     )
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "partition_complete")
     assert not check.passed

@@ -24,7 +24,9 @@ def find(tmp_path: Path, **env) -> subprocess.CompletedProcess:
 def fake_python(path: Path, version: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     major, minor = version.split(".")[:2]
-    path.write_text(f"#!/bin/sh\n[ \"$1\" = -c ] && exec {sys.executable} -c \"import sys; sys.exit(not ((3, 12) <= ({major}, {minor}) < (3, 15)))\"\n")
+    path.write_text(
+        f'#!/bin/sh\n[ "$1" = -c ] && exec {sys.executable} -c "import sys; sys.exit(not ((3, 12) <= ({major}, {minor}) < (3, 15)))"\n'
+    )
     path.chmod(0o755)
     return path
 

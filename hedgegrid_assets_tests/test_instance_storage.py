@@ -13,6 +13,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
+from dagster_shared.check import CheckError
 
 from hedgegrid_assets.instance_storage import (
     EVENT_BATCH_SIZE,
@@ -45,7 +46,7 @@ def test_a_batch_is_stored_whole_or_not_at_all(tmp_path):
     storage = PooledSqliteEventLogStorage(str(tmp_path))
     run_id = str(uuid.uuid4())
     storage.store_event(entry(run_id, "before"))
-    with pytest.raises(Exception):  # the third is no event: the batch's first two are rolled back
+    with pytest.raises(CheckError):  # the third is no event: the batch's first two are rolled back
         storage.store_event_batch([entry(run_id, "one"), entry(run_id, "two"), "not an event"])
     assert [e.user_message for e in storage.get_logs_for_run(run_id)] == ["before"]
     # The kept connection works on after the failure; a good batch lands in one go.

@@ -23,8 +23,8 @@ from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, TRADES, Partitio
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.sources.jsonl import JsonlSource
 from hedgegrid_assets.sources.base import LandingRequest
+from hedgegrid_assets.sources.jsonl import JsonlSource
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 
 DAY = dt.date(2024, 1, 2)
@@ -58,7 +58,9 @@ class Truth:
         return ms_of(self.day)
 
 
-def make_truth(day: dt.date = DAY, symbol: str = "BTCUSDT", n_trades: int = 300, mark_every_s: int = 60, seed: int = 1) -> Truth:
+def make_truth(
+    day: dt.date = DAY, symbol: str = "BTCUSDT", n_trades: int = 300, mark_every_s: int = 60, seed: int = 1
+) -> Truth:
     rng = random.Random(f"{seed}-{day}-{symbol}")
     truth = Truth(day, symbol)
     start = truth.start_ms
@@ -82,7 +84,9 @@ def make_truth(day: dt.date = DAY, symbol: str = "BTCUSDT", n_trades: int = 300,
         hour = (e - start) // 3_600_000
         rate_units = 10_000 + 150 * ((hour * 7) % 5) - 300  # changes every hour
         nxt = start + ((e - start) // 28_800_000 + 1) * 28_800_000
-        truth.marks.append({"E": e, "recv_us": e * 1000 + 2_000, "p": f"{price:.8f}", "r": f"{rate_units / 1e8:.8f}", "T": nxt})
+        truth.marks.append(
+            {"E": e, "recv_us": e * 1000 + 2_000, "p": f"{price:.8f}", "r": f"{rate_units / 1e8:.8f}", "T": nxt}
+        )
     prev = None
     for mk in truth.marks:
         if (mk["r"], mk["T"]) != prev:
@@ -147,7 +151,16 @@ def expected_trades(truth: Truth, has_recv) -> list[tuple]:
     rows = []
     for tr in truth.trades:
         ts_init = tr["recv_us"] * 1000 if has_recv(tr) else (tr["T"] + 2) * 1_000_000
-        rows.append((float(tr["p"]), float(tr["q"]), "SELLER" if tr["m"] else "BUYER", str(tr["a"]), tr["T"] * 1_000_000, ts_init))
+        rows.append(
+            (
+                float(tr["p"]),
+                float(tr["q"]),
+                "SELLER" if tr["m"] else "BUYER",
+                str(tr["a"]),
+                tr["T"] * 1_000_000,
+                ts_init,
+            )
+        )
     return sorted(rows, key=lambda r: r[5])
 
 
@@ -194,12 +207,26 @@ def test_every_line_shape_and_counts(tmp_path):
     # A recorder's extras: a subscription reply, a bookTicker, blank lines, a truncated last line.
     text.insert(0, '{"result":null,"id":1}')
     # An event no kind reads (its 'a' is a list, an aggTrade's 'a' an integer): counted, skipped.
-    text.insert(5, json.dumps({"stream": "btcusdt@depth", "data": {"e": "depthUpdate", "s": "BTCUSDT", "b": [["42000.1", "1"]], "a": [], "pu": 1}}))
+    text.insert(
+        5,
+        json.dumps(
+            {
+                "stream": "btcusdt@depth",
+                "data": {"e": "depthUpdate", "s": "BTCUSDT", "b": [["42000.1", "1"]], "a": [], "pu": 1},
+            }
+        ),
+    )
     text.insert(9, "")
     text.insert(20, "   ")
     text.append('2024-01-02T23:59:59.9990000Z {"stream":"btcusdt@aggTrade","data":{"e":"aggTr')
     rec = write_text(tmp_path / "rec" / "btcusdt-2024-01-02.jsonl.gz", text)
-    cfg = write_config(tmp_path / "ws.json", {"base_path": "rec", "files": {k: {"file_path": "{symbol_lower}-{date}.jsonl.gz"} for k in ("trades", "mark", "funding")}})
+    cfg = write_config(
+        tmp_path / "ws.json",
+        {
+            "base_path": "rec",
+            "files": {k: {"file_path": "{symbol_lower}-{date}.jsonl.gz"} for k in ("trades", "mark", "funding")},
+        },
+    )
     source = JsonlSource(config_path=str(cfg))
     landed = land(source, tmp_path / "landing")
     assert [p.name for p in landed] == ["btcusdt-2024-01-02.jsonl.gz"]  # one file carries every kind: landed once
@@ -212,7 +239,9 @@ def test_every_line_shape_and_counts(tmp_path):
     assert notes["blank_lines"] == 2 and notes["truncated_last_lines"] == 1
     assert notes["unknown_events_by_type"] == {"no 'e' field": 1, "depthUpdate": 1}
     # Replay lines take their prefix as ts_init; envelope and bare lines fall back to E.
-    replay_ids = {json.loads(ln.split(" ", 1)[1])["data"]["a"] for _, ln, s in lines if s == "replay" and "aggTrade" in ln}
+    replay_ids = {
+        json.loads(ln.split(" ", 1)[1])["data"]["a"] for _, ln, s in lines if s == "replay" and "aggTrade" in ln
+    }
     got = [(r["price"], r["size"], r["aggressor_side"], r["trade_id"], r["ts_event"], r["ts_init"])
            for r in trades.with_columns(pl.col("ts_event", "ts_init").dt.epoch("ns"), pl.col("aggressor_side").cast(pl.String)).iter_rows(named=True)]  # fmt: skip
     assert got == expected_trades(truth, lambda tr: tr["a"] in replay_ids)
@@ -251,7 +280,9 @@ def test_multi_day_recording_through_dagster_with_duplicates_quarantined(tmp_pat
     text = [ln for _, ln, _ in sorted(lines)]
     dup_index = next(i for i, ln in enumerate(text) if "aggTrade" in ln and "2024-01-02T1" in ln)
     text.insert(dup_index + 3, text[dup_index])  # a reconnect replays a trade
-    text.insert(10, '{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT","E":1704153600000,"k":{"t":1704153540000}}}')
+    text.insert(
+        10, '{"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT","E":1704153600000,"k":{"t":1704153540000}}}'
+    )
     write_text(tmp_path / "rec" / "btcusdt.jsonl", text)
     cfg = write_config(tmp_path / "ws.json", {"base_path": str(tmp_path / "rec"), "land": "hardlink",
                                               "files": {k: {"file_path": "{symbol_lower}.jsonl"} for k in ("trades", "mark", "funding")}})  # fmt: skip
@@ -261,7 +292,12 @@ def test_multi_day_recording_through_dagster_with_duplicates_quarantined(tmp_pat
     first = check_evaluations(results[str(partition_key(DAY, "BTCUSDT"))])
     assert first["trades_schema"].passed
     assert first["trades_schema"].metadata["quarantined_by_reason"].value == {"duplicate trade_id": 1}
-    assert check_evaluations(results[str(partition_key(days[1], "BTCUSDT"))])["trades_schema"].metadata["quarantined_rows"].value == 0
+    assert (
+        check_evaluations(results[str(partition_key(days[1], "BTCUSDT"))])["trades_schema"]
+        .metadata["quarantined_rows"]
+        .value
+        == 0
+    )
     assert first["funding_rates_settlements_covered"].passed
     # What the parser skipped reaches the run's log as a warning.
     run = results[str(partition_key(DAY, "BTCUSDT"))]
@@ -273,7 +309,9 @@ def test_multi_day_recording_through_dagster_with_duplicates_quarantined(tmp_pat
     assert catalog_trades(cat) == expected
     marks = [(float(m["p"]), m["E"] * 1_000_000, m["recv_us"] * 1000) for t in truths for m in t.marks]
     assert catalog_marks(cat) == marks
-    funding = [(float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["recv_us"] * 1000) for t in truths for f in t.funding]
+    funding = [
+        (float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["recv_us"] * 1000) for t in truths for f in t.funding
+    ]
     assert catalog_funding(cat) == funding
 
 
@@ -284,13 +322,21 @@ def test_recording_through_dagster_asset_materialize(tmp_path):
     write_text(tmp_path / "rec" / "btcusdt.jsonl", [ln for _, ln, _ in jsonl_lines(truth, "envelope")])
     ws = write_config(tmp_path / "ws.json", {"base_path": str(tmp_path / "rec"), "files": {
         k: {"file_path": "{symbol_lower}.jsonl"} for k in ("trades", "mark", "funding")}})  # fmt: skip
-    dagster_materialize(tmp_path, "--partition", "2024-01-02|BTCUSDT",
-                HEDGEGRID_SOURCE="jsonl", HEDGEGRID_SOURCE_CONFIG=str(ws), HEDGEGRID_SYMBOLS="BTCUSDT")
+    dagster_materialize(
+        tmp_path,
+        "--partition",
+        "2024-01-02|BTCUSDT",
+        HEDGEGRID_SOURCE="jsonl",
+        HEDGEGRID_SOURCE_CONFIG=str(ws),
+        HEDGEGRID_SYMBOLS="BTCUSDT",
+    )
     cat = tmp_path / "d" / "catalog"
     # Envelope lines carry no receive time: ts_init is the event time E (trade time + 2 ms here).
     assert catalog_trades(cat) == expected_trades(truth, lambda tr: False)
     assert catalog_marks(cat) == [(float(m["p"]), m["E"] * 1_000_000, m["E"] * 1_000_000) for m in truth.marks]
-    assert catalog_funding(cat) == [(float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["E"] * 1_000_000) for f in truth.funding]
+    assert catalog_funding(cat) == [
+        (float(f["r"]), f["T"] * 1_000_000, f["E"] * 1_000_000, f["E"] * 1_000_000) for f in truth.funding
+    ]
 
 
 def test_gzip_cut_short_is_read_up_to_where_it_ends(tmp_path):
@@ -299,7 +345,9 @@ def test_gzip_cut_short_is_read_up_to_where_it_ends(tmp_path):
     whole = gzip.compress(("\n".join(ln for _, ln, _ in jsonl_lines(truth)) + "\n").encode())
     rec = tmp_path / "rec.jsonl.gz"
     rec.write_bytes(whole[: len(whole) * 2 // 3])
-    cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path), "files": {"trades": {"file_path": "rec.jsonl.gz"}}})
+    cfg = write_config(
+        tmp_path / "c.json", {"base_path": str(tmp_path), "files": {"trades": {"file_path": "rec.jsonl.gz"}}}
+    )
     frame, notes = JsonlSource(config_path=str(cfg)).read_frame_with_notes(TRADES, [rec], part_for())
     assert notes["truncated_gzip_streams"] == 1 and notes["truncated_last_lines"] <= 1
     assert 0 < frame.height < len(truth.trades)
@@ -338,7 +386,7 @@ def test_a_recording_with_book_tickers_and_depth_updates(tmp_path):
     assert "quotes=40" in proc.stdout
     assert "events no kind reads: depthUpdate 3, kline 1" in proc.stdout, proc.stdout
     got = ParquetDataCatalog(str(tmp_path / "d" / "catalog")).quote_ticks(instrument_ids=["BTCUSDT-PERP.BINANCE"])
-    assert [(q.ts_event // 1_000_000, str(q.bid_price), str(q.ask_price), str(q.bid_size), str(q.ask_size)) for q in got] == [
-        (t, b, a, "1.500", "0.250") for t, b, a in quotes
-    ]
+    assert [
+        (q.ts_event // 1_000_000, str(q.bid_price), str(q.ask_price), str(q.bid_size), str(q.ask_size)) for q in got
+    ] == [(t, b, a, "1.500", "0.250") for t, b, a in quotes]
     assert [q.ts_init for q in got] == [(t * 1000 + 700) * 1000 for t, _, _ in quotes]

@@ -67,13 +67,19 @@ def test_nautilus_alone_reads_and_backtests_every_kind(built):
     iid = "BTCUSDT-PERP.BINANCE"
     proc = subprocess.run(
         [sys.executable, "-c", NAUTILUS_ONLY, str(built.catalog), iid],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["hedgegrid_imported"] is False
     assert out["instruments"] == sorted(f"{s}-PERP.BINANCE" for s in SYMBOLS)
-    rows = {k: sum(f.height for f in staged(built, k, "BTCUSDT")) for k in ("trades", "quotes", "mark_prices", "funding_rates")}
+    rows = {
+        k: sum(f.height for f in staged(built, k, "BTCUSDT"))
+        for k in ("trades", "quotes", "mark_prices", "funding_rates")
+    }
     assert out["bars"] == sum(f.height for f in staged(built, "bars", "BTCUSDT")) > 2800
     assert all(rows.values())
     assert {k: out[k] for k in rows} == rows
@@ -82,8 +88,11 @@ def test_nautilus_alone_reads_and_backtests_every_kind(built):
     assert out["query_funding"] == [
         [f"{r:.8f}", iv, n, ti]
         for r, iv, n, ti in zip(
-            funding["rate"], funding["interval"], funding["next_funding_time"].dt.epoch("ns"),
-            funding["ts_init"].dt.epoch("ns"), strict=True,
+            funding["rate"],
+            funding["interval"],
+            funding["next_funding_time"].dt.epoch("ns"),
+            funding["ts_init"].dt.epoch("ns"),
+            strict=True,
         )
     ]
     assert {iv for _, iv, _, _ in out["query_funding"]} == {480}
@@ -92,7 +101,9 @@ def test_nautilus_alone_reads_and_backtests_every_kind(built):
 def settled_rates_in_raw(built, key) -> dict[int, str]:
     """Straight from the landed messages (plain json, not our parser): for each next funding
     time T, the rate `r` of the last markPrice message before T was reached."""
-    (path,) = (built.settings.raw_dir / "sample" / key.keys_by_dimension["date"] / key.keys_by_dimension["symbol"]).glob("*.gz")
+    (path,) = (
+        built.settings.raw_dir / "sample" / key.keys_by_dimension["date"] / key.keys_by_dimension["symbol"]
+    ).glob("*.gz")
     last: dict[int, str] = {}
     with gzip.open(path, "rt") as lines:
         for line in lines:
@@ -132,7 +143,10 @@ def test_index_price_is_kept_beside_the_mark_and_not_written(built):
     assert ((marks["value"] / marks["index_price"] - 1).abs() < 0.001).all()
     assert not (built.catalog / "data" / "index_price_update").exists()
     evaluations = [
-        e for r in built.results.values() for e in r.get_asset_check_evaluations() if e.check_name == "mark_prices_near_index"
+        e
+        for r in built.results.values()
+        for e in r.get_asset_check_evaluations()
+        if e.check_name == "mark_prices_near_index"
     ]
     assert len(evaluations) == len(built.results) and all(e.passed for e in evaluations)
     assert all(e.metadata["compared"].value == 86_400 for e in evaluations)

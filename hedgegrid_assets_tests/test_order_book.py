@@ -16,13 +16,13 @@ from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from hedgegrid_assets.frames.book_replay import book_tops, range_max
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.tardis.book import read_book_snapshots, read_incremental_l2
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, PartitionContext
+from hedgegrid_assets.frames.book_replay import book_tops, range_max
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.errors import SourceError
-from hedgegrid_assets.formats.tardis.book import read_book_snapshots, read_incremental_l2
 from hedgegrid_assets_tests.book_files import write_l2, write_snapshots
 from hedgegrid_assets_tests.conftest import build, make_instance, make_settings
 from hedgegrid_assets_tests.test_csv_sources import tardis_files
@@ -111,7 +111,10 @@ def test_snapshot_edge_cases_match_the_loader(tmp_path):
     path.write_text(text)
     ours = read_incremental_l2(path, part())
     theirs = loader().load_deltas(str(path), as_legacy_cython=True)
-    got = [(r["action"], r["side"], f"{r['price']:.1f}", f"{r['size']:.3f}", r["flags"]) for r in ours.iter_rows(named=True)]
+    got = [
+        (r["action"], r["side"], f"{r['price']:.1f}", f"{r['size']:.3f}", r["flags"])
+        for r in ours.iter_rows(named=True)
+    ]
     want = [(int(d.action), int(d.order.side), f"{d.order.price.as_decimal():.1f}", f"{d.order.size.as_decimal():.3f}", d.flags)
             for d in theirs]  # fmt: skip
     assert got == want
@@ -151,7 +154,12 @@ def test_bad_l2_rows_name_the_line(tmp_path):
     path.write_text(path.read_text().replace("buy,42000.0", "bid,42x00.0"))
     with pytest.raises(SourceError, match=r"bad.csv line 3: price '42x00.0' is not a number"):
         read_incremental_l2(path, part())
-    path.write_text(path.read_text().replace("BTCUSDT,1704153600000000,1704153600000100,true,bid,42x", "ETHUSDT,1704153600000000,1704153600000100,true,bid,42"))
+    path.write_text(
+        path.read_text().replace(
+            "BTCUSDT,1704153600000000,1704153600000100,true,bid,42x",
+            "ETHUSDT,1704153600000000,1704153600000100,true,bid,42",
+        )
+    )
     with pytest.raises(SourceError, match=r"line 3: symbol 'ETHUSDT', not BTCUSDT"):
         read_incremental_l2(path, part())
 
@@ -215,7 +223,9 @@ def test_tardis_book_through_dagster_reads_back_with_nautilus(tardis_book_catalo
     # (a zero price is stored without its precision, so a read-back CLEAR shows 0.0 in both).
     ref = ParquetDataCatalog(str(tmp_path / "ref"))
     ref.write_data(loader().load_deltas(str(base / f"binance-futures_incremental_book_L2_{DAY}_BTCUSDT.csv.gz")))
-    ref.write_data(loader().load_depth10(str(base / f"binance-futures_book_snapshot_25_{DAY}_BTCUSDT.csv.gz"), levels=25))
+    ref.write_data(
+        loader().load_depth10(str(base / f"binance-futures_book_snapshot_25_{DAY}_BTCUSDT.csv.gz"), levels=25)
+    )
     deltas = ours.order_book_deltas(instrument_ids=[IID])
     assert len(deltas) == 8_003
     assert [repr(d) for d in deltas] == [repr(d) for d in ref.order_book_deltas(instrument_ids=[IID])]
@@ -241,7 +251,11 @@ def test_a_backtest_over_our_deltas_fills_at_a_book_level(tardis_book_catalog):
     level fills at that level's price; the probe sees every batch Nautilus groups by F_LAST."""
     from nautilus_trader.backtest.node import BacktestNode
     from nautilus_trader.config import (
-        BacktestDataConfig, BacktestEngineConfig, BacktestRunConfig, BacktestVenueConfig, ImportableStrategyConfig,
+        BacktestDataConfig,
+        BacktestEngineConfig,
+        BacktestRunConfig,
+        BacktestVenueConfig,
+        ImportableStrategyConfig,
         LoggingConfig,
     )  # fmt: skip
     from nautilus_trader.model.data import OrderBookDelta
@@ -266,7 +280,9 @@ def test_a_backtest_over_our_deltas_fills_at_a_book_level(tardis_book_catalog):
     try:
         node.run()
         (probe,) = node.get_engine(config.id).trader.strategies()
-        frame = pl.read_parquet(next((catalog_path / "data" / "order_book_deltas").rglob("*.parquet")), columns=["flags"])
+        frame = pl.read_parquet(
+            next((catalog_path / "data" / "order_book_deltas").rglob("*.parquet")), columns=["flags"]
+        )
         assert probe.deltas == frame.height == 8_003
         assert probe.batches == frame.filter((pl.col("flags") & 128) != 0).height
         ask, ask_size, bid = probe.level
@@ -278,8 +294,8 @@ def test_a_backtest_over_our_deltas_fills_at_a_book_level(tardis_book_catalog):
 
 
 def test_generic_csv_reads_a_deltas_file_in_the_l2_layout(tmp_path):
-    from hedgegrid_assets.sources.csv import GenericCsvSource, from_config
     from hedgegrid_assets.errors import ConfigError
+    from hedgegrid_assets.sources.csv import GenericCsvSource, from_config
 
     path = write_l2(tmp_path / "in" / f"{DAY}_BTCUSDT_l2.csv.gz", 2_000, levels=20)
     cfg = write_config(tmp_path / "c.json", {"base_path": str(tmp_path / "in"),

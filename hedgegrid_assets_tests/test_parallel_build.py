@@ -14,11 +14,11 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from hedgegrid_assets import progress
-from hedgegrid_assets.locks import hold
 from hedgegrid_assets.landing.download import Downloads
+from hedgegrid_assets.locks import hold
+from hedgegrid_assets_tests.conftest import REPO
 from hedgegrid_assets_tests.fake_vendor import FakeVendor
 from hedgegrid_assets_tests.test_cli import BIN, run
-from hedgegrid_assets_tests.conftest import REPO
 
 KINDS = "trades,quotes,bars,mark,funding"  # what the sample offers
 KEYS = ["2024-01-01|BTCUSDT", "2024-01-01|ETHUSDT", "2024-01-02|BTCUSDT", "2024-01-02|ETHUSDT"]
@@ -45,7 +45,11 @@ def runs_by_partition(home: Path) -> dict[str, list[DagsterRunStatus]]:
 
 
 def without_timings(text: str) -> list[str]:
-    return [re.sub(r"\(\d+\.\d+s\)$", "(s)", ln) for ln in text.splitlines() if ln.strip() and not ln.startswith("building ")]
+    return [
+        re.sub(r"\(\d+\.\d+s\)$", "(s)", ln)
+        for ln in text.splitlines()
+        if ln.strip() and not ln.startswith("building ")
+    ]
 
 
 def test_jobs_2_builds_the_same_catalog_as_jobs_1_each_partition_once(tmp_path):
@@ -55,7 +59,9 @@ def test_jobs_2_builds_the_same_catalog_as_jobs_1_each_partition_once(tmp_path):
     assert parallel.returncode == 0, parallel.stderr
     assert "4 partition(s) from source 'sample'" in parallel.stdout and ", 2 at a time" in parallel.stdout
     # Same lines in the same (the range's) order, whichever partition finished first; same summary.
-    assert without_timings(parallel.stdout.replace("/parallel/", "/X/")) == without_timings(serial.stdout.replace("/serial/", "/X/"))
+    assert without_timings(parallel.stdout.replace("/parallel/", "/X/")) == without_timings(
+        serial.stdout.replace("/serial/", "/X/")
+    )
     order = [next(i for i, ln in enumerate(parallel.stdout.splitlines()) if f"] {k}  ok  " in ln) for k in KEYS]
     assert order == sorted(order) and f"[4/4] {KEYS[-1]}  ok  trades=" in parallel.stdout
     # Not a terminal: plain lines, no bars.
@@ -134,12 +140,17 @@ def test_a_failing_partition_in_a_parallel_build_reports_and_exits_nonzero(tmp_p
     # --symbol ETHUSDT twice: each partition is still scheduled once.
     assert "building 4 partition(s)" in out
     line = next(ln for ln in out.splitlines() if f"] {KEYS[1]}  " in ln)
-    assert line.startswith(f"[2/4] {KEYS[1]}  FAILED  ") and f"partition {KEYS[1]} is being built by pid {os.getpid()}" in line
+    assert (
+        line.startswith(f"[2/4] {KEYS[1]}  FAILED  ")
+        and f"partition {KEYS[1]} is being built by pid {os.getpid()}" in line
+    )
     for i, key in enumerate(KEYS, 1):
         if key != KEYS[1]:
             assert f"[{i}/4] {key}  ok  trades=" in out
     lines = proc.stderr.strip().splitlines()
-    assert lines[0] == "1 of 4 partition(s) failed:" and len(lines) == 2 and lines[1].startswith(f"  {KEYS[1]}: "), proc.stderr
+    assert lines[0] == "1 of 4 partition(s) failed:" and len(lines) == 2 and lines[1].startswith(f"  {KEYS[1]}: "), (
+        proc.stderr
+    )
     runs = runs_by_partition(work / "dagster_home")
     assert sorted(runs) == KEYS and all(len(v) == 1 for v in runs.values())
     assert runs[KEYS[1]] == [DagsterRunStatus.FAILURE]
@@ -186,9 +197,13 @@ def test_a_terminal_gets_progress_bars_with_elapsed_and_eta(tmp_path):
     # The bar over the partitions, with elapsed time and ETA, ends at 2/2.
     assert re.search(rf"partitions +{BAR}+ 2/2 partitions elapsed \d:\d\d:\d\d ETA \d:\d\d:\d\d", plain), plain[-3000:]
     # A running partition's bar says its stage (steps of the run).
-    assert re.search(rf"20\d\d-\d\d-\d\d\|[A-Z]+USDT  [a-z +()]+ +[{BAR}╺╸ ]+ \d+/\d+ steps +elapsed \d:\d\d:\d\d ETA", plain)
+    assert re.search(
+        rf"20\d\d-\d\d-\d\d\|[A-Z]+USDT  [a-z +()]+ +[{BAR}╺╸ ]+ \d+/\d+ steps +elapsed \d:\d\d:\d\d ETA", plain
+    )
     # The per-partition lines as without a terminal, once each.
-    assert plain.count("] 2024-01-01|BTCUSDT  ok  trades=") == 1 and plain.count("] 2024-01-01|ETHUSDT  ok  trades=") == 1
+    assert (
+        plain.count("] 2024-01-01|BTCUSDT  ok  trades=") == 1 and plain.count("] 2024-01-01|ETHUSDT  ok  trades=") == 1
+    )
     # In process (--jobs 1) as well, stage by stage: the bars go to the terminal even while Dagster
     # captures the step's stdout into its compute log.
     one = [*args[:-2], "--jobs", "1", "--symbol", "BTCUSDT"]
@@ -218,5 +233,8 @@ def test_a_download_reports_its_bytes_to_whoever_listens(tmp_path):
         assert [(e.kind, e.label, e.done, e.total) for e in events] == [
             ("bytes", "big.bin", n, 3_500_000) for n in (1 << 20, 2 << 20, 3 << 20, 3_500_000)
         ]
-        assert Downloads(tmp_path, "v", log=lambda _: None).get(f"{server.url}/other.bin", "other.bin").read_bytes() == b"y" * 10
+        assert (
+            Downloads(tmp_path, "v", log=lambda _: None).get(f"{server.url}/other.bin", "other.bin").read_bytes()
+            == b"y" * 10
+        )
     assert len(events) == 4

@@ -24,9 +24,9 @@ import pytest
 
 from hedgegrid_assets.catalog import journal
 from hedgegrid_assets.catalog.instance_binding import CATALOG_MARKER
+from hedgegrid_assets.checks import coverage
 from hedgegrid_assets.cli import main
 from hedgegrid_assets.partitions import partition_key
-from hedgegrid_assets.checks import coverage
 from hedgegrid_assets.settings import ChecksSettings, SampleSettings
 from hedgegrid_assets_tests.conftest import DAYS, build, make_instance, make_settings, materializations
 from hedgegrid_assets_tests.test_cli import run
@@ -155,13 +155,18 @@ def test_a_failing_check_of_any_kind_keeps_every_kind_old(old_and_new, tmp_path)
     # A mark-price band far too tight fails the marks' blocking check; trades and funding are
     # fine, and the input is new (seed 8): before, the new trades went in anyway.
     settings = make_settings(
-        tmp_path, symbols=["BTCUSDT"], data_dir=data, checks=ChecksSettings(mark_price_band=1e-9),
+        tmp_path,
+        symbols=["BTCUSDT"],
+        data_dir=data,
+        checks=ChecksSettings(mark_price_band=1e-9),
         sample=SampleSettings(trades_per_day=3000, seed=8),
     )
     key = partition_key(DAYS[1], "BTCUSDT")
     result = build(settings, make_instance(tmp_path), [key], raise_on_error=False)[str(key)]
     assert not result.success
-    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"}
+    failed = {
+        e.check_name for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"
+    }
     assert failed == {coverage.MARK_BAND_CHECK}
     assert {"trades", "funding_rates"} <= set(materializations(result))  # their frames were good
     assert kind_files(data / "catalog") == old

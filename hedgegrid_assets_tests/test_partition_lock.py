@@ -50,7 +50,7 @@ def test_two_concurrent_builds_of_one_partition_both_succeed(tmp_path):
         results: list[subprocess.CompletedProcess] = []
         # Two processes, one instance and one data zone (a catalog has one instance: the UI's).
         homes = [tmp_path / "home", tmp_path / "home"]
-        threads = [threading.Thread(target=lambda h=h: results.append(run(args, h))) for h in homes]
+        threads = [threading.Thread(target=lambda h=h, results=results: results.append(run(args, h))) for h in homes]
         homes[0].mkdir(exist_ok=True)
         for t in threads:
             t.start()
@@ -66,7 +66,15 @@ def test_a_batched_run_locks_every_partition_of_its_range(tmp_path):
     from hedgegrid_assets.locks import PartitionLock
 
     lock = PartitionLock(locks_dir=str(tmp_path), start_date="2024-01-01", symbols=["BTCUSDT", "ETHUSDT"])
-    tags = {"dagster/asset_partition_range_start": "2024-01-01|BTCUSDT", "dagster/asset_partition_range_end": "2024-01-02|ETHUSDT"}
-    assert sorted(lock._keys(tags)) == ["2024-01-01|BTCUSDT", "2024-01-01|ETHUSDT", "2024-01-02|BTCUSDT", "2024-01-02|ETHUSDT"]
+    tags = {
+        "dagster/asset_partition_range_start": "2024-01-01|BTCUSDT",
+        "dagster/asset_partition_range_end": "2024-01-02|ETHUSDT",
+    }
+    assert sorted(lock._keys(tags)) == [
+        "2024-01-01|BTCUSDT",
+        "2024-01-01|ETHUSDT",
+        "2024-01-02|BTCUSDT",
+        "2024-01-02|ETHUSDT",
+    ]
     assert lock._keys({"dagster/partition": "2024-01-02|BTCUSDT"}) == ["2024-01-02|BTCUSDT"]
     assert lock._keys({}) == []

@@ -97,7 +97,9 @@ def test_status_draws_the_coverage_with_failed_checks(built, tmp_path, monkeypat
     (day, symbol), _ = next(iter(sorted(status.rows.items())))
     later = day + dt.timedelta(days=3)
     status.rows[(later, symbol)] = {"trades": 10}
-    failed = [catalog_status.FailedCheck(f"{day + dt.timedelta(days=2)}|{symbol}", "trades_schema", "trades", "ERROR", "x")]
+    failed = [
+        catalog_status.FailedCheck(f"{day + dt.timedelta(days=2)}|{symbol}", "trades_schema", "trades", "ERROR", "x")
+    ]
     png = coverage_picture.render(status, failed)
     assert Image.open(io.BytesIO(png)).size[0] == 900
 
@@ -120,6 +122,8 @@ def test_fixed_point_prices_decode_as_arrow_does():
 
     values = pl.Series(np.abs(np.random.default_rng(7).normal(0, 1e6, 10_000)).round(1) + 0.1)
     for places in (1, 8):
-        col = pa.chunked_array([to_fixed_binary(values[:6000], places), to_fixed_binary(values[6000:] * 1e4, places)]).slice(3)
+        col = pa.chunked_array(
+            [to_fixed_binary(values[:6000], places), to_fixed_binary(values[6000:] * 1e4, places)]
+        ).slice(3)
         arrow = pl.Series(pa.chunked_array([c.view(DECIMAL).cast(pa.float64()) for c in col.chunks]))
         assert ((day_picture._fixed(col) - arrow).abs() <= arrow.abs() * 1e-15).all()

@@ -15,9 +15,9 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from hedgegrid_assets.assets import build_assets
 from hedgegrid_assets.definitions import BUILD_JOB, build_job, build_resources
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.frames import TRADES
 from hedgegrid_assets.partitions import partition_key
-from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource
 from hedgegrid_assets.sources.sample import generate_day
 from hedgegrid_assets_tests.conftest import QUIET, make_instance, make_settings
@@ -103,15 +103,24 @@ def test_a_bad_row_does_not_make_a_good_one_with_its_id_a_duplicate():
     times = [start + dt.timedelta(seconds=i) for i in range(5)]
     frame = TRADES.conform(
         pl.DataFrame(
-            {"ts_event": times, "ts_init": times, "price": [-5.0, 42000.1, 42000.2, 42000.3, 42000.4], "size": [0.1] * 5,
-             "aggressor_side": ["BUYER"] * 5, "trade_id": ["2", "2", "3", "3", "4"]}  # fmt: skip
+            {
+                "ts_event": times,
+                "ts_init": times,
+                "price": [-5.0, 42000.1, 42000.2, 42000.3, 42000.4],
+                "size": [0.1] * 5,
+                "aggressor_side": ["BUYER"] * 5,
+                "trade_id": ["2", "2", "3", "3", "4"],
+            }
         ).with_columns(pl.col("aggressor_side").cast(AGGRESSOR_SIDE))
     )
     good, q = quarantine.split(TRADES, frame, partition_context("2024-01-02|BTCUSDT", Settings()))
     # Trade 2's bad copy goes for its price, its good copy stays; trade 3's repeat is the duplicate.
     assert good.select("trade_id", "price").rows() == [("2", 42000.1), ("3", 42000.2), ("4", 42000.4)]
     assert q.counts == {"duplicate trade_id": 1, "price not a positive number": 1}
-    assert q.rows.select("trade_id", "reason").rows() == [("2", "price not a positive number"), ("3", "duplicate trade_id")]
+    assert q.rows.select("trade_id", "reason").rows() == [
+        ("2", "price not a positive number"),
+        ("3", "duplicate trade_id"),
+    ]
 
 
 def test_values_beyond_the_fixed_point_are_quarantined_not_crashing_the_writer():
@@ -135,5 +144,7 @@ def test_values_beyond_the_fixed_point_are_quarantined_not_crashing_the_writer()
         "value beyond the instrument's bound (1e+08, instruments.BTCUSDT.max_price)": 1,
     }
     spec = BINANCE_USDM_SPECS["BTCUSDT"].model_copy(update={"max_price": "4529764"})  # Binance's maxPrice
-    _, q = quarantine.split(MARK_PRICES, marks, partition_context("2024-01-02|BTCUSDT", Settings(instruments={"BTCUSDT": spec})))
+    _, q = quarantine.split(
+        MARK_PRICES, marks, partition_context("2024-01-02|BTCUSDT", Settings(instruments={"BTCUSDT": spec}))
+    )
     assert q.counts["value beyond the instrument's bound (4.52976e+06, instruments.BTCUSDT.max_price)"] == 2

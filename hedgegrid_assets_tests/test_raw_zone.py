@@ -35,7 +35,9 @@ def test_a_rewrite_keeping_size_and_mtime_still_lands_the_new_bytes(tmp_path):
         fh.write(b"time,price\n1,42999.0\n")
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert land_shared(src, shared, tmp_path / "b.csv") == digest(src)
-    assert (tmp_path / "b.csv").read_bytes().endswith(b"42999.0\n") and (tmp_path / "a.csv").read_bytes().endswith(b"42000.0\n")
+    assert (tmp_path / "b.csv").read_bytes().endswith(b"42999.0\n") and (tmp_path / "a.csv").read_bytes().endswith(
+        b"42000.0\n"
+    )
 
 
 def test_a_file_still_growing_lands_as_a_snapshot(tmp_path):
@@ -66,7 +68,10 @@ def test_concurrent_landings_publish_one_copy(tmp_path):
     src.write_bytes(os.urandom(8 << 20))
     shared = tmp_path / "_shared"
     results: list[str] = []
-    threads = [threading.Thread(target=lambda i=i: results.append(land_shared(src, shared, tmp_path / f"p{i}"))) for i in range(4)]
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(land_shared(src, shared, tmp_path / f"p{i}")))
+        for i in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -36,14 +36,23 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hedgegrid_assets.errors import ConfigError, SourceError
-from hedgegrid_assets.formats.binance import depth as binance_depth, public_data, ws as binance_ws
+from hedgegrid_assets.formats.binance import depth as binance_depth
+from hedgegrid_assets.formats.binance import public_data
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.formats.csv.reader import Table, read_table
 from hedgegrid_assets.formats.tardis import datasets as tardis_datasets
 from hedgegrid_assets.frames import (
-    EXCHANGE_BARS, FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, QUOTES, TRADES,
+    EXCHANGE_BARS,
+    FUNDING_RATES,
+    MARK_PRICES,
+    ORDER_BOOK_DELTAS,
+    ORDER_BOOK_DEPTH10,
+    QUOTES,
+    TRADES,
 )  # fmt: skip
 from hedgegrid_assets.landing import compressed, source_config
-from hedgegrid_assets.sources import csv as csv_source, jsonl as jsonl_source
+from hedgegrid_assets.sources import csv as csv_source
+from hedgegrid_assets.sources import jsonl as jsonl_source
 from hedgegrid_assets_tests.test_csv_sources import csv_text
 from hedgegrid_assets_tests.test_jsonl_source import DAY
 from hedgegrid_assets_tests.test_jsonl_source import part_for as new_part
@@ -252,7 +261,10 @@ def read_jsonl(path: Path):
 # Binance public data (data.binance.vision zips; ms timestamps, header rows).
 AGG_TRADES = csv_text(
     list(public_data.TABLES["aggTrades"].column_names),
-    [[100 + i, 42000.5 + i, "0.010", 200 + i, 200 + i, T0_MS + 1000 * i, "true" if i % 2 else "false"] for i in range(4)],
+    [
+        [100 + i, 42000.5 + i, "0.010", 200 + i, 200 + i, T0_MS + 1000 * i, "true" if i % 2 else "false"]
+        for i in range(4)
+    ],
 )
 TRADES_CSV = csv_text(
     list(public_data.TABLES["trades"].column_names),
@@ -285,7 +297,9 @@ def read_checksum(path: Path):
     """`path` is the .CHECKSUM file; the zip it names is written beside it (valid, fixed)."""
     zip_path = path.with_name(path.name.removesuffix(public_data.CHECKSUM_SUFFIX))
     zip_path.write_bytes(CHECKSUMMED_ZIP)
-    return assert_frame_or_clear_error(lambda: public_data.verify_checksum(zip_path, path) or "ok", path, also=(zip_path,))
+    return assert_frame_or_clear_error(
+        lambda: public_data.verify_checksum(zip_path, path) or "ok", path, also=(zip_path,)
+    )
 
 
 CHECKSUMMED_ZIP = pack("BTCUSDT-aggTrades-2024-01-02.zip", AGG_TRADES.encode(), "BTCUSDT-aggTrades-2024-01-02.csv")
@@ -350,7 +364,9 @@ GENERIC_FUNDING = csv_text(
     ["time", "rate", "next_funding_time", "funding_interval_hours"],
     [[f"2024-01-02 0{i}:00:00", "0.0001", "2024-01-02 08:00:00", 8] for i in range(4)],
 )
-GENERIC_MARK = csv_text(["timestamp;mark_price;index_price"], [[f"{T0_MS + 1000 * i};42000.5;42000.1"] for i in range(4)])
+GENERIC_MARK = csv_text(
+    ["timestamp;mark_price;index_price"], [[f"{T0_MS + 1000 * i};42000.5;42000.1"] for i in range(4)]
+)
 
 
 def read_generic(kind, options: dict):
@@ -407,34 +423,73 @@ CASES = [
     Case("jsonl-gz", "rec.jsonl.gz", replay_bytes, read_jsonl, json=True),
     Case("jsonl-zip", "rec.zip", replay_bytes, read_jsonl, member="rec.jsonl", json=True, mutated=False),
     Case("jsonl-bz2", "rec.jsonl.bz2", replay_bytes, read_jsonl, json=True, mutated=False),
-    Case("binance-aggTrades", "BTCUSDT-aggTrades-2024-01-02.zip", AGG_TRADES.encode, read_binance_table("aggTrades", TRADES)),
+    Case(
+        "binance-aggTrades",
+        "BTCUSDT-aggTrades-2024-01-02.zip",
+        AGG_TRADES.encode,
+        read_binance_table("aggTrades", TRADES),
+    ),
     Case("binance-trades", "BTCUSDT-trades-2024-01-02.zip", TRADES_CSV.encode, read_binance_table("trades", TRADES)),
-    Case("binance-bookTicker", "BTCUSDT-bookTicker-2024-01-02.zip", BOOK_TICKER.encode,
-         read_binance_table("bookTicker", QUOTES)),
-    Case("binance-markPriceKlines", "BTCUSDT-1m-2024-01-02.zip", KLINES.encode,
-         read_binance_table("markPriceKlines", MARK_PRICES)),
-    Case("binance-klines", "BTCUSDT-klines-1m-2024-01-02.zip", KLINES.encode,
-         lambda p: assert_frame_or_clear_error(lambda: public_data.read_bars(EXCHANGE_BARS, [p], part_for()), p,
-                                               EXCHANGE_BARS.columns)),
-    Case("binance-fundingRate", "BTCUSDT-fundingRate-2024-01.zip", FUNDING.encode,
-         lambda p: assert_frame_or_clear_error(lambda: public_data.read_funding([p], part_for()), p,
-                                               FUNDING_RATES.columns)),
-    Case("binance-checksum", "BTCUSDT-aggTrades-2024-01-02.zip.CHECKSUM",
-         lambda: f"{hashlib.sha256(CHECKSUMMED_ZIP).hexdigest()}  BTCUSDT-aggTrades-2024-01-02.zip\n".encode(),
-         read_checksum, rows=False),
+    Case(
+        "binance-bookTicker",
+        "BTCUSDT-bookTicker-2024-01-02.zip",
+        BOOK_TICKER.encode,
+        read_binance_table("bookTicker", QUOTES),
+    ),
+    Case(
+        "binance-markPriceKlines",
+        "BTCUSDT-1m-2024-01-02.zip",
+        KLINES.encode,
+        read_binance_table("markPriceKlines", MARK_PRICES),
+    ),
+    Case(
+        "binance-klines",
+        "BTCUSDT-klines-1m-2024-01-02.zip",
+        KLINES.encode,
+        lambda p: assert_frame_or_clear_error(
+            lambda: public_data.read_bars(EXCHANGE_BARS, [p], part_for()), p, EXCHANGE_BARS.columns
+        ),
+    ),
+    Case(
+        "binance-fundingRate",
+        "BTCUSDT-fundingRate-2024-01.zip",
+        FUNDING.encode,
+        lambda p: assert_frame_or_clear_error(
+            lambda: public_data.read_funding([p], part_for()), p, FUNDING_RATES.columns
+        ),
+    ),
+    Case(
+        "binance-checksum",
+        "BTCUSDT-aggTrades-2024-01-02.zip.CHECKSUM",
+        lambda: f"{hashlib.sha256(CHECKSUMMED_ZIP).hexdigest()}  BTCUSDT-aggTrades-2024-01-02.zip\n".encode(),
+        read_checksum,
+        rows=False,
+    ),
     Case("tardis-trades", tardis_name("trades"), TARDIS_TRADES.encode, read_tardis(TRADES)),
     Case("tardis-quotes", tardis_name("quotes"), TARDIS_QUOTES.encode, read_tardis(QUOTES)),
-    Case("tardis-ticker", tardis_name("derivative_ticker"), TARDIS_TICKER.encode, read_tardis(FUNDING_RATES, MARK_PRICES)),
+    Case(
+        "tardis-ticker", tardis_name("derivative_ticker"), TARDIS_TICKER.encode, read_tardis(FUNDING_RATES, MARK_PRICES)
+    ),
     Case("tardis-l2", tardis_name("incremental_book_L2"), TARDIS_L2.encode, read_tardis(ORDER_BOOK_DELTAS)),
-    Case("tardis-l2-plain", f"binance-futures_incremental_book_L2_{DAY}_BTCUSDT.csv", TARDIS_L2.encode,
-         read_tardis(ORDER_BOOK_DELTAS)),
+    Case(
+        "tardis-l2-plain",
+        f"binance-futures_incremental_book_L2_{DAY}_BTCUSDT.csv",
+        TARDIS_L2.encode,
+        read_tardis(ORDER_BOOK_DELTAS),
+    ),
     Case("tardis-snapshot5", tardis_name("book_snapshot_5"), TARDIS_SNAPSHOT_5.encode, read_tardis(ORDER_BOOK_DEPTH10)),
     Case("csv-trades", "BTCUSDT-trades.csv", GENERIC_TRADES.encode, read_generic(TRADES, TRADE_OPTIONS)),
     Case("csv-trades-bz2", "BTCUSDT-trades.csv.bz2", GENERIC_TRADES.encode, read_generic(TRADES, TRADE_OPTIONS)),
     Case("csv-quotes-gz", "quotes.csv.gz", GENERIC_QUOTES.encode, read_generic(QUOTES, {"has_header": "auto"})),
-    Case("csv-funding-zip", "BTCUSDT-funding.zip", GENERIC_FUNDING.encode, read_generic(FUNDING_RATES, FUNDING_OPTIONS)),
-    Case("csv-mark-semicolon", "BTCUSDT-mark.csv", GENERIC_MARK.encode,
-         read_generic(MARK_PRICES, {"separator": ";", "timestamp_unit": "ms"})),
+    Case(
+        "csv-funding-zip", "BTCUSDT-funding.zip", GENERIC_FUNDING.encode, read_generic(FUNDING_RATES, FUNDING_OPTIONS)
+    ),
+    Case(
+        "csv-mark-semicolon",
+        "BTCUSDT-mark.csv",
+        GENERIC_MARK.encode,
+        read_generic(MARK_PRICES, {"separator": ";", "timestamp_unit": "ms"}),
+    ),
     Case("source-config", "source.json", CONFIG.encode, read_config, json=True, rows=False),
     Case("landing-plain", "lines.txt", TEXT_LINES.encode, read_packed, rows=False),
     Case("landing-gz", "lines.txt.gz", TEXT_LINES.encode, read_packed, rows=False),

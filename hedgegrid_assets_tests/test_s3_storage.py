@@ -101,7 +101,10 @@ def nautilus(s3, prefix: str) -> ParquetDataCatalog:
 def values(catalog: ParquetDataCatalog) -> dict:
     out = {
         "instruments": sorted(str(i.id) for i in catalog.instruments()),
-        "trades": [(t.ts_init, str(t.price), str(t.size), t.trade_id.value, int(t.aggressor_side)) for t in catalog.trade_ticks()],
+        "trades": [
+            (t.ts_init, str(t.price), str(t.size), t.trade_id.value, int(t.aggressor_side))
+            for t in catalog.trade_ticks()
+        ],
         "quotes": [(q.ts_init, str(q.bid_price), str(q.ask_price)) for q in catalog.quote_ticks()],
     }
     for symbol in SYMBOLS:  # funding one instrument at a time (1.231, see the README)
@@ -163,30 +166,46 @@ def test_fsspec_options_alone_serve_only_the_python_readers(s3, built):
 def test_a_backtest_node_runs_from_the_s3_catalog(s3, built):
     from nautilus_trader.backtest.node import BacktestNode
     from nautilus_trader.config import (
-        BacktestDataConfig, BacktestEngineConfig, BacktestRunConfig, BacktestVenueConfig, ImportableStrategyConfig,
+        BacktestDataConfig,
+        BacktestEngineConfig,
+        BacktestRunConfig,
+        BacktestVenueConfig,
+        ImportableStrategyConfig,
         LoggingConfig,
     )  # fmt: skip
     from nautilus_trader.model.data import QuoteTick, TradeTick
 
     instrument = "BTCUSDT-PERP.BINANCE"
     config = BacktestRunConfig(
-        venues=[BacktestVenueConfig(name="BINANCE", oms_type="NETTING", account_type="MARGIN", base_currency="USDT",
-                                    starting_balances=["100000 USDT"])],  # fmt: skip
+        venues=[
+            BacktestVenueConfig(
+                name="BINANCE",
+                oms_type="NETTING",
+                account_type="MARGIN",
+                base_currency="USDT",
+                starting_balances=["100000 USDT"],
+            )
+        ],
         data=[
             BacktestDataConfig(
-                catalog_path=f"{BUCKET}/main/catalog", catalog_fs_protocol="s3",
-                catalog_fs_storage_options=s3.storage_options, catalog_fs_rust_storage_options=s3.rust_storage_options,
-                data_cls=f"{cls.__module__}:{cls.__name__}", instrument_id=instrument,
-            )  # fmt: skip
+                catalog_path=f"{BUCKET}/main/catalog",
+                catalog_fs_protocol="s3",
+                catalog_fs_storage_options=s3.storage_options,
+                catalog_fs_rust_storage_options=s3.rust_storage_options,
+                data_cls=f"{cls.__module__}:{cls.__name__}",
+                instrument_id=instrument,
+            )
             for cls in (TradeTick, QuoteTick, MarkPriceUpdate, FundingRateUpdate)
         ],
         engine=BacktestEngineConfig(
             logging=LoggingConfig(log_level="ERROR"),
-            strategies=[ImportableStrategyConfig(
-                strategy_path="hedgegrid_assets_tests.probe_strategy:DataProbe",
-                config_path="hedgegrid_assets_tests.probe_strategy:DataProbeConfig",
-                config={"instrument_id": instrument},
-            )],  # fmt: skip
+            strategies=[
+                ImportableStrategyConfig(
+                    strategy_path="hedgegrid_assets_tests.probe_strategy:DataProbe",
+                    config_path="hedgegrid_assets_tests.probe_strategy:DataProbeConfig",
+                    config={"instrument_id": instrument},
+                )
+            ],
         ),
         dispose_on_completion=False,
     )
@@ -217,19 +236,27 @@ def test_hedgegrid_backtest_runs_from_the_s3_catalog_as_from_disk(s3, built, tmp
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert s3.secret_key not in proc.stdout + proc.stderr
         assert all(s3.secret_key.encode() not in f.read_bytes() for f in out.rglob("*") if f.is_file())
-        keep = [ln for ln in proc.stdout.splitlines() if not any(w in ln for w in ("catalog", "equity curve", "run time", "from "))]
+        keep = [
+            ln
+            for ln in proc.stdout.splitlines()
+            if not any(w in ln for w in ("catalog", "equity curve", "run time", "from "))
+        ]
         return proc, keep
 
     (tmp_path / "s3-home").mkdir()
     (tmp_path / "disk-home").mkdir()
     on_s3, from_s3 = backtest(f"s3://{BUCKET}/main/catalog", "s3")
     _, from_disk = backtest(str(local), "disk")
-    assert f"s3://{BUCKET}/main/catalog" in on_s3.stdout and "trades, quotes, mark_prices, funding_rates" in on_s3.stdout
+    assert (
+        f"s3://{BUCKET}/main/catalog" in on_s3.stdout and "trades, quotes, mark_prices, funding_rates" in on_s3.stdout
+    )
     assert len(from_s3) > 5 and from_s3 == from_disk
     # Not a catalog: said plainly.
     missing = run([str(BIN / "hedgegrid"), "backtest", "--symbol", "BTCUSDT", *DAY, "--catalog",
                    f"s3://{BUCKET}/nothing/catalog", "--output", str(tmp_path / "x")], tmp_path / "s3-home", **s3.env)  # fmt: skip
-    assert missing.returncode != 0 and f"s3://{BUCKET}/nothing/catalog: not a catalog" in missing.stdout + missing.stderr
+    assert (
+        missing.returncode != 0 and f"s3://{BUCKET}/nothing/catalog: not a catalog" in missing.stdout + missing.stderr
+    )
 
 
 def test_the_secret_key_is_nowhere(s3, built):
@@ -363,7 +390,9 @@ def test_a_held_partition_refuses_a_builder_that_may_not_wait(s3, tmp_path):
     with hold(locks, [KEY], lease_s=30, wait_s=0):
         info = json.loads(locks.read_bytes("2024-01-01/BTCUSDT.lock"))
         assert info["holder"].startswith("pid ") and info["expires"] > time.time()
-        with pytest.raises(PartitionBusyError, match=rf"partition {KEY.replace('|', '.')} is being built by pid \d+ on .* since 20"):
+        with pytest.raises(
+            PartitionBusyError, match=rf"partition {KEY.replace('|', '.')} is being built by pid \d+ on .* since 20"
+        ):
             Lease(locks, KEY, 30, 0, print).acquire()
         proc = build(s3, tmp_path / "refused", "lockzone", symbols=["BTCUSDT"], HEDGEGRID_LOCK_WAIT_SECONDS="0")
         assert proc.returncode == 1 and f"{KEY}  FAILED" in proc.stdout
@@ -374,7 +403,9 @@ def test_a_held_partition_refuses_a_builder_that_may_not_wait(s3, tmp_path):
         assert f"partition {KEY} is being built by pid {info['holder'].split()[1]} on " in said
     assert locks.find() == []  # released: deleted
     # A dead builder's lease (expired, never renewed) is taken over.
-    locks.put_bytes("2024-01-01/BTCUSDT.lock", json.dumps({"holder": "pid 1 on gone", "since": "x", "expires": 0}).encode())
+    locks.put_bytes(
+        "2024-01-01/BTCUSDT.lock", json.dumps({"holder": "pid 1 on gone", "since": "x", "expires": 0}).encode()
+    )
     said = []
     with hold(locks, [KEY], lease_s=30, wait_s=0, say=said.append):
         assert json.loads(locks.read_bytes("2024-01-01/BTCUSDT.lock"))["holder"] != "pid 1 on gone"

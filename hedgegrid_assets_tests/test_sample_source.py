@@ -9,10 +9,10 @@ import json
 import polars as pl
 import pytest
 
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, PartitionContext
 from hedgegrid_assets.instruments import instrument_for
 from hedgegrid_assets.settings import Settings
-from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.sources.base import LandingRequest
 from hedgegrid_assets.sources.sample import SampleSource, generate_day
 
@@ -96,7 +96,9 @@ def test_mark_every_second_near_trades_and_funding_every_8h(landed):
     assert next_times == [p.start + dt.timedelta(hours=h) for h in (8, 16, 24)]
     assert rates["rate"].abs().max() < 0.03
     # One row per change: no two consecutive rows carry the same (rate, next time).
-    same = (rates["rate"] == rates["rate"].shift(1)) & (rates["next_funding_time"] == rates["next_funding_time"].shift(1))
+    same = (rates["rate"] == rates["rate"].shift(1)) & (
+        rates["next_funding_time"] == rates["next_funding_time"].shift(1)
+    )
     assert not same.fill_null(False).any()
 
 
@@ -120,8 +122,8 @@ def test_the_book_agrees_with_the_quotes(landed):
     """The L2 book built from the sample's depth snapshot and updates starts from the snapshot,
     is never crossed, and after each batch its best bid and ask are the prices of the quote
     generated with the batch's last update (the j-th depthUpdate goes with the j-th bookTicker)."""
-    from hedgegrid_assets.frames.book_replay import book_tops
     from hedgegrid_assets.frames import ORDER_BOOK_DELTAS
+    from hedgegrid_assets.frames.book_replay import book_tops
 
     updates, quotes = [], []
     for _, m in messages(landed):

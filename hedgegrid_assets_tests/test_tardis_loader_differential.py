@@ -63,7 +63,9 @@ def test_same_ticks_as_nautilus_tardis_loader(tmp_path):
     assert all(r.success for r in result.values())
 
     ours = ParquetDataCatalog(str(settings.catalog_path)).trade_ticks()
-    loader = TardisCSVDataLoader(price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str("BTCUSDT-PERP.BINANCE"))
+    loader = TardisCSVDataLoader(
+        price_precision=1, size_precision=3, instrument_id=InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
+    )
     theirs = loader.load_trades(str(folder / "binance-futures_trades_2024-01-02_BTCUSDT.csv.gz"))
     assert len(ours) == len(theirs) == 20_000
     assert [record(t) for t in ours] == [record(t) for t in theirs]

@@ -28,13 +28,13 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from tardis_client import data_downloader
 
 from hedgegrid_assets.definitions import build_definitions
-from hedgegrid_assets.frames import QUOTES, FUNDING_RATES, MARK_PRICES, TRADES, PartitionContext
+from hedgegrid_assets.errors import SourceError, TransientSourceError
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, QUOTES, TRADES, PartitionContext
 from hedgegrid_assets.instruments import instrument_for
+from hedgegrid_assets.landing.raw_zone import land_atomically
 from hedgegrid_assets.partitions import partition_key
 from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.sources.base import LandingRequest
-from hedgegrid_assets.errors import SourceError, TransientSourceError
-from hedgegrid_assets.landing.raw_zone import land_atomically
 from hedgegrid_assets.sources.registry import build_source
 from hedgegrid_assets.sources.sample import generate_day
 from hedgegrid_assets.sources.tardis import TardisSource
@@ -72,8 +72,10 @@ def depth_updates(lines: pl.DataFrame) -> pl.DataFrame:
     return marks.select(
         pl.concat_str(
             pl.col("line").str.slice(0, 29),
-            pl.lit('{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
-                   '"b":[["1.0","1"]],"a":[]}}'),
+            pl.lit(
+                '{"stream":"btcusdt@depth","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":1,"u":2,"pu":0,'
+                '"b":[["1.0","1"]],"a":[]}}'
+            ),
         ).alias("line")
     )
 
@@ -170,8 +172,11 @@ def free_landed(module_server, tmp_path_factory) -> Landed:
 
 def land(source: TardisSource, p: PartitionContext, root: Path) -> tuple[Path, list[str]]:
     logs: list[str] = []
-    landing = land_atomically(root / "tardis" / str(p.day) / p.instrument.symbol, "tardis",
-                              lambda tmp: source.land(LandingRequest(p, (), tmp, logs.append)))
+    landing = land_atomically(
+        root / "tardis" / str(p.day) / p.instrument.symbol,
+        "tardis",
+        lambda tmp: source.land(LandingRequest(p, (), tmp, logs.append)),
+    )
     (path,) = landing.paths
     return path, logs
 
@@ -268,7 +273,9 @@ def test_quotes_equal_the_input(landed):
     cols = ("ts_init", "ts_event", "bid_price", "ask_price", "bid_size", "ask_size")
     got = list(zip(*(frame[c].dt.epoch("ns") if c.startswith("ts") else frame[c] for c in cols)))
     assert got == want and len(want) > 1000
-    assert TardisSource(api_key=KEY, quotes=False).read_frame(QUOTES, [landed.path], part()).height == 0  # not asked for
+    assert (
+        TardisSource(api_key=KEY, quotes=False).read_frame(QUOTES, [landed.path], part()).height == 0
+    )  # not asked for
 
 
 def test_frames_equal_the_input(landed, expected):
@@ -276,8 +283,9 @@ def test_frames_equal_the_input(landed, expected):
     trades, marks, funding = expected
 
     def ns(frame: pl.DataFrame, *cols: str) -> list[tuple]:
-        return list(zip(*[frame[c].dt.epoch("ns") if frame[c].dtype == pl.Datetime("ns", "UTC") else frame[c]
-                          for c in cols]))
+        return list(
+            zip(*[frame[c].dt.epoch("ns") if frame[c].dtype == pl.Datetime("ns", "UTC") else frame[c] for c in cols])
+        )
 
     frame = source.read_frame(TRADES, [path], part())
     assert ns(frame, "ts_init", "ts_event", "price", "size", "trade_id") == [
@@ -408,9 +416,23 @@ def test_dagster_shows_the_key_variable_never_its_value_and_fails_clearly_on_401
 
 def test_hedgegrid_build_from_tardis(server, expected, tmp_path):
     proc = run(
-        [str(BIN / "hedgegrid"), "build", "--source", "tardis", "--symbol", "BTCUSDT",
-         "--start", "2024-01-02", "--end", "2024-01-03", "--data-dir", str(tmp_path / "d")],
-        tmp_path, TARDIS_API_KEY=KEY, TARDIS_ENDPOINT=server.url,
+        [
+            str(BIN / "hedgegrid"),
+            "build",
+            "--source",
+            "tardis",
+            "--symbol",
+            "BTCUSDT",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-03",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        tmp_path,
+        TARDIS_API_KEY=KEY,
+        TARDIS_ENDPOINT=server.url,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "] 2024-01-02|BTCUSDT  ok  trades=" in proc.stdout
@@ -426,8 +448,14 @@ def test_hedgegrid_build_from_tardis(server, expected, tmp_path):
 
 
 def test_dagster_asset_materialize_from_tardis(server, expected, tmp_path):
-    proc = dagster_materialize(tmp_path, "--partition", "2024-01-02|BTCUSDT",
-                       TARDIS_API_KEY=KEY, TARDIS_ENDPOINT=server.url, HEDGEGRID_SOURCE="tardis")
+    proc = dagster_materialize(
+        tmp_path,
+        "--partition",
+        "2024-01-02|BTCUSDT",
+        TARDIS_API_KEY=KEY,
+        TARDIS_ENDPOINT=server.url,
+        HEDGEGRID_SOURCE="tardis",
+    )
     log = proc.stdout + proc.stderr
     assert "minutes done 1440/1440" in log and KEY not in log
     assert_catalog_equals_input(tmp_path / "d" / "catalog", expected)

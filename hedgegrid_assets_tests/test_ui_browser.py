@@ -301,11 +301,17 @@ def test_materialize_one_partition_from_the_ui(dagster_ui):
             deadline = time.monotonic() + RUN_TIMEOUT_S
             while True:
                 with DagsterInstance.from_config(str(home)) as instance:
-                    runs = [r for r in instance.get_runs(limit=5) if AssetKey("catalog_coverage") in (r.asset_selection or ())]
+                    runs = [
+                        r
+                        for r in instance.get_runs(limit=5)
+                        if AssetKey("catalog_coverage") in (r.asset_selection or ())
+                    ]
                 if runs and all(r.is_finished for r in runs):
                     break
                 if time.monotonic() > deadline:
-                    pytest.fail(f"the catalog_coverage observation did not finish: {[(r.run_id[:8], r.status.value) for r in runs]}")
+                    pytest.fail(
+                        f"the catalog_coverage observation did not finish: {[(r.run_id[:8], r.status.value) for r in runs]}"
+                    )
                 time.sleep(2)
             page.reload()
             expect(page.get_by_text("coverage_picture", exact=True).first).to_be_visible()
@@ -317,7 +323,7 @@ def test_materialize_one_partition_from_the_ui(dagster_ui):
             # Leave the evidence: what the page showed, and what the server said.
             try:
                 page.screenshot(path=ARTIFACTS / "ui-failure.png")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             raise AssertionError(f"{err}\n(page: {page.url}; test-artifacts/ui-failure.png)\n{_tail(log)}") from err
         finally:

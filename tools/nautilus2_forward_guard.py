@@ -91,7 +91,7 @@ def migrate(legacy_root: Path, dirs: list[str], read_kind: str | None) -> dict:
             out["migrated"] = catalog.migrate_from_legacy_parquet_path(str(old))
             if read_kind:
                 out["records"] = [normalize(o) for o in read_v2(catalog, read_kind)]
-        except Exception as err:  # noqa: BLE001 - reported, not raised
+        except Exception as err:
             out["error"] = short_error(err)
     return out
 
@@ -119,7 +119,7 @@ def read_v1(catalog_root: Path, kind: str) -> list[str]:
 
     try:  # older package versions registered a home-made funding serializer on import
         import hedgegrid_assets  # noqa: F401
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     catalog = ParquetDataCatalog(str(catalog_root))
     read = {
@@ -143,8 +143,11 @@ def ensure_nt2_env() -> Path:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     print(f"creating {NT2_VENV} with nautilus_trader=={NT2_VERSION} ...", flush=True)
     subprocess.run([uv, "venv", "--quiet", "--clear", "--python", NT2_BASE_PYTHON, str(NT2_VENV)], check=True, env=env)
-    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), f"nautilus_trader=={NT2_VERSION}"],
-                   check=True, env=env)
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), f"nautilus_trader=={NT2_VERSION}"],
+        check=True,
+        env=env,
+    )
     return python
 
 
@@ -154,9 +157,22 @@ def build_sample_catalog(tmp: Path) -> Path:
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEDGEGRID_")}  # defaults only
     env["DAGSTER_HOME"] = str(home)
-    cmd = [str(Path(sys.executable).with_name("hedgegrid")), "build", "--source", "sample",
-           "--symbol", "BTCUSDT", "--symbol", "ETHUSDT", "--start", "2024-01-01", "--end", "2024-01-03",
-           "--data-dir", str(tmp / "data")]
+    cmd = [
+        str(Path(sys.executable).with_name("hedgegrid")),
+        "build",
+        "--source",
+        "sample",
+        "--symbol",
+        "BTCUSDT",
+        "--symbol",
+        "ETHUSDT",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-03",
+        "--data-dir",
+        str(tmp / "data"),
+    ]
     print("$", " ".join(cmd), flush=True)
     done = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True)  # cwd: no hedgegrid.toml
     if done.returncode:
@@ -182,8 +198,10 @@ def compare(v1: list[str], v2: list[str]) -> str | None:
     if not only1 and not only2:
         return None
     example = lambda c: next(iter(c), "-")  # noqa: E731
-    return (f"{sum(only1.values())} record(s) only in 1.231, {sum(only2.values())} only in 2.0; "
-            f"e.g. 1.231 {example(only1)} vs 2.0 {example(only2)}")
+    return (
+        f"{sum(only1.values())} record(s) only in 1.231, {sum(only2.values())} only in 2.0; "
+        f"e.g. 1.231 {example(only1)} vs 2.0 {example(only2)}"
+    )
 
 
 def main() -> int:
@@ -219,20 +237,34 @@ def report(catalog: Path, results: dict) -> int:
             v2 = r["records"]
             try:
                 v1 = read_v1(catalog, kind)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 problem = "; ".join(filter(None, [problem, f"1.231 cannot read it: {short_error(err)}"]))
             if problem is None:
                 dropped = DROPPED_IN_2.get(kind, set())
-                v1 = [json.dumps({k: v for k, v in json.loads(rec).items() if k not in dropped}, sort_keys=True)
-                      for rec in v1] if dropped else v1
+                v1 = (
+                    [
+                        json.dumps({k: v for k, v in json.loads(rec).items() if k not in dropped}, sort_keys=True)
+                        for rec in v1
+                    ]
+                    if dropped
+                    else v1
+                )
                 problem = compare(v1, v2)
                 if dropped and problem is None:
                     notes.append(f"{label}: 2.0 has no {', '.join(sorted(dropped))}; the migration drops them")
         identical = "-" if kind == "ALL" else ("yes" if problem is None else "no")
         failed |= problem is not None
-        print(row.format(label, "ok" if r["dry_run"] is not None else "FAILED",
-                         "yes" if r["migrated"] is not None else "no",
-                         "-" if v1 is None else len(v1), "-" if v2 is None else len(v2), identical, problem or ""))
+        print(
+            row.format(
+                label,
+                "ok" if r["dry_run"] is not None else "FAILED",
+                "yes" if r["migrated"] is not None else "no",
+                "-" if v1 is None else len(v1),
+                "-" if v2 is None else len(v2),
+                identical,
+                problem or "",
+            )
+        )
         if problem and kind != "ALL":
             print(f"{'':<14} our file: {schema_of(catalog, kind)}")
     for note in notes:

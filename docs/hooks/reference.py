@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import datetime as dt
 import inspect
 import json
@@ -26,6 +25,7 @@ import textwrap
 import types
 import typing
 from pathlib import Path
+from unittest import mock
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -194,22 +194,6 @@ def settings_reference() -> str:
 # --- command line -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _help_environment():
-    """A fixed width and no colour, so the pages do not depend on the terminal that builds them."""
-    keys = {"COLUMNS": HELP_COLUMNS, "NO_COLOR": "1", "PYTHON_COLORS": "0"}
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _walk(parser: argparse.ArgumentParser, depth: int):
     yield parser, depth
     seen = set()
@@ -226,7 +210,8 @@ def cli_reference() -> str:
 
     top = parser if isinstance(parser, argparse.ArgumentParser) else parser()
     out = []
-    with _help_environment():
+    # A fixed width and no colour, so the pages do not depend on the terminal that builds them.
+    with mock.patch.dict(os.environ, {"COLUMNS": HELP_COLUMNS, "NO_COLOR": "1", "PYTHON_COLORS": "0"}):
         for p, depth in _walk(top, 0):
             text = re.sub(r"\x1b\[[0-9;]*m", "", p.format_help()).rstrip()
             out += [f"{'#' * min(depth + 3, 6)} `{p.prog}`", "", "```text", text, "```", ""]

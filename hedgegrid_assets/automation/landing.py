@@ -28,8 +28,8 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.settings import Settings
 from hedgegrid_assets.formats.binance.messages import decode_messages, read_lines
+from hedgegrid_assets.settings import Settings
 
 # What the sensor picks up; anything else (partial downloads, notes, checksums) is ignored.
 SUFFIXES = (".csv", ".csv.gz", ".zip", ".bz2", ".jsonl", ".jsonl.gz")
@@ -172,7 +172,9 @@ def _plain_file(path: Path) -> Iterator[tuple[Path, str]]:
             members = [m for m in zf.namelist() if not m.endswith("/")]
             if not members:
                 raise ValueError("empty zip archive")
-            member = next((m for m in members if _strip_compression(m.lower()).endswith((".csv", ".jsonl"))), members[0])
+            member = next(
+                (m for m in members if _strip_compression(m.lower()).endswith((".csv", ".jsonl"))), members[0]
+            )
             fmt = "jsonl" if _strip_compression(member.lower()).endswith(".jsonl") else "csv"
             out = Path(tmp) / f"member.{fmt}"
             with zf.open(member) as src, out.open("wb") as dst:
@@ -194,16 +196,17 @@ def _plain_file(path: Path) -> Iterator[tuple[Path, str]]:
 def _epoch_to_datetime(lo: float, hi: float) -> tuple[dt.datetime, dt.datetime] | None:
     for _, per_second in _EPOCH_UNITS:
         if _EPOCH_LO <= lo / per_second <= _EPOCH_HI and _EPOCH_LO <= hi / per_second <= _EPOCH_HI:
-            to_dt = lambda v: dt.datetime.fromtimestamp(v / per_second, tz=dt.timezone.utc)  # noqa: E731
-            return to_dt(lo), to_dt(hi)
+            return dt.datetime.fromtimestamp(lo / per_second, tz=dt.UTC), dt.datetime.fromtimestamp(
+                hi / per_second, tz=dt.UTC
+            )
     return None
 
 
 def _as_datetime(value: object) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), dt.timezone.utc)
+        return dt.datetime.combine(value, dt.time(), dt.UTC)
     if isinstance(value, str):
         try:
             return _as_datetime(dt.datetime.fromisoformat(value.strip().replace(" ", "T")))
@@ -230,8 +233,12 @@ def _columns_range(lf: pl.LazyFrame) -> Contents | None:
     candidates = named + numeric
     if not candidates:
         return None
-    symbol_col = next((by_lower[c] for c in _SYMBOL_COLUMNS if c in by_lower and schema[by_lower[c]] == pl.String), None)
-    exprs = [e for i, c in enumerate(candidates) for e in (pl.col(c).min().alias(f"lo{i}"), pl.col(c).max().alias(f"hi{i}"))]
+    symbol_col = next(
+        (by_lower[c] for c in _SYMBOL_COLUMNS if c in by_lower and schema[by_lower[c]] == pl.String), None
+    )
+    exprs = [
+        e for i, c in enumerate(candidates) for e in (pl.col(c).min().alias(f"lo{i}"), pl.col(c).max().alias(f"hi{i}"))
+    ]
     if symbol_col:
         exprs.append(pl.col(symbol_col).drop_nulls().unique().head(100).implode().alias("symbols"))
     row = lf.select(exprs).collect().row(0, named=True)
@@ -321,14 +328,16 @@ def map_file(path: Path, landing_dir: Path, settings: Settings, layout: SourceLa
             if span is None:
                 if contents is None:
                     return FileMapping([], ["no date in the file name and no timestamps in the file"])
-                span = (contents.first.astimezone(dt.timezone.utc).date(), contents.last.astimezone(dt.timezone.utc).date())
+                span = (contents.first.astimezone(dt.UTC).date(), contents.last.astimezone(dt.UTC).date())
                 how = (how + ", time range read from the file").lstrip(", ")
             if not symbols:
                 if contents and contents.symbols:
                     symbols = sorted(contents.symbols & set(configured))
                     if not symbols:
                         names = ", ".join(sorted(contents.symbols))
-                        return FileMapping([], [f"file holds symbols {names}, none configured ({', '.join(configured)})"])
+                        return FileMapping(
+                            [], [f"file holds symbols {names}, none configured ({', '.join(configured)})"]
+                        )
                     how += ", symbols read from the file"
                 else:
                     symbols = configured

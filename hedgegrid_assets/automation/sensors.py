@@ -132,13 +132,15 @@ def build_file_drop_sensor(settings: Settings, job: UnresolvedAssetJobDefinition
     )
     def landing_file_sensor(context: SensorEvaluationContext):
         if folder is None:
-            return SkipReason("No landing folder: set `landing_dir` (HEDGEGRID_LANDING_DIR) or a csv/jsonl source config.")
+            return SkipReason(
+                "No landing folder: set `landing_dir` (HEDGEGRID_LANDING_DIR) or a csv/jsonl source config."
+            )
         if not folder.is_dir():
             return SkipReason(f"Landing folder {folder} does not exist (yet).")
 
         cursor = Cursor.parse(context.cursor)
         settled_before = time.time_ns() - int(settings.landing_settle_seconds * 1e9)
-        today = dt.datetime.now(dt.timezone.utc).date()
+        today = dt.datetime.now(dt.UTC).date()
         layout = source_layout(settings)
         new = [f for f in list_landed(folder) if cursor.is_new(f)]
         # By change time, so the cursor never passes a file that is still waiting.
@@ -150,7 +152,7 @@ def build_file_drop_sensor(settings: Settings, job: UnresolvedAssetJobDefinition
             cursor = cursor.advance(f)
             try:
                 mapping = map_file(f.path, folder, settings, layout, today)
-            except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+            except Exception as err:
                 notes.append(f"{f.path.name}: cannot read it ({type(err).__name__}: {err}); skipped until it changes")
                 context.log.warning(notes[-1])
                 continue

@@ -126,7 +126,9 @@ class FundingSettlementClock(Actor):
         update = self._last[settle]
         self.msgbus.publish(
             topic=f"{DUE_TOPIC}.{self.instrument_id}",
-            msg=FundingDue(str(self.instrument_id), settle, Decimal(str(update.rate)), int(update.ts_init), self._count[settle]),
+            msg=FundingDue(
+                str(self.instrument_id), settle, Decimal(str(update.rate)), int(update.ts_init), self._count[settle]
+            ),
         )
 
     def on_stop(self) -> None:

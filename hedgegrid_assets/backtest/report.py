@@ -38,8 +38,16 @@ def save_equity_curve(result: BacktestResult, out_dir: Path) -> Path:
     fig = Figure(figsize=(11, 6.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
-    top.plot(times, [float(s.equity) for s in result.equity], lw=1.2, color="tab:blue", label="equity (balance + position at mark)")
-    top.plot(times, [float(s.balance) for s in result.equity], lw=0.9, color="tab:gray", alpha=0.8, label="account balance")
+    top.plot(
+        times,
+        [float(s.equity) for s in result.equity],
+        lw=1.2,
+        color="tab:blue",
+        label="equity (balance + position at mark)",
+    )
+    top.plot(
+        times, [float(s.balance) for s in result.equity], lw=0.9, color="tab:gray", alpha=0.8, label="account balance"
+    )
     top.axhline(float(result.starting_balance), color="black", lw=0.6, ls=":")
     for i, s in enumerate(result.funding):
         color = "tab:green" if s.payment > 0 else ("tab:red" if s.payment < 0 else "tab:gray")
@@ -82,7 +90,9 @@ def summary(result: BacktestResult) -> str:
     received = [s for s in r.funding if s.payment > 0]
     paid = [s for s in r.funding if s.payment < 0]
     base = r.symbol.removesuffix(cur)
-    step_ticks = f" ({r.params.step_ticks} ticks)" if r.params.step_ticks else f" ({r.params.step_bps:g} bps of the first price)"
+    step_ticks = (
+        f" ({r.params.step_ticks} ticks)" if r.params.step_ticks else f" ({r.params.step_bps:g} bps of the first price)"
+    )
     lines = [
         f"backtest {r.instrument_id}  {r.start} .. {r.end - dt.timedelta(days=1)} ({days} day(s); --end {r.end} exclusive)",
         f"  catalog: {r.catalog}",
@@ -104,14 +114,20 @@ def summary(result: BacktestResult) -> str:
         f"  fees:           {_money(-r.fees)} {cur}",
         f"  funding:        {_money(r.funding_total)} {cur}  ({len(r.funding)} settlement(s): {len(received)} received, "
         f"{len(paid)} paid, {len(r.funding) - len(received) - len(paid)} flat; "
-        + ("applied to the account balance)" if r.funding_applied_to_account else "NOT in the account balance, added here)"),
+        + (
+            "applied to the account balance)"
+            if r.funding_applied_to_account
+            else "NOT in the account balance, added here)"
+        ),
         f"  unrealized PnL: {_money(r.unrealized_pnl)} {cur}  (position {r.final_position_qty} {base} at mark {r.final_mark})",
         f"  net PnL:        {_money(r.net_pnl)} {cur}  (realized - fees + funding + unrealized)",
         f"  final equity:   {r.final_equity:,.8f} {cur}  (balance {r.final_balance:,.8f} + unrealized)",
     ]
     if r.funding:
         lines.append("funding settlements (payment = -position x mark x rate; + received, - paid):")
-        lines.append(f"  {'settlement (UTC)':<17}  {'rate':>11}  {'position':>10}  {'mark price':>16}  {'payment':>14}  updates")
+        lines.append(
+            f"  {'settlement (UTC)':<17}  {'rate':>11}  {'position':>10}  {'mark price':>16}  {'payment':>14}  updates"
+        )
         for s in r.funding:
             lines.append(
                 f"  {_utc(s.settlement_ns):<17}  {s.rate:>11}  {s.position_qty:>10}  {s.price:>16}  {_money(s.payment):>14}  "

@@ -125,16 +125,22 @@ def run_backtest(
     if params.oms_type not in ("NETTING", "HEDGING"):
         raise BacktestError(f"OMS type {params.oms_type!r}: NETTING or HEDGING")
     if end <= start:
-        raise BacktestError(f"--end {end} must be after --start {start} (end is exclusive: --end {start + dt.timedelta(days=1)} for one day)")
+        raise BacktestError(
+            f"--end {end} must be after --start {start} (end is exclusive: --end {start + dt.timedelta(days=1)} for one day)"
+        )
     if is_object_uri(catalog):  # s3://bucket/prefix: opened as Nautilus 1.231 can (storage.py)
         opened = nautilus_catalog_args(str(catalog))
         if not S3Zone(str(catalog)).exists("data"):
-            raise BacktestError(f"{catalog}: not a catalog (no data/ under it): {_build_hint(symbol, start, end, catalog)}")
+            raise BacktestError(
+                f"{catalog}: not a catalog (no data/ under it): {_build_hint(symbol, start, end, catalog)}"
+            )
     else:
         catalog = Path(catalog)
         opened = {"path": str(catalog)}
         if not (catalog / "data").is_dir():
-            raise BacktestError(f"{catalog}: not a catalog (no data/ folder): {_build_hint(symbol, start, end, catalog)}")
+            raise BacktestError(
+                f"{catalog}: not a catalog (no data/ folder): {_build_hint(symbol, start, end, catalog)}"
+            )
     instrument_id = f"{symbol}-PERP.{venue}"
     cat = ParquetDataCatalog(**opened)
     instruments = cat.instruments(instrument_ids=[instrument_id])
@@ -149,18 +155,28 @@ def run_backtest(
     if Decimal(params.order_size) % step != 0:
         raise BacktestError(f"--size {params.order_size}: not a multiple of {symbol}'s size step {step}")
     start_ns, end_ns = _ns(start), _ns(end)
-    kinds = {"trades": TradeTick, "quotes": QuoteTick, "mark_prices": MarkPriceUpdate, "funding_rates": FundingRateUpdate}
-    days = {name: _overlapping_days(cat.get_intervals(cls, instrument_id), start_ns, end_ns) for name, cls in kinds.items()}
+    kinds = {
+        "trades": TradeTick,
+        "quotes": QuoteTick,
+        "mark_prices": MarkPriceUpdate,
+        "funding_rates": FundingRateUpdate,
+    }
+    days = {
+        name: _overlapping_days(cat.get_intervals(cls, instrument_id), start_ns, end_ns) for name, cls in kinds.items()
+    }
     if not days["trades"]:
         raise BacktestError(
-            f"no trades for {symbol} between {start} and {end} (end exclusive) in {catalog}: " + _build_hint(symbol, start, end, catalog)
+            f"no trades for {symbol} between {start} and {end} (end exclusive) in {catalog}: "
+            + _build_hint(symbol, start, end, catalog)
         )
     present = [name for name in kinds if days[name]]
     notes = []
     every = [start + dt.timedelta(days=i) for i in range((end - start).days)]
     missing = [d for d in every if d not in days["trades"]]
     if missing:
-        notes.append(f"{len(missing)} day(s) of the range have no trades in the catalog: {', '.join(map(str, missing[:10]))}")
+        notes.append(
+            f"{len(missing)} day(s) of the range have no trades in the catalog: {', '.join(map(str, missing[:10]))}"
+        )
     if not days["funding_rates"]:
         notes.append("no funding updates in the range: no funding settled")
     elif not days["mark_prices"]:

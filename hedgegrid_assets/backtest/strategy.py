@@ -137,8 +137,16 @@ class HedgeGridStrategy(Strategy):
         """The side, price and leg of level k's working order in its current state."""
         entry = self.level_state[k] == "entry"
         if k < 0:  # long grid
-            return (OrderSide.BUY, self.prices[k], "long entry") if entry else (OrderSide.SELL, self.prices[k + 1], "long exit")
-        return (OrderSide.SELL, self.prices[k], "short entry") if entry else (OrderSide.BUY, self.prices[k - 1], "short exit")
+            return (
+                (OrderSide.BUY, self.prices[k], "long entry")
+                if entry
+                else (OrderSide.SELL, self.prices[k + 1], "long exit")
+            )
+        return (
+            (OrderSide.SELL, self.prices[k], "short entry")
+            if entry
+            else (OrderSide.BUY, self.prices[k - 1], "short exit")
+        )
 
     def _would_cross(self, side: OrderSide, price) -> bool:
         quote = self.cache.quote_tick(self.instrument_id) if self.config.use_quotes else None
@@ -244,7 +252,9 @@ class HedgeGridStrategy(Strategy):
             if price is not None:
                 px = price.as_decimal()
                 unrealized += position.signed_decimal_qty() * (px - Decimal(str(position.avg_px_open)))
-        self.equity.append(EquitySample(int(ts), balance, unrealized, qty, price.as_decimal() if price is not None else None))
+        self.equity.append(
+            EquitySample(int(ts), balance, unrealized, qty, price.as_decimal() if price is not None else None)
+        )
 
     def on_stop(self) -> None:
         if self.p0 is not None:

@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 from nautilus_trader.persistence.funcs import urisafe_identifier
 
-from hedgegrid_assets.frames.fixed_point import decimal_json_floats
 from hedgegrid_assets.catalog.writer import partition_path
 from hedgegrid_assets.checks import coverage
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, TRADES, PartitionContext
+from hedgegrid_assets.frames.fixed_point import decimal_json_floats
 from hedgegrid_assets.frames.kind import TIMESTAMP
 
 COMPLETE_CHECK = "partition_complete"
@@ -47,7 +47,10 @@ def report(root: Path, part: PartitionContext, offered: set[str] | None = None) 
     meta: dict = {"rows": MetadataValue.json(rows), "instrument": has_instrument}
     if rows.get(TRADES.name):
         gap, frm, to = coverage.largest_gap(_timestamps(partition_path(root, TRADES, part), "ts_event"), part)
-        meta |= {"largest_trade_gap_minutes": round(gap.total_seconds() / 60, 3), "largest_trade_gap_from": frm.isoformat()}
+        meta |= {
+            "largest_trade_gap_minutes": round(gap.total_seconds() / 60, 3),
+            "largest_trade_gap_from": frm.isoformat(),
+        }
         if gap.total_seconds() / 60 > part.checks.max_trade_gap_minutes:
             problems.append(f"{gap.total_seconds() / 60:.1f} min without trades from {frm:%H:%M:%S}")
     if rows.get(FUNDING_RATES.name):

@@ -8,8 +8,8 @@ import polars as pl
 from dagster import ConfigurableIOManager, Failure, InputContext, MetadataValue, OutputContext
 
 from hedgegrid_assets.catalog import provenance
-from hedgegrid_assets.faults import refused_write
 from hedgegrid_assets.catalog.writer import CatalogCommit, CatalogWriteError, WrittenFile, write_instrument
+from hedgegrid_assets.faults import refused_write
 
 
 class NautilusCatalogIOManager(ConfigurableIOManager):
@@ -64,10 +64,10 @@ class NautilusCatalogIOManager(ConfigurableIOManager):
             path = write_instrument(self.root, instrument)
         except OSError as err:
             kept = "The catalog keeps its old files"
-            raise Failure(description=refused_write(key, "the instrument", err.filename or self.root, err, kept)) from None
+            raise Failure(
+                description=refused_write(key, "the instrument", err.filename or self.root, err, kept)
+            ) from None
         return {"instrument_id": instrument.id.value, "catalog_file": MetadataValue.path(str(path))}
 
     def load_input(self, context: InputContext) -> pl.DataFrame:
-        raise NotImplementedError(
-            "catalog assets are read with Nautilus: ParquetDataCatalog(catalog_dir).query(...)"
-        )
+        raise NotImplementedError("catalog assets are read with Nautilus: ParquetDataCatalog(catalog_dir).query(...)")

@@ -230,7 +230,9 @@ def recover(root: Path, key: str | None = None, say: Callable[[str], None] = lam
             line = f"partition {part}: finished an interrupted commit ({len(ops)} file(s)): the new partition stands"
         else:
             shutil.rmtree(folder, ignore_errors=True)
-            line = f"partition {part}: discarded an unfinished commit (none of it was visible): the old partition stands"
+            line = (
+                f"partition {part}: discarded an unfinished commit (none of it was visible): the old partition stands"
+            )
         say(line)
         done.append(line)
     return done

@@ -140,7 +140,7 @@ class S3PartitionCommit:
         if not self.committed and self._uploaded and not self.zone.exists(f"{self.tx}/{INTENT}"):
             try:
                 self.zone.delete_many(self._uploaded)
-            except Exception:  # noqa: BLE001 - recovery discards it later; the first error stands
+            except Exception:
                 pass
 
 
@@ -184,7 +184,9 @@ def recover(zone: S3Zone, key: str | None = None, say: Callable[[str], None] = l
             line = f"partition {part}: finished an interrupted commit ({len(ops)} object(s)): the new partition stands"
         else:
             zone.delete_many(objects)
-            line = f"partition {part}: discarded an unfinished commit (none of it was visible): the old partition stands"
+            line = (
+                f"partition {part}: discarded an unfinished commit (none of it was visible): the old partition stands"
+            )
         say(line)
         done.append(line)
     return done
@@ -207,7 +209,11 @@ def _refuse_overlaps(zone: S3Zone, target: str, start: int, end: int) -> None:
 
 
 def commit_partition(
-    zone: S3Zone, key: str, items: list[CatalogPartition], scratch: Path, writer: str = "arrow",
+    zone: S3Zone,
+    key: str,
+    items: list[CatalogPartition],
+    scratch: Path,
+    writer: str = "arrow",
     replace_with_empty: bool = False,
 ) -> dict[str, WrittenFile]:
     """The partition's kinds into the catalog in object storage, in one commit."""
@@ -320,8 +326,12 @@ class S3CatalogIOManager(NautilusCatalogIOManager):
                 if obj._written is None:  # the first output of the step writes every kind
                     obj._written = {
                         key: commit_partition(
-                            zone, key, [CatalogPartition(k, part, obj.frame(k, key)) for k in obj.kinds], scratch,
-                            self.writer, self.allow_empty,
+                            zone,
+                            key,
+                            [CatalogPartition(k, part, obj.frame(k, key)) for k in obj.kinds],
+                            scratch,
+                            self.writer,
+                            self.allow_empty,
                         )
                         for key, part in obj.parts.items()
                     }

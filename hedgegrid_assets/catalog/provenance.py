@@ -81,7 +81,9 @@ def catalog_format(root: Path) -> int | None:
         try:
             return int(json.loads(path.read_text())["format"])
         except (ValueError, KeyError, TypeError) as err:
-            raise IncompatibleCatalogError(f"{path}: unreadable provenance file ({err}); restore or delete it") from None
+            raise IncompatibleCatalogError(
+                f"{path}: unreadable provenance file ({err}); restore or delete it"
+            ) from None
     return 1 if legacy_funding_files(root) else None
 
 

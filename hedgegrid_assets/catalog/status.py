@@ -49,7 +49,9 @@ def read(root: Path) -> Status:
         by_symbol[symbol].add(day)
     for symbol, days in by_symbol.items():
         span = (max(days) - min(days)).days + 1
-        missing = [min(days) + dt.timedelta(days=i) for i in range(span) if min(days) + dt.timedelta(days=i) not in days]
+        missing = [
+            min(days) + dt.timedelta(days=i) for i in range(span) if min(days) + dt.timedelta(days=i) not in days
+        ]
         if missing:
             status.gaps[symbol] = missing
     return status
@@ -79,11 +81,11 @@ def failed_check_results(instance, check_keys) -> list[FailedCheck]:
         for partition, ev in sorted(latest.items()):
             if not ev.passed:
                 severity = str(getattr(ev.severity, "value", ev.severity))
-                out.append(FailedCheck(partition, key.name, key.asset_key.to_user_string(), severity, ev.description or ""))
+                out.append(
+                    FailedCheck(partition, key.name, key.asset_key.to_user_string(), severity, ev.description or "")
+                )
     return out
 
 
 def failed_checks(instance, check_keys) -> list[str]:
     return [f.line() for f in failed_check_results(instance, check_keys)]
-
-

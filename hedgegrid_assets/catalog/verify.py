@@ -80,7 +80,7 @@ def _check_kind_files(root: Path, report: Report) -> None:
             try:
                 meta = pq.ParquetFile(path).metadata
                 schema = pq.read_schema(path)
-            except Exception as err:  # noqa: BLE001 - any unreadable file is a finding
+            except Exception as err:
                 report.problems.append(f"{path}: unreadable Parquet ({err})")
                 continue
             if [(f.name, f.type) for f in schema] != [(f.name, f.type) for f in expected]:
@@ -90,7 +90,9 @@ def _check_kind_files(root: Path, report: Report) -> None:
             ts = pq.read_table(path, columns=["ts_init"]).column("ts_init")
             low, high = (ts.chunk(0)[0].as_py(), ts.chunk(ts.num_chunks - 1)[-1].as_py()) if len(ts) else (None, None)
             if low is not None and not (interval[0] <= low and high <= interval[1]):
-                report.problems.append(f"{path}: ts_init {low}..{high} outside the file's interval {interval[0]}..{interval[1]}")
+                report.problems.append(
+                    f"{path}: ts_init {low}..{high} outside the file's interval {interval[0]}..{interval[1]}"
+                )
 
 
 def _symbol_day(kind, path: Path) -> tuple[str, str] | None:
@@ -134,7 +136,9 @@ def _check_frames(root: Path, staging_dir: Path, report: Report) -> None:
                 report.problems.append(f"{path}: cannot compare with its validated frame {staged} ({err})")
                 continue
             if ours.num_rows != theirs.num_rows:
-                report.problems.append(f"{path}: {theirs.num_rows:,} rows, its validated frame {staged} has {ours.num_rows:,}")
+                report.problems.append(
+                    f"{path}: {theirs.num_rows:,} rows, its validated frame {staged} has {ours.num_rows:,}"
+                )
                 continue
             differing = [n for n in ours.schema.names if not ours.column(n).equals(theirs.column(n))]
             if differing:
@@ -174,7 +178,9 @@ def _check_raw(raw_dir: Path, report: Report) -> None:
             report.raw_files += 1
             report.raw_bytes += f["bytes"]
             if digest != f["sha256"] or os.path.getsize(path) != f["bytes"]:
-                report.problems.append(f"{path}: changed since it was landed (sha256 {digest}, manifest says {f['sha256']})")
+                report.problems.append(
+                    f"{path}: changed since it was landed (sha256 {digest}, manifest says {f['sha256']})"
+                )
 
 
 def verify(root: Path, raw_dir: Path | None, locks_dir: Path | None, say: Callable[[str], None] = lambda _: None,

@@ -89,7 +89,9 @@ class CatalogCommit:
 
 def partition_path(root: Path, kind: DataKind, part: PartitionContext) -> Path:
     """`{root}/data/{class}/{instrument}/{day start}_{day end - 1 ns}.parquet`, named as Nautilus names it."""
-    directory = root / "data" / class_to_filename(kind.nautilus_cls) / urisafe_identifier(kind.catalog_id(part.instrument))
+    directory = (
+        root / "data" / class_to_filename(kind.nautilus_cls) / urisafe_identifier(kind.catalog_id(part.instrument))
+    )
     return inside(root, directory / _timestamps_to_filename(*kind.window(part)))
 
 

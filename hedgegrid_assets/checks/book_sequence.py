@@ -34,7 +34,9 @@ def sequence_gaps(frame, part: PartitionContext, notes: dict | None = None) -> A
                  if k.startswith("book_updates_discarded_")}  # fmt: skip
     built = notes.get("book") or {}
     if gaps:
-        description = f"{gaps:,} sequence gap(s), the first {describe_gap(places[0])}" if places else f"{gaps:,} sequence gap(s)"
+        description = (
+            f"{gaps:,} sequence gap(s), the first {describe_gap(places[0])}" if places else f"{gaps:,} sequence gap(s)"
+        )
     else:
         description = f"no sequence gap in {built.get('updates', 0):,} updates"
     others = {k: v for k, v in discarded.items() if v and not (gaps and k == "after_gap")}  # said with the gap

@@ -56,9 +56,13 @@ def settlements(part: PartitionContext, interval_minutes: int | None = None) -> 
 
 def funding_coverage(rates: pl.DataFrame, part: PartitionContext) -> AssetCheckResult:
     interval = rates.get_column("interval").max() if "interval" in rates.columns else None
-    due = pl.DataFrame({"settlement": settlements(part, interval)}, schema={"settlement": rates.schema["next_funding_time"]})
-    known = rates.filter(pl.col("next_funding_time") > pl.col("ts_event")).group_by("next_funding_time").agg(
-        first_known=pl.col("ts_event").min(), last_rate=pl.col("rate").last()
+    due = pl.DataFrame(
+        {"settlement": settlements(part, interval)}, schema={"settlement": rates.schema["next_funding_time"]}
+    )
+    known = (
+        rates.filter(pl.col("next_funding_time") > pl.col("ts_event"))
+        .group_by("next_funding_time")
+        .agg(first_known=pl.col("ts_event").min(), last_rate=pl.col("rate").last())
     )
     table = due.join(known, left_on="settlement", right_on="next_funding_time", how="left")
     missing = table.filter(pl.col("first_known").is_null())
@@ -134,7 +138,9 @@ def mark_price_band(marks: pl.DataFrame, trades: pl.DataFrame, part: PartitionCo
 def bar_minutes(bars: pl.DataFrame, part: PartitionContext, check_name: str = BAR_MINUTES_CHECK) -> AssetCheckResult:
     """Every minute of the day has a bar (a bar's ts_event is the minute it covers). Minutes
     without trades (volume 0, the last close repeated) are counted apart."""
-    minutes = pl.datetime_range(part.start, part.end, interval="1m", closed="left", time_unit="ns", time_zone="UTC", eager=True)
+    minutes = pl.datetime_range(
+        part.start, part.end, interval="1m", closed="left", time_unit="ns", time_zone="UTC", eager=True
+    )
     missing = minutes.filter(~minutes.is_in(bars.get_column("ts_event").implode()))
     quiet = int((bars.get_column("volume") == 0).sum()) if bars.height else 0
     shown = [f"{t:%H:%M}" for t in missing.head(10).to_list()]
@@ -147,6 +153,10 @@ def bar_minutes(bars: pl.DataFrame, part: PartitionContext, check_name: str = BA
             + (f"; none for {', '.join(shown)}{' ...' if missing.len() > 10 else ''}" if missing.len() else "")
             + (f"; {quiet} minute(s) without trades" if quiet else "")
         ),
-        metadata={"bars": bars.height, "missing_minutes": missing.len(), "first_missing": shown,
-                  "minutes_without_trades": quiet},  # fmt: skip
+        metadata={
+            "bars": bars.height,
+            "missing_minutes": missing.len(),
+            "first_missing": shown,
+            "minutes_without_trades": quiet,
+        },
     )

@@ -21,7 +21,10 @@ def failing_rows(frame: pl.DataFrame, failure_cases: pl.DataFrame) -> pl.DataFra
     if indexed.is_empty():
         return pl.DataFrame()
     by_row = indexed.group_by("index").agg(
-        failed=pl.concat_str(pl.col("column").fill_null(""), pl.lit(":"), pl.col("check")).unique().sort().str.join(", ")
+        failed=pl.concat_str(pl.col("column").fill_null(""), pl.lit(":"), pl.col("check"))
+        .unique()
+        .sort()
+        .str.join(", ")
     )
     return (
         frame.with_row_index("row")

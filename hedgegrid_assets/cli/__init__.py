@@ -23,7 +23,7 @@ EPILOG = """examples:
   hedgegrid catalog upgrade data/catalog
 
 Settings not given as flags come from HEDGEGRID_* environment variables and hedgegrid.toml
-(see README). Runs are recorded in the Dagster instance at $DAGSTER_HOME when it is set.
+(see docs/settings.md). Runs are recorded in the Dagster instance at $DAGSTER_HOME when it is set.
 """
 
 
@@ -43,7 +43,13 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-COMMANDS = {"build": build.run, "backtest": backtest.run, "verify": verify.run, "status": status.run, "catalog": catalog.run}
+COMMANDS = {
+    "build": build.run,
+    "backtest": backtest.run,
+    "verify": verify.run,
+    "status": status.run,
+    "catalog": catalog.run,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"hedgegrid: error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # noqa: BLE001 - one clear line, not a traceback
+    except Exception as err:
         print(f"hedgegrid: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
 

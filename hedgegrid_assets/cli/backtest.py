@@ -56,14 +56,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="default: data/ in the project folder (settings' data_dir)")
     p.add_argument("--output", metavar="DIR", help="folder for the equity-curve PNG (default: <data-dir>/backtests)")
     p.add_argument("--levels", type=_positive_int, default=10, help="grid levels on each side (default 10)")
-    p.add_argument("--step-bps", type=_positive_float, default=20.0,
-                   help="level spacing in basis points of the first price, rounded to whole ticks (default 20)")
+    p.add_argument(
+        "--step-bps",
+        type=_positive_float,
+        default=20.0,
+        help="level spacing in basis points of the first price, rounded to whole ticks (default 20)",
+    )
     p.add_argument("--step-ticks", type=_positive_int, help="level spacing in ticks (overrides --step-bps)")
     p.add_argument("--size", default="0.010", help="order size per level in the base asset (default 0.010)")
     p.add_argument("--balance", default="100000", help="starting balance in USDT (default 100000)")
-    p.add_argument("--oms", choices=["NETTING", "HEDGING"], default="NETTING",
-                   help="venue OMS: NETTING (one-way mode, one net position) or HEDGING (hedge mode: each level's "
-                   "cycle is its own position) (default NETTING)")
+    p.add_argument(
+        "--oms",
+        choices=["NETTING", "HEDGING"],
+        default="NETTING",
+        help="venue OMS: NETTING (one-way mode, one net position) or HEDGING (hedge mode: each level's "
+        "cycle is its own position) (default NETTING)",
+    )
     p.add_argument("--leverage", type=_positive_float, default=10.0, help="account leverage (default 10)")
     return p
 
@@ -95,14 +103,23 @@ def run(args: argparse.Namespace) -> int:
     elif isinstance(settings.data_dir, Path):
         out_dir = settings.data_dir / "backtests"
     else:
-        raise UsageError(f"the data dir {settings.data_dir} is not a folder here: say where the picture goes with --output DIR")
+        raise UsageError(
+            f"the data dir {settings.data_dir} is not a folder here: say where the picture goes with --output DIR"
+        )
     params = GridParams(
         levels=args.levels, step_bps=args.step_bps, step_ticks=args.step_ticks, order_size=args.size,
         starting_balance=args.balance, leverage=args.leverage, oms_type=args.oms,
     )  # fmt: skip
     try:
-        result = run_backtest(catalog, args.symbol, args.start, args.end, params, venue=settings.venue,
-                              say=lambda line: print(line, flush=True))
+        result = run_backtest(
+            catalog,
+            args.symbol,
+            args.start,
+            args.end,
+            params,
+            venue=settings.venue,
+            say=lambda line: print(line, flush=True),
+        )
     except BacktestError as err:
         raise UsageError(str(err)) from None
     result.picture = save_equity_curve(result, out_dir)

@@ -41,22 +41,49 @@ def add_parser(sub, epilog: str) -> argparse.ArgumentParser:
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    b.add_argument("--source", choices=list(get_args(SourceName)), help="where raw data comes from (default: settings, i.e. sample)")
-    b.add_argument("--symbol", action="append", dest="symbols", metavar="SYMBOL", help="Binance USDT-M symbol, repeatable (default: settings' symbols)")
+    b.add_argument(
+        "--source",
+        choices=list(get_args(SourceName)),
+        help="where raw data comes from (default: settings, i.e. sample)",
+    )
+    b.add_argument(
+        "--symbol",
+        action="append",
+        dest="symbols",
+        metavar="SYMBOL",
+        help="Binance USDT-M symbol, repeatable (default: settings' symbols)",
+    )
     b.add_argument("--start", type=parse_date, required=True, help="first UTC day, YYYY-MM-DD (inclusive)")
     b.add_argument("--end", type=parse_date, required=True, help="last UTC day, YYYY-MM-DD (exclusive)")
-    b.add_argument("--data-types", type=_kinds, default=list(KINDS_BY_CLI_NAME.values()), metavar="LIST",
-                   help=f"comma-separated kinds to build: {','.join(KINDS_BY_CLI_NAME)} (default: all)")
+    b.add_argument(
+        "--data-types",
+        type=_kinds,
+        default=list(KINDS_BY_CLI_NAME.values()),
+        metavar="LIST",
+        help=f"comma-separated kinds to build: {','.join(KINDS_BY_CLI_NAME)} (default: all)",
+    )
     b.add_argument("--config", metavar="FILE", help="source config file (csv/jsonl sources)")
     b.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
     b.add_argument("--data-dir", metavar="DIR", help="raw and staging zones (default: data/ in the project folder)")
-    b.add_argument("--allow-empty", action="store_true", default=None,
-                   help="accept an input with no rows for a kind and write the day as empty (default: such a partition fails)")
-    b.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
-                   help="partitions built at once, each in its own worker process (default: the machine's cores, "
-                   f"{os.cpu_count() or 1}; 1 = one after another in this process)")
-    b.add_argument("--no-progress", action="store_true",
-                   help="no progress bars, only the per-partition lines (bars are drawn only when stdout is a terminal)")
+    b.add_argument(
+        "--allow-empty",
+        action="store_true",
+        default=None,
+        help="accept an input with no rows for a kind and write the day as empty (default: such a partition fails)",
+    )
+    b.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="partitions built at once, each in its own worker process (default: the machine's cores, "
+        f"{os.cpu_count() or 1}; 1 = one after another in this process)",
+    )
+    b.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars, only the per-partition lines (bars are drawn only when stdout is a terminal)",
+    )
     return b
 
 
@@ -68,8 +95,14 @@ def _settings(args: argparse.Namespace):
 
     overrides: dict = {}
     symbols = list(dict.fromkeys(args.symbols)) if args.symbols else None  # each once: a partition is built once
-    for field, value in (("source", args.source), ("symbols", symbols), ("source_config", args.config),
-                         ("catalog_dir", args.catalog), ("data_dir", args.data_dir), ("allow_empty", args.allow_empty)):
+    for field, value in (
+        ("source", args.source),
+        ("symbols", symbols),
+        ("source_config", args.config),
+        ("catalog_dir", args.catalog),
+        ("data_dir", args.data_dir),
+        ("allow_empty", args.allow_empty),
+    ):
         if value is not None:
             overrides[field] = value
     if args.data_dir is not None and args.catalog is None:
@@ -164,5 +197,7 @@ def _summary(rows: dict[str, dict[str, int]], kinds: list[DataKind], settings) -
     for key, counts in rows.items():
         print(f"{key:<{width}}  " + "  ".join(f"{counts[n]:>13,}" if n in counts else f"{'-':>13}" for n in names))
     print(f"\ncatalog: {settings.catalog_path}")
-    print("read it with nautilus_trader alone: ParquetDataCatalog(path).trade_ticks(), .quote_ticks(), .bars(), "
-          ".funding_rates(), .instruments()")
+    print(
+        "read it with nautilus_trader alone: ParquetDataCatalog(path).trade_ticks(), .quote_ticks(), .bars(), "
+        ".funding_rates(), .instruments()"
+    )

@@ -74,6 +74,8 @@ def repair_catalog(args: argparse.Namespace) -> int:
     for line in report.busy:
         print(f"  skipped: {line}")
     done = len(report.recovered) + len(report.removed)
-    print(f"{root}: {len(report.recovered)} interrupted commit(s) recovered, {len(report.removed)} temporary file(s) removed"
-          + ("" if done else " (nothing to repair)"))
+    print(
+        f"{root}: {len(report.recovered)} interrupted commit(s) recovered, {len(report.removed)} temporary file(s) removed"
+        + ("" if done else " (nothing to repair)")
+    )
     return 0

@@ -21,7 +21,6 @@ def zones(data_dir: str | None, catalog: str | None):
     from pathlib import Path
 
     from hedgegrid_assets.settings import Settings
-
     from hedgegrid_assets.storage import is_object_uri
 
     settings = Settings(**({"data_dir": data_dir} if data_dir else {}))  # a folder or s3://

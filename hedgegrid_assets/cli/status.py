@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
         cells = [f"{counts[n]:>13,}" if n in counts else f"{'-':>13}" for n in status.kinds]
         print(f"{f'{day}|{symbol}':<{width}}  " + "  ".join(cells))
     for symbol, days in sorted(status.gaps.items()):
-        print(f"\n{symbol}: {len(days)} day(s) missing in its range: {', '.join(map(str, days[:10]))}{' ...' if len(days) > 10 else ''}")
+        print(
+            f"\n{symbol}: {len(days)} day(s) missing in its range: {', '.join(map(str, days[:10]))}{' ...' if len(days) > 10 else ''}"
+        )
     failed = []
     if os.environ.get("DAGSTER_HOME"):
         from dagster import DagsterInstance
@@ -46,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
         from hedgegrid_assets.definitions import build_definitions
 
         defs = build_definitions(settings)
-        checks = sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
+        checks = sorted(
+            defs.resolve_asset_graph().asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)
+        )
         failed = failed_check_results(DagsterInstance.get(), checks)
         print(f"\nfailed checks (latest per partition): {len(failed)}")
         for f in failed:

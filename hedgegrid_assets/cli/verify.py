@@ -17,7 +17,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "(sizes and sha256). Exit 0 when all is well, 1 listing each problem.",
     )
     v.add_argument("--catalog", metavar="DIR", help="Nautilus catalog root (default: <data-dir>/catalog)")
-    v.add_argument("--data-dir", metavar="DIR", help="raw zone and partition locks (default: data/ in the project folder)")
+    v.add_argument(
+        "--data-dir", metavar="DIR", help="raw zone and partition locks (default: data/ in the project folder)"
+    )
     return v
 
 
@@ -30,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(root, str) or isinstance(settings.data_dir, str):  # zones in object storage
         from hedgegrid_assets.object_zones import verify as verify_objects
 
-        report = verify_objects(settings.model_copy(update={"catalog_dir": root}), say=lambda line: print(f"  {line}", flush=True))
+        report = verify_objects(
+            settings.model_copy(update={"catalog_dir": root}), say=lambda line: print(f"  {line}", flush=True)
+        )
     else:
         report = verify(root, settings.raw_dir, settings.locks_dir, say=lambda line: print(f"  {line}", flush=True),
                         staging_dir=settings.staging_dir)  # fmt: skip

@@ -18,8 +18,8 @@ import re
 
 import polars as pl
 
-from hedgegrid_assets.frames.trades import AGGRESSOR_SIDE
 from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.frames.trades import AGGRESSOR_SIDE
 
 UTC_NS = pl.Datetime(time_unit="ns", time_zone="UTC")
 UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}

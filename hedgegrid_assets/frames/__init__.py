@@ -10,8 +10,32 @@ from hedgegrid_assets.frames.trades import TRADES
 
 KINDS: dict[str, DataKind] = {
     k.name: k
-    for k in (TRADES, QUOTES, BARS, EXCHANGE_BARS, MARK_BARS, MARK_PRICES, FUNDING_RATES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10)
+    for k in (
+        TRADES,
+        QUOTES,
+        BARS,
+        EXCHANGE_BARS,
+        MARK_BARS,
+        MARK_PRICES,
+        FUNDING_RATES,
+        ORDER_BOOK_DELTAS,
+        ORDER_BOOK_DEPTH10,
+    )
 }
 KINDS_BY_CLI_NAME: dict[str, DataKind] = {k.cli_name: k for k in KINDS.values()}
 
-__all__ = ["KINDS", "KINDS_BY_CLI_NAME", "DataKind", "PartitionContext", "TRADES", "QUOTES", "BARS", "EXCHANGE_BARS", "MARK_BARS", "MARK_PRICES", "FUNDING_RATES", "ORDER_BOOK_DELTAS", "ORDER_BOOK_DEPTH10"]
+__all__ = [
+    "KINDS",
+    "KINDS_BY_CLI_NAME",
+    "DataKind",
+    "PartitionContext",
+    "TRADES",
+    "QUOTES",
+    "BARS",
+    "EXCHANGE_BARS",
+    "MARK_BARS",
+    "MARK_PRICES",
+    "FUNDING_RATES",
+    "ORDER_BOOK_DELTAS",
+    "ORDER_BOOK_DEPTH10",
+]

@@ -28,7 +28,14 @@ from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX, Price, Quantity
 
 from hedgegrid_assets.frames.fixed_point import epoch_ns, largest_writable, to_fixed_binary
-from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, on_grid, to_epoch_ns
+from hedgegrid_assets.frames.kind import (
+    TIMESTAMP,
+    DataKind,
+    PartitionContext,
+    nautilus_arrow_schema,
+    on_grid,
+    to_epoch_ns,
+)
 from hedgegrid_assets.frames.mark_prices import MARK_PRICE_PRECISION
 from hedgegrid_assets.frames.trades import TRADES
 from hedgegrid_assets.instruments import Instrument

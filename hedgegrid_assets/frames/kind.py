@@ -173,7 +173,11 @@ class DataKind:
 def within_day(kind: DataKind, column: str, part: PartitionContext) -> pa.Check:
     start, end = part.start, part.end
     at_close = kind.stamped_at_close and column == "ts_init"
-    shown = f"({start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}]" if at_close else f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})"
+    shown = (
+        f"({start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}]"
+        if at_close
+        else f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})"
+    )
     return pa.Check(
         lambda d: d.lazyframe.select(kind.in_window(column, part)),
         name="within_partition_day",

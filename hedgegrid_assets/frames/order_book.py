@@ -28,14 +28,23 @@ from nautilus_trader.model.enums import BookAction, OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX, Price, Quantity
 
-from hedgegrid_assets.frames.fixed_point import epoch_ns, largest_writable, to_fixed_binary
 from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, NO_SIDE, UPDATE
-from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, on_grid, to_epoch_ns
 from hedgegrid_assets.frames.book_replay import crossed_rows
+from hedgegrid_assets.frames.fixed_point import epoch_ns, largest_writable, to_fixed_binary
+from hedgegrid_assets.frames.kind import (
+    TIMESTAMP,
+    DataKind,
+    PartitionContext,
+    nautilus_arrow_schema,
+    on_grid,
+    to_epoch_ns,
+)
 from hedgegrid_assets.instruments import Instrument
 
 DEPTH = 10
-LEVEL_COLUMNS = [f"{side}_{field}_{i}" for side in ("bid", "ask") for field in ("price", "size", "count") for i in range(DEPTH)]
+LEVEL_COLUMNS = [
+    f"{side}_{field}_{i}" for side in ("bid", "ask") for field in ("price", "size", "count") for i in range(DEPTH)
+]
 
 
 class OrderBookDeltasFrame(pa.DataFrameModel):
@@ -151,9 +160,7 @@ ORDER_BOOK_DELTAS = DataKind(
 
 
 def _depth_model() -> type[pa.DataFrameModel]:
-    fields = {
-        name: (pl.UInt32 if "_count_" in name else pl.Float64, pa.Field(ge=0)) for name in LEVEL_COLUMNS
-    }
+    fields = {name: (pl.UInt32 if "_count_" in name else pl.Float64, pa.Field(ge=0)) for name in LEVEL_COLUMNS}
     annotations = {n: t for n, (t, _) in fields.items()}
     annotations |= {"flags": pl.UInt8, "sequence": pl.UInt64, "ts_event": TIMESTAMP, "ts_init": TIMESTAMP}
     namespace = {n: f for n, (_, f) in fields.items()}
@@ -178,7 +185,10 @@ DEPTH_COUNTS = [c for c in LEVEL_COLUMNS if "_count_" in c]
 
 def _depth_checks(part: PartitionContext) -> dict[str, list[pa.Check]]:
     spec = part.instrument.spec
-    return {**{c: [on_grid(spec.tick_size)] for c in DEPTH_PRICES}, **{c: [on_grid(spec.step_size)] for c in DEPTH_SIZES}}
+    return {
+        **{c: [on_grid(spec.tick_size)] for c in DEPTH_PRICES},
+        **{c: [on_grid(spec.step_size)] for c in DEPTH_SIZES},
+    }
 
 
 def _depth_to_arrow(frame: pl.DataFrame, instrument: Instrument) -> pyarrow.Table:
@@ -221,9 +231,15 @@ def _depth_to_nautilus(frame: pl.DataFrame, instrument: Instrument) -> list[Orde
             ]
         out.append(
             OrderBookDepth10(
-                iid, books["bid"], books["ask"],
-                [row[f"bid_count_{i}"] for i in range(DEPTH)], [row[f"ask_count_{i}"] for i in range(DEPTH)],
-                row["flags"], row["sequence"], int(te[n]), int(ti[n]),
+                iid,
+                books["bid"],
+                books["ask"],
+                [row[f"bid_count_{i}"] for i in range(DEPTH)],
+                [row[f"ask_count_{i}"] for i in range(DEPTH)],
+                row["flags"],
+                row["sequence"],
+                int(te[n]),
+                int(ti[n]),
             )
         )
     return out

@@ -75,7 +75,7 @@ class StagedFrameRefs(FrameIOManager):
     frame, not the frame, so that a step writing some kinds never reads the others' frames
     (a subset multi-asset is still given every input) and holds one partition's at a time."""
 
-    def load_input(self, context: InputContext) -> "StagedFrames":
+    def load_input(self, context: InputContext) -> StagedFrames:
         return StagedFrames(self, context.asset_key.path[-1])
 
 

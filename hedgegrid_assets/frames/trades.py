@@ -12,7 +12,14 @@ from nautilus_trader.model.identifiers import InstrumentId, TradeId
 from nautilus_trader.model.objects import PRICE_MAX, QUANTITY_MAX, Price, Quantity
 
 from hedgegrid_assets.frames.fixed_point import epoch_ns, largest_writable, to_fixed_binary
-from hedgegrid_assets.frames.kind import TIMESTAMP, DataKind, PartitionContext, nautilus_arrow_schema, on_grid, to_epoch_ns
+from hedgegrid_assets.frames.kind import (
+    TIMESTAMP,
+    DataKind,
+    PartitionContext,
+    nautilus_arrow_schema,
+    on_grid,
+    to_epoch_ns,
+)
 from hedgegrid_assets.instruments import Instrument
 
 # Physical order matches Nautilus's AggressorSide (0 none, 1 buyer, 2 seller), so

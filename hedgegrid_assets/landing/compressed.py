@@ -234,7 +234,7 @@ def line_blocks(path: Path, size: int = 64 << 20) -> Iterator[bytes]:
             if have:
                 q.put(b"".join(pending))
             q.put(None)
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+        except BaseException as err:
             q.put(err)
 
     thread = threading.Thread(target=produce, name="hedgegrid-gunzip", daemon=True)

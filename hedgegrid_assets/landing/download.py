@@ -30,20 +30,19 @@ import fcntl
 import http.client
 import os
 import random
-import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from hedgegrid_assets import progress
-from hedgegrid_assets.names import inside
 from hedgegrid_assets.errors import NotPublishedError, SourceError, TransientSourceError
+from hedgegrid_assets.names import inside
 
 CHUNK = 1 << 20
 DOWNLOADS = "_downloads"
@@ -194,7 +193,7 @@ def _fetch_unmasked(url: str, part: Path, headers: dict, what: str, retry: Retry
                 raise SourceError(f"{where}: HTTP {err.code} ({_reason(err)})") from None
             problem = f"HTTP {err.code}"
             wait = max(wait, _retry_after(err) or 0)
-        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, TimeoutError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
             problem = f"{type(err).__name__}: {getattr(err, 'reason', err)}"
         if attempt == retry.attempts:
             raise TransientSourceError(f"{where}: {problem}, still after {attempt} attempts") from None

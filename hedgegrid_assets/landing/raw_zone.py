@@ -207,4 +207,6 @@ class RawZoneIOManager(ConfigurableIOManager):
         if not path.exists():
             raise FileNotFoundError(f"no raw data landed for partition {key}: materialize raw_market_data first")
         data = json.loads(path.read_text())
-        return RawLanding(source=data["source"], directory=data["directory"], files=[RawFile(**f) for f in data["files"]])
+        return RawLanding(
+            source=data["source"], directory=data["directory"], files=[RawFile(**f) for f in data["files"]]
+        )

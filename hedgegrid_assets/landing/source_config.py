@@ -35,9 +35,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-
 from hedgegrid_assets.errors import ConfigError
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.frames import (
+    FUNDING_RATES,
+    MARK_PRICES,
+    ORDER_BOOK_DELTAS,
+    QUOTES,
+    TRADES,
+    DataKind,
+    PartitionContext,
+)
 
 # Config key -> kind (the seed format's names first).
 KIND_KEYS: dict[str, DataKind] = {

@@ -19,13 +19,15 @@ from hedgegrid_assets.settings import Settings
 
 # Observable source assets have been in Dagster since 1.0 and are still labelled beta in 1.13;
 # we use them knowingly (as definitions.py does partitioned checks), so no warning at each load.
-warnings.filterwarnings("ignore", message="Function `observable_source_asset` is currently in beta", category=BetaWarning)
+warnings.filterwarnings(
+    "ignore", message="Function `observable_source_asset` is currently in beta", category=BetaWarning
+)
 
 COVERAGE_ASSET = "catalog_coverage"
 PICTURE_KEY = "coverage_picture"
-EVERY_30_MIN = (
-    AutomationCondition.cron_tick_passed("*/30 * * * *") & ~AutomationCondition.in_progress()
-).with_label("every 30 minutes")
+EVERY_30_MIN = (AutomationCondition.cron_tick_passed("*/30 * * * *") & ~AutomationCondition.in_progress()).with_label(
+    "every 30 minutes"
+)
 
 
 def coverage_asset(settings: Settings):
@@ -39,7 +41,9 @@ def coverage_asset(settings: Settings):
     def catalog_coverage(context) -> ObserveResult:
         status = read(settings.catalog_path)
         keys = context.repository_def.asset_graph.asset_check_keys
-        failed = failed_check_results(context.instance, sorted(keys, key=lambda k: (k.asset_key.to_user_string(), k.name)))
+        failed = failed_check_results(
+            context.instance, sorted(keys, key=lambda k: (k.asset_key.to_user_string(), k.name))
+        )
         png = render(status, failed)
         rows = sum(sum(by_kind.values()) for by_kind in status.rows.values())
         return ObserveResult(

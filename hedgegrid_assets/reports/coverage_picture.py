@@ -95,7 +95,9 @@ def render(status: Status, failed: list[FailedCheck]) -> bytes:
                             color="black" if math.log10(n + 1) > 0.6 * top else "white")  # fmt: skip
     nudge = 0.33 if n_days <= 16 else 0.0  # beside the count written in the cell
     for severity, marker, color in (("ERROR", "x", "red"), ("WARN", "^", "darkorange")):
-        at = [((d - first).days + nudge, row[(s, k)]) for d, s, k, sev in failed_at if sev == severity and (s, k) in row]
+        at = [
+            ((d - first).days + nudge, row[(s, k)]) for d, s, k, sev in failed_at if sev == severity and (s, k) in row
+        ]
         if at:
             ax.plot(*zip(*at), linestyle="none", marker=marker, color=color, markersize=8, mew=2, markeredgecolor=color)
 

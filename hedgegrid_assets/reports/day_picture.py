@@ -23,13 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.model.objects import FIXED_PRECISION
 
-from hedgegrid_assets.frames.fixed_point import decimal_json_floats
-from hedgegrid_assets.storage import S3Zone, is_object_uri
 from hedgegrid_assets.catalog.writer import partition_path
 from hedgegrid_assets.checks import coverage
 from hedgegrid_assets.checks.quarantine import quarantine_path
 from hedgegrid_assets.frames import FUNDING_RATES, KINDS, MARK_PRICES, QUOTES, TRADES, PartitionContext
+from hedgegrid_assets.frames.fixed_point import decimal_json_floats
 from hedgegrid_assets.reports import png
+from hedgegrid_assets.storage import S3Zone, is_object_uri
 
 NS_PER_MINUTE = 60 * 10**9
 NS_PER_HOUR = 3_600 * 10**9
@@ -283,9 +283,7 @@ def report_metadata(context, settings, part: PartitionContext) -> dict:
             with local_mirror(S3Zone(settings.catalog_path), part) as root:
                 return metadata(root, settings.staging_dir, part)
         return metadata(settings.catalog_path, settings.staging_dir, part)
-    except Exception as err:  # noqa: BLE001 - a drawing bug must not hide the report
+    except Exception as err:
         why = f"partition {part.day}|{part.instrument.symbol}: day picture not drawn: {type(err).__name__}: {err}"
         context.log.warning(why)
         return {PICTURE_KEY: why}
-
-

@@ -24,13 +24,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import polars as pl
-
 from pydantic import Field
 
-from hedgegrid_assets.frames import (
-    EXCHANGE_BARS, FUNDING_RATES, MARK_BARS, MARK_PRICES, QUOTES, TRADES, DataKind, PartitionContext,
-)  # fmt: skip
-from hedgegrid_assets.sources.base import LandingRequest, Reader
 from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.formats.binance.public_data import (
     CHECKSUM_SUFFIX,
@@ -46,9 +41,20 @@ from hedgegrid_assets.formats.binance.public_data import (
     verify_checksum,
 )
 from hedgegrid_assets.formats.csv.reader import read_table
-from hedgegrid_assets.sources.file_source import FileSource
+from hedgegrid_assets.frames import (
+    EXCHANGE_BARS,
+    FUNDING_RATES,
+    MARK_BARS,
+    MARK_PRICES,
+    QUOTES,
+    TRADES,
+    DataKind,
+    PartitionContext,
+)  # fmt: skip
 from hedgegrid_assets.landing.download import DownloadedFiles, Downloads, NotFound, missing_file
 from hedgegrid_assets.landing.source_config import PlannedFile
+from hedgegrid_assets.sources.base import LandingRequest, Reader
+from hedgegrid_assets.sources.file_source import FileSource
 
 VENDOR = "binance"
 # data.binance.vision publishes a day's daily files during the next day.
@@ -184,15 +190,23 @@ class BinanceSource(DownloadedFiles, BinanceVisionSource):
             url = f"{self.endpoint.rstrip('/')}/{path.relative_to(self.cache).as_posix()}"
             try:
                 checksum = downloads.get(
-                    url + CHECKSUM_SUFFIX, f"{planned.name}{CHECKSUM_SUFFIX}", path=path.with_name(path.name + CHECKSUM_SUFFIX)
+                    url + CHECKSUM_SUFFIX,
+                    f"{planned.name}{CHECKSUM_SUFFIX}",
+                    path=path.with_name(path.name + CHECKSUM_SUFFIX),
                 )
                 downloads.get(url, planned.name, check=lambda f, c=checksum: verify_checksum(f, c), path=path)
             except NotFound:
                 if not planned.required:
                     request.log(f"{planned.what}: not on {self.endpoint} ({url.rsplit('/', 1)[1]}); none that day")
                     continue
-                raise missing_file(planned.what, url, part, PUBLISH_DAYS, "Binance publishes a day during the next one",
-                                   f"{part.instrument.symbol} had no data that day (not listed yet, or delisted)") from None
+                raise missing_file(
+                    planned.what,
+                    url,
+                    part,
+                    PUBLISH_DAYS,
+                    "Binance publishes a day during the next one",
+                    f"{part.instrument.symbol} had no data that day (not listed yet, or delisted)",
+                ) from None
         request.log(downloads.summary())
         return super().land(request)
 
@@ -209,7 +223,6 @@ class BinanceSource(DownloadedFiles, BinanceVisionSource):
         return self.cache.joinpath("data", "futures", "um", period, data_type, part.instrument.symbol, *interval, name)
 
 
-
 def _optional(p: PlannedFile) -> PlannedFile:
     return PlannedFile(p.source, p.name, p.kinds, False, p.what + " (after its month ends)", p.shared)
 
@@ -221,4 +234,6 @@ def _month_open(day: dt.date) -> bool:
 
 
 def from_settings(settings) -> BinanceSource:
-    return BinanceSource(endpoint=settings.binance.endpoint, trades=settings.binance.trades, raw_dir=str(settings.raw_dir))
+    return BinanceSource(
+        endpoint=settings.binance.endpoint, trades=settings.binance.trades, raw_dir=str(settings.raw_dir)
+    )

@@ -61,19 +61,24 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames.funding_rates import are_settlements, from_settlements
-from hedgegrid_assets.frames import (
-    FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind, PartitionContext,
-)  # fmt: skip
-from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
+from hedgegrid_assets.errors import ConfigError, SourceError
 from hedgegrid_assets.formats import parsing
-from hedgegrid_assets.formats.tardis import book as tardis_book
-from hedgegrid_assets.sources.base import Reader
-from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.formats.csv.reader import ROLES, Table, read_table
-from hedgegrid_assets.errors import ConfigError
-from hedgegrid_assets.sources.file_source import FileSource
+from hedgegrid_assets.formats.tardis import book as tardis_book
+from hedgegrid_assets.frames import (
+    FUNDING_RATES,
+    MARK_PRICES,
+    ORDER_BOOK_DELTAS,
+    QUOTES,
+    TRADES,
+    DataKind,
+    PartitionContext,
+)  # fmt: skip
+from hedgegrid_assets.frames.funding_rates import are_settlements, from_settlements
+from hedgegrid_assets.instruments import BINANCE_USDM_SPECS
 from hedgegrid_assets.landing.source_config import PlannedFile, landed_names, load_config
+from hedgegrid_assets.sources.base import Reader
+from hedgegrid_assets.sources.file_source import FileSource
 
 
 class GenericCsvSource(FileSource):

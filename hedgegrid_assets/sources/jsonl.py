@@ -10,7 +10,7 @@ Config: the seed project's websocket format (paths and placeholders as in landin
 
 One file may carry every kind (it is landed once). `"deltas"` builds the L2 book
 (`order_book_deltas`) from `depthUpdate` lines and REST depth snapshot lines (formats/binance/depth.py;
-the line shape is in README); named or not, depth lines are decoded only when it is. Lines are the bare payload, the
+the line shape is in docs/sources.md); named or not, depth lines are decoded only when it is. Lines are the bare payload, the
 combined-stream envelope or a Tardis replay line `<receive time> <json>`; `.jsonl` or
 `.jsonl.gz`. `ts_init` is the line's receive time (the replay prefix, or a recorder's
 top-level `local_timestamp`/`recv_ts`/... field) when it has one, otherwise the event time `E`.
@@ -34,15 +34,16 @@ from pathlib import Path
 import polars as pl
 from dagster import get_dagster_logger
 
-from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, TRADES, DataKind, PartitionContext
-from hedgegrid_assets.formats.binance import depth as binance_depth, messages as binance_messages, ws as binance_ws
-from hedgegrid_assets.landing import compressed
-from hedgegrid_assets.sources.base import Reader
-from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.errors import ConfigError, SourceError
+from hedgegrid_assets.formats.binance import depth as binance_depth
+from hedgegrid_assets.formats.binance import messages as binance_messages
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.formats.binance.ws import LineStats
-from hedgegrid_assets.errors import ConfigError
-from hedgegrid_assets.sources.file_source import FileSource
+from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, TRADES, DataKind, PartitionContext
+from hedgegrid_assets.landing import compressed
 from hedgegrid_assets.landing.source_config import PlannedFile, config_path_from_settings, landed_names, load_config
+from hedgegrid_assets.sources.base import Reader
+from hedgegrid_assets.sources.file_source import FileSource
 
 TRADE_STREAMS = {"aggtrade": "aggTrade", "aggtrades": "aggTrade", "trade": "trade", "trades": "trade"}
 

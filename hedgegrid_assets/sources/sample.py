@@ -30,8 +30,9 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from hedgegrid_assets.formats.binance import depth as binance_depth
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, DataKind, PartitionContext
-from hedgegrid_assets.formats.binance import depth as binance_depth, ws as binance_ws
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader
 
 MS_PER_DAY = 86_400_000
@@ -68,9 +69,7 @@ def _book_lines(quotes: pl.DataFrame, stream: str, symbol: str, pp: int, sp: int
         rows.append(pl.DataFrame({"msg": msg, "side": side, "ticks": levels.ravel(), "units": sizes.ravel()}))
         rows.append(pl.DataFrame({"msg": msg, "side": side, "ticks": prev.ravel(), "units": np.zeros(n * k, np.int64)}
                                  ).filter(pl.Series(gone.ravel())))  # fmt: skip
-    levels = pl.concat(rows).with_columns(
-        text=_levels_json(pl.col("ticks") * unit_tick, pl.col("units"), pp, sp)
-    )
+    levels = pl.concat(rows).with_columns(text=_levels_json(pl.col("ticks") * unit_tick, pl.col("units"), pp, sp))
     lists = levels.group_by("msg", "side", maintain_order=True).agg(pl.col("text").str.join(","))
     per_msg = lists.pivot(on="side", index="msg", values="text").sort("msg")
     first_id = int(quotes.get_column("u")[0])

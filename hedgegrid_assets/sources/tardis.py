@@ -34,11 +34,12 @@ from dagster import EnvVar, get_dagster_logger
 from pydantic import Field
 from tardis_client import Channel, TardisClient
 
+from hedgegrid_assets.errors import SourceError, TransientSourceError
+from hedgegrid_assets.formats.binance import depth as binance_depth
+from hedgegrid_assets.formats.binance import ws as binance_ws
 from hedgegrid_assets.frames import ORDER_BOOK_DELTAS, QUOTES, DataKind, PartitionContext
 from hedgegrid_assets.settings import TardisSettings
-from hedgegrid_assets.formats.binance import depth as binance_depth, ws as binance_ws
 from hedgegrid_assets.sources.base import LandingRequest, MarketDataSource, Reader
-from hedgegrid_assets.errors import SourceError, TransientSourceError
 
 KEY_ENV = "TARDIS_API_KEY"
 ENDPOINT_ENV = "TARDIS_ENDPOINT"
@@ -165,7 +166,9 @@ class TardisSource(MarketDataSource):
         kinds = [k for k in binance_ws.KINDS_DECODED if k.name not in left_out]
         return {kind.name: partial(self._read, kind) for kind in kinds}
 
-    def _read(self, kind: DataKind, files: list[Path], part: PartitionContext) -> pl.DataFrame | tuple[pl.DataFrame, dict]:
+    def _read(
+        self, kind: DataKind, files: list[Path], part: PartitionContext
+    ) -> pl.DataFrame | tuple[pl.DataFrame, dict]:
         if kind is ORDER_BOOK_DELTAS:
             return self._read_book(files, part)
         try:
@@ -180,7 +183,9 @@ class TardisSource(MarketDataSource):
         try:
             frame, stats = binance_depth.read_replay(files)
         except pl.exceptions.PolarsError as err:
-            raise SourceError(f"{names}: cannot parse Tardis replay lines for {ORDER_BOOK_DELTAS.name}: {err}") from None
+            raise SourceError(
+                f"{names}: cannot parse Tardis replay lines for {ORDER_BOOK_DELTAS.name}: {err}"
+            ) from None
         if stats.notable():
             get_dagster_logger().warning(f"{part.day}|{part.instrument.symbol} {ORDER_BOOK_DELTAS.name}: {names}: "
                                          f"{stats.describe()}")  # fmt: skip

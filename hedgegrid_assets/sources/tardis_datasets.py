@@ -18,12 +18,11 @@ day; retried later), "no data" for an older one. TARDIS_DATASETS_ENDPOINT wins o
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 import polars as pl
-
 from dagster import EnvVar
 from pydantic import Field
 
@@ -31,12 +30,19 @@ from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.formats.tardis import book as tardis_book
 from hedgegrid_assets.formats.tardis.datasets import QUOTE_TYPES, file_name, read_file
 from hedgegrid_assets.frames import (
-    FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, QUOTES, TRADES, DataKind, PartitionContext,
+    FUNDING_RATES,
+    MARK_PRICES,
+    ORDER_BOOK_DELTAS,
+    ORDER_BOOK_DEPTH10,
+    QUOTES,
+    TRADES,
+    DataKind,
+    PartitionContext,
 )  # fmt: skip
+from hedgegrid_assets.landing.download import DownloadedFiles, Downloads, NotFound, Rejected, missing_file
 from hedgegrid_assets.landing.source_config import PlannedFile
 from hedgegrid_assets.sources.base import LandingRequest, Reader
 from hedgegrid_assets.sources.file_source import FileSource
-from hedgegrid_assets.landing.download import DownloadedFiles, Downloads, NotFound, Rejected, missing_file
 from hedgegrid_assets.sources.tardis import KEY_ENV
 
 VENDOR = "tardis-datasets"
@@ -120,9 +126,14 @@ class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
                 if data_type not in REQUIRED:
                     request.log(f"Tardis {data_type}: none for {part.instrument.symbol} {part.day}")
                     continue
-                raise missing_file(f"Tardis {data_type}", url, part, PUBLISH_DAYS,
-                                   "Tardis publishes a day around 06:00 UTC the next day",
-                                   f"{self.exchange_id} has no {part.instrument.symbol} data that day") from None
+                raise missing_file(
+                    f"Tardis {data_type}",
+                    url,
+                    part,
+                    PUBLISH_DAYS,
+                    "Tardis publishes a day around 06:00 UTC the next day",
+                    f"{self.exchange_id} has no {part.instrument.symbol} data that day",
+                ) from None
             except Rejected as err:
                 raise SourceError(
                     f"{err}: Tardis.dev refused the key in {KEY_ENV} for {data_type}; check the key and that its "
@@ -130,7 +141,6 @@ class TardisDatasetsSource(DownloadedFiles, TardisCsvSource):
                 ) from None
         request.log(downloads.summary())
         return super().land(request)
-
 
 
 def from_settings(settings) -> TardisDatasetsSource:

@@ -41,7 +41,6 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, NO_SIDE, UPDATE, batch_flags
 from hedgegrid_assets.errors import SourceError
 from hedgegrid_assets.formats.binance.messages import (
     DEPTH_EVENTS,
@@ -51,6 +50,7 @@ from hedgegrid_assets.formats.binance.messages import (
     read_lines,
     replay_error,
 )
+from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, NO_SIDE, UPDATE, batch_flags
 
 UPDATE_EVENT = "depthUpdate"
 NO_SNAPSHOT = (
@@ -167,9 +167,8 @@ def build_deltas(
         .filter(pl.col("u") >= pl.col("L"))
         .with_columns(buffered=pl.lit(True), ts_init=pl.col("snap_init"))
     )
-    fresh = (
-        pl.concat([buffered, normal.filter((pl.col("seg") >= 1) & (pl.col("u") >= pl.col("L")))])
-        .sort("seg", pl.col("buffered").not_(), "pos")
+    fresh = pl.concat([buffered, normal.filter((pl.col("seg") >= 1) & (pl.col("u") >= pl.col("L")))]).sort(
+        "seg", pl.col("buffered").not_(), "pos"
     )
     # An update whose `u` is not above one before it in the segment is one already applied
     # (a recorder's reconnect replays some): dropped, not a gap.
@@ -213,7 +212,10 @@ def build_deltas(
         .group_by("seg", maintain_order=True)
         .first()
         .join(
-            live.filter(pl.col("broken")).join(lost, on="pos").group_by("seg").agg(not_applied=pl.col("pos").n_unique()),
+            live.filter(pl.col("broken"))
+            .join(lost, on="pos")
+            .group_by("seg")
+            .agg(not_applied=pl.col("pos").n_unique()),
             on="seg",
             how="left",
         )
@@ -231,8 +233,16 @@ def build_deltas(
         [
             head.with_columns(grp=pl.lit(0), k=pl.lit(-2, pl.Int64), key=pl.lit(None, pl.UInt32)),
             head.with_columns(grp=pl.lit(0), k=pl.lit(-1, pl.Int64), key=pl.col("row")),
-            applied.select("row", "seg", sequence="u", ts_event="ts_event", ts_init="ts_init", grp=pl.lit(1), k="k",
-                           key=pl.col("row")),  # fmt: skip
+            applied.select(
+                "row",
+                "seg",
+                sequence="u",
+                ts_event="ts_event",
+                ts_init="ts_init",
+                grp=pl.lit(1),
+                k="k",
+                key=pl.col("row"),
+            ),
         ],
         how="vertical_relaxed",
     ).sort("seg", "grp", "k")
@@ -266,7 +276,9 @@ def build_deltas(
     stats.updates = per_update.height
     stats.applied = int(per_update["applied"].sum())
     counts = dict(per_update.filter(pl.col("why").is_not_null()).group_by("why").len().iter_rows())
-    stats.discarded = {w: int(counts.get(w, 0)) for w in (BEFORE_FIRST_SNAPSHOT, OLDER_THAN_SNAPSHOT, REPEATED, AFTER_GAP)}
+    stats.discarded = {
+        w: int(counts.get(w, 0)) for w in (BEFORE_FIRST_SNAPSHOT, OLDER_THAN_SNAPSHOT, REPEATED, AFTER_GAP)
+    }
     stats.gap_count = gaps.height
     stats.gaps = [_gap_record(g) for g in gaps.head(GAPS_SHOWN).iter_rows(named=True)]
     return frame, stats
@@ -307,16 +319,23 @@ def _levels(depth: pl.DataFrame) -> pl.DataFrame:
     for at in range(0, depth.height, LEVEL_CHUNK):
         both = (
             depth.slice(at, LEVEL_CHUNK)
-            .select("row", n_bids=bids.list.len(), level=pl.concat_list(bids, asks),
-                    j=pl.int_ranges(0, bids.list.len() + asks.list.len()))  # fmt: skip
+            .select(
+                "row",
+                n_bids=bids.list.len(),
+                level=pl.concat_list(bids, asks),
+                j=pl.int_ranges(0, bids.list.len() + asks.list.len()),
+            )
             .explode("level", "j")
             .filter(pl.col("level").is_not_null())
             .select(
-                "row", "level",
-                side=pl.when(pl.col("j") < pl.col("n_bids")).then(pl.lit(BID, pl.UInt8)).otherwise(pl.lit(ASK, pl.UInt8)),
+                "row",
+                "level",
+                side=pl.when(pl.col("j") < pl.col("n_bids"))
+                .then(pl.lit(BID, pl.UInt8))
+                .otherwise(pl.lit(ASK, pl.UInt8)),
                 price=pl.col("level").list.get(0, null_on_oob=True).cast(pl.Float64, strict=False),
                 size=pl.col("level").list.get(1, null_on_oob=True).cast(pl.Float64, strict=False),
-            )  # fmt: skip
+            )
         )
         bad = both.filter(pl.col("price").is_null() | pl.col("size").is_null() | (pl.col("level").list.len() != 2))
         if bad.height:
@@ -331,8 +350,10 @@ def _levels(depth: pl.DataFrame) -> pl.DataFrame:
 def _check_ids(m: pl.DataFrame) -> None:
     """A clear error (file and line) for a depth message without its ids."""
     snap = pl.col("e") == SNAPSHOT_EVENT
-    need = pl.when(snap).then(pl.col("update_id").is_null()).otherwise(
-        pl.any_horizontal(pl.col(c).is_null() for c in ("first_id", "update_id", "E"))
+    need = (
+        pl.when(snap)
+        .then(pl.col("update_id").is_null())
+        .otherwise(pl.any_horizontal(pl.col(c).is_null() for c in ("first_id", "update_id", "E")))
     )
     missing = m.filter(need).head(1)
     if missing.height:

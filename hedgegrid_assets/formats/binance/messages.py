@@ -96,7 +96,9 @@ _EVENT_RE = r'"e"\s*:\s*"([^"]*)"'
 
 def _message_struct(event: str) -> pl.Struct:
     payload = {k: t for k, (_, t) in EVENTS[event].items()}
-    return pl.Struct({"stream": pl.String, "data": pl.Struct(payload), **payload, **{f: pl.String for f in RECV_FIELDS}})
+    return pl.Struct(
+        {"stream": pl.String, "data": pl.Struct(payload), **payload, **{f: pl.String for f in RECV_FIELDS}}
+    )
 
 
 def read_lines(path: Path) -> pl.LazyFrame:
@@ -163,7 +165,9 @@ def decode_messages(lines: pl.LazyFrame, events: tuple[str, ...] = LIGHT_EVENTS)
                 pl.coalesce(receive_time(pl.col("recv_prefix")), receive_time(field_recv)).alias("recv_ts"),
                 "recv_prefix",
                 *[
-                    pl.coalesce(msg.struct.field("data").struct.field(k), msg.struct.field(k), *_implied(event, k)).alias(col)
+                    pl.coalesce(
+                        msg.struct.field("data").struct.field(k), msg.struct.field(k), *_implied(event, k)
+                    ).alias(col)
                     for k, (col, _) in EVENTS[event].items()
                 ],
             )
@@ -240,7 +244,7 @@ def first_bad_line(path: Path, skip_line: int | None) -> tuple[int, str, str] | 
             if not text or no == skip_line:
                 continue
             try:
-                msg = json.loads(text[max(text.find("{"), 0):])
+                msg = json.loads(text[max(text.find("{"), 0) :])
             except json.JSONDecodeError as err:
                 return no, text, f"invalid JSON ({err})"
             if not isinstance(msg, dict):

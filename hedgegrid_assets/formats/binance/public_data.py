@@ -43,17 +43,29 @@ from pathlib import Path
 
 import polars as pl
 
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.formats.csv.reader import Table, check_interval, funding_extras, load_rows, read_table, value
 from hedgegrid_assets.frames import (
     FUNDING_RATES,
     DataKind,
     PartitionContext,
 )
 from hedgegrid_assets.frames.funding_rates import from_settlements
-from hedgegrid_assets.errors import SourceError
-from hedgegrid_assets.formats.csv.reader import Table, check_interval, funding_extras, load_rows, read_table, value
 
-KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-                 "taker_buy_volume", "taker_buy_quote_volume", "ignore")
+KLINE_COLUMNS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
+)
 # klines and markPriceKlines are both published as SYMBOL-1m-DATE.zip: klines land as
 # SYMBOL-klines-1m-DATE.zip (their CHECKSUM still names the published file).
 KLINES_LANDED = "-klines-1m-"
@@ -186,8 +198,14 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
     frames = []
     for path in paths:
         check_member_symbol(path, part)
-        rows = load_rows(path, TABLES["fundingRate"], ["timestamp", "funding_rate"], ["funding_interval_hours"], part,
-                         values=["funding_rate", "funding_interval_hours"])
+        rows = load_rows(
+            path,
+            TABLES["fundingRate"],
+            ["timestamp", "funding_rate"],
+            ["funding_interval_hours"],
+            part,
+            values=["funding_rate", "funding_interval_hours"],
+        )
         if rows is None:
             continue
         check_interval(rows)
@@ -202,5 +220,3 @@ def read_funding(paths: list[Path], part: PartitionContext) -> pl.DataFrame:
         return FUNDING_RATES.empty_frame()
     # Unsorted monthly rows are fine: conform sorts by ts_init (a repeated row is left to quarantine).
     return FUNDING_RATES.conform(pl.concat(frames))
-
-

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind
 from hedgegrid_assets.errors import SourceError
-from hedgegrid_assets.landing.compressed import explain_read_error
 from hedgegrid_assets.formats.binance import depth
 from hedgegrid_assets.formats.binance.messages import (
     DEPTH_EVENTS,
@@ -28,6 +26,8 @@ from hedgegrid_assets.formats.binance.messages import (
     replay_error,
     shorten,
 )
+from hedgegrid_assets.frames import FUNDING_RATES, MARK_PRICES, ORDER_BOOK_DELTAS, QUOTES, TRADES, DataKind
+from hedgegrid_assets.landing.compressed import explain_read_error
 
 # Binance trades that are not market trades (`X` of the `trade` stream).
 NON_MARKET_TRADES = ["INSURANCE_FUND", "ADL", "NA"]
@@ -120,9 +120,11 @@ def read_kind(kind: DataKind, files: list[Path], trade_event: str = "aggTrade") 
     # Collected before parsing: a later filter on the event type must not be pushed below the
     # check that a line without one is JSON.
     try:
-        messages = pl.concat(
-            [decode_messages(read_lines(f).filter(may_hold), events) for f in files], how="diagonal_relaxed"
-        ).collect().lazy()
+        messages = (
+            pl.concat([decode_messages(read_lines(f).filter(may_hold), events) for f in files], how="diagonal_relaxed")
+            .collect()
+            .lazy()
+        )
         if kind is TRADES:
             lazy = trades(messages, trade_event)
         else:
@@ -232,7 +234,7 @@ def read_recording(
         facts = _line_checks(lines)
     except pl.exceptions.NoDataError:
         return pl.DataFrame(schema=decode_messages(read_lines_schema(), events).collect_schema()), stats
-    except Exception as err:  # noqa: BLE001 - e.g. a broken gzip stream: say what is wrong with it
+    except Exception as err:
         raise explain_read_error(path, err, label) from None
     stats.lines, stats.blank_lines = int(facts["lines"]), int(facts["blank"] or 0)
     skip_line = None
@@ -297,7 +299,7 @@ def read_recording(
         bad = messages.filter(pl.col("e").is_in(events) & filled & value.cast(pl.Float64, strict=False).is_null())
         bad = bad.sort("line_no")
         if bad.height:
-            raise SourceError(f"{label} line {bad['line_no'][0]}: field {col!r} is not a number: {shorten(bad[col][0])}")
+            raise SourceError(
+                f"{label} line {bad['line_no'][0]}: field {col!r} is not a number: {shorten(bad[col][0])}"
+            )
     return messages, stats
-
-

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import polars as pl
 
+from hedgegrid_assets.errors import ConfigError, SourceError
+from hedgegrid_assets.formats import parsing
+from hedgegrid_assets.formats.parsing import TimestampFormat
 from hedgegrid_assets.frames import (
     EXCHANGE_BARS,
     FUNDING_RATES,
@@ -44,21 +47,21 @@ from hedgegrid_assets.frames import (
     PartitionContext,
 )
 from hedgegrid_assets.landing import compressed
-from hedgegrid_assets.formats import parsing
-from hedgegrid_assets.errors import SourceError
-from hedgegrid_assets.formats.parsing import TimestampFormat
-from hedgegrid_assets.errors import ConfigError
 
 # Roles each kind reads: required first.
 ROLES: dict[str, tuple[list[str], list[str]]] = {
     TRADES.name: (["timestamp", "price", "size"], ["aggressor_side", "trade_id", "local_timestamp", "symbol"]),
     QUOTES.name: (["timestamp", "bid_price", "ask_price", "bid_size", "ask_size"], ["local_timestamp", "symbol"]),
     MARK_PRICES.name: (["timestamp", "mark_price"], ["index_price", "local_timestamp", "symbol"]),
-    FUNDING_RATES.name: (["timestamp", "funding_rate"],
-                         ["next_funding_time", "funding_interval_hours", "local_timestamp", "symbol"]),
+    FUNDING_RATES.name: (
+        ["timestamp", "funding_rate"],
+        ["next_funding_time", "funding_interval_hours", "local_timestamp", "symbol"],
+    ),
     # Bars: timestamp is the bar's open; local_timestamp its close.
-    **{k.name: (["timestamp", "open", "high", "low", "close"], ["volume", "local_timestamp", "symbol"])
-       for k in (EXCHANGE_BARS, MARK_BARS)},
+    **{
+        k.name: (["timestamp", "open", "high", "low", "close"], ["volume", "local_timestamp", "symbol"])
+        for k in (EXCHANGE_BARS, MARK_BARS)
+    },
 }
 # Header names tried for an unmapped role, in order; compared lower-case without punctuation.
 GUESSES: dict[str, list[str]] = {
@@ -87,8 +90,23 @@ GUESSES: dict[str, list[str]] = {
 }  # fmt: skip
 BUYER_MAKER_NAMES = {"isbuyermaker", "buyermaker", "m", "ismaker"}
 TIMESTAMP_ROLES = ("timestamp", "local_timestamp", "next_funding_time")
-NUMBER_ROLES = ("price", "size", "bid_price", "ask_price", "bid_size", "ask_size", "mark_price", "index_price",
-                "funding_rate", "funding_interval_hours", "open", "high", "low", "close", "volume")
+NUMBER_ROLES = (
+    "price",
+    "size",
+    "bid_price",
+    "ask_price",
+    "bid_size",
+    "ask_size",
+    "mark_price",
+    "index_price",
+    "funding_rate",
+    "funding_interval_hours",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+)
 # The value roles each kind parses (numbers and the optional next_funding_time), in check order.
 VALUES: dict[str, list[str]] = {
     TRADES.name: ["price", "size"],
@@ -103,6 +121,8 @@ _INTEGER_RE = r"^[+-]?\d+$"
 def value(role: str) -> pl.Expr:
     """A parsed value role's column in `Rows.frame` (Float64, or Datetime for next_funding_time)."""
     return pl.col(f"_v_{role}")
+
+
 SAMPLE_ROWS = 500
 
 
@@ -252,14 +272,14 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
             header = [c for c in lf.collect_schema().names() if c != "_line"]
         except pl.exceptions.NoDataError:
             return None
-        except Exception as err:  # noqa: BLE001 - polars raises several types for unreadable input
+        except Exception as err:
             raise read_error(err, path, opened.path, table, label) from None
         cols = resolve_columns(header, required, optional, table, label)
         if table.needs_symbol_column and "symbol" not in cols:
             raise SourceError(
                 f"{label}: cannot tell which symbol it holds: no symbol column, no {{symbol}} in its file_path, no "
-                f"symbol in its name and no \"symbol\" in its config; add one (e.g. \"symbol\": "
-                f"\"{part.instrument.symbol}\" beside its file_path), so no other symbol is built from it"
+                f'symbol in its name and no "symbol" in its config; add one (e.g. "symbol": '
+                f'"{part.instrument.symbol}" beside its file_path), so no other symbol is built from it'
             )
         values = [r for r in values if r in cols]
         try:
@@ -270,7 +290,7 @@ def load_rows(path: Path, table: Table, required: list[str], optional: list[str]
                 frame = _collect(lf, cols, formats, table, part)
         except SourceError:
             raise
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise read_error(err, path, opened.path, table, label) from None
     if not parsed:
         _check_timestamps(frame, cols, formats, label)
@@ -552,4 +572,3 @@ def _trades(frame: pl.DataFrame, cols, table: Table, label: str) -> pl.DataFrame
         aggressor_side=side,
         trade_id=trade_id,
     )
-

@@ -22,11 +22,22 @@ from pathlib import Path
 
 import polars as pl
 
+from hedgegrid_assets.errors import SourceError
+from hedgegrid_assets.frames.book_codes import (
+    ADD,
+    ASK,
+    BID,
+    CLEAR,
+    DELETE,
+    F_LAST,
+    F_SNAPSHOT,
+    NO_SIDE,
+    UPDATE,
+    batch_flags,
+)
 from hedgegrid_assets.frames.kind import TIMESTAMP, PartitionContext
-from hedgegrid_assets.frames.book_codes import ADD, ASK, BID, CLEAR, DELETE, F_LAST, F_SNAPSHOT, NO_SIDE, UPDATE, batch_flags
 from hedgegrid_assets.frames.order_book import DEPTH, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10  # fmt: skip
 from hedgegrid_assets.landing import compressed
-from hedgegrid_assets.errors import SourceError
 
 L2_COLUMNS = ["exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot", "side", "price", "amount"]
 L2_TYPES = {"symbol": pl.String, "timestamp": pl.Int64, "local_timestamp": pl.Int64, "is_snapshot": pl.String,
@@ -90,7 +101,9 @@ def _l2_block(block: bytes, part: PartitionContext, label: str, first_line: int)
         raise SourceError(f"{label} line {first_line + i}: side {frame['side'][i]!r} is neither bid nor ask")
     if checks["snap"] is not None:
         i = checks["snap"]
-        raise SourceError(f"{label} line {first_line + i}: is_snapshot {frame['is_snapshot'][i]!r} is neither true nor false")
+        raise SourceError(
+            f"{label} line {first_line + i}: is_snapshot {frame['is_snapshot'][i]!r} is neither true nor false"
+        )
     if checks["empty"] is not None:
         raise SourceError(f"{label} line {first_line + checks['empty']}: an empty timestamp, price or amount cell")
     return frame.select(
@@ -113,7 +126,9 @@ def read_incremental_l2(path: Path, part: PartitionContext, label: str | None = 
             end = block.find(b"\n")
             header = block[: end if end >= 0 else len(block)].decode(errors="replace").strip().split(",")
             if header != L2_COLUMNS:
-                raise SourceError(f"{label} line 1: not an incremental_book_L2 header: {header[:8]} (expected {','.join(L2_COLUMNS)})")
+                raise SourceError(
+                    f"{label} line 1: not an incremental_book_L2 header: {header[:8]} (expected {','.join(L2_COLUMNS)})"
+                )
             block = block[end + 1 :] if end >= 0 else b""
             line = 2
         if not block.strip():
@@ -142,10 +157,16 @@ def to_deltas(rows: pl.DataFrame, prev: tuple[bool, object] | None = None) -> pl
     else:
         prev_snap = pl.col("snapshot").shift(1, fill_value=pl.lit(prev[0]))
         prev_ts = pl.col("ts_event").shift(1, fill_value=pl.lit(prev[1], dtype=rows.schema["ts_event"]))
-    starts = rows.select(
-        (pl.col("snapshot") & (prev_snap.is_null() | ~prev_snap | (pl.col("ts_event") != prev_ts).fill_null(True)))
-        .arg_true()
-    ).to_series().to_list()
+    starts = (
+        rows.select(
+            (
+                pl.col("snapshot")
+                & (prev_snap.is_null() | ~prev_snap | (pl.col("ts_event") != prev_ts).fill_null(True))
+            ).arg_true()
+        )
+        .to_series()
+        .to_list()
+    )
     action = (
         pl.when(pl.col("size") == 0)
         .then(pl.lit(DELETE, pl.UInt8))
@@ -190,7 +211,9 @@ def read_book_snapshots(path: Path, levels: int, part: PartitionContext, label: 
         missing = [c for c in wanted if c not in header]
         if missing:
             raise SourceError(f"{label} line 1: not a book_snapshot_{levels} header: missing {', '.join(missing[:4])}")
-        types = {c: (pl.Int64 if c.endswith("timestamp") else pl.String if c == "symbol" else pl.Float64) for c in wanted}
+        types = {
+            c: (pl.Int64 if c.endswith("timestamp") else pl.String if c == "symbol" else pl.Float64) for c in wanted
+        }
         try:
             frame = pl.read_csv(opened.path, columns=wanted, schema_overrides=types)
         except (pl.exceptions.PolarsError, OSError) as err:

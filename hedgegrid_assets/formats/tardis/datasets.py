@@ -34,24 +34,43 @@ from pathlib import Path
 
 import polars as pl
 
-from hedgegrid_assets.frames import (
-    MARK_PRICES, ORDER_BOOK_DELTAS, ORDER_BOOK_DEPTH10, QUOTES, TRADES, DataKind, PartitionContext,
-)  # fmt: skip
-from hedgegrid_assets.formats.tardis import book as tardis_book
 from hedgegrid_assets.formats.csv.reader import VALUES, Table, load_rows, read_table, value
 from hedgegrid_assets.formats.parsing import TimestampFormat
+from hedgegrid_assets.formats.tardis import book as tardis_book
+from hedgegrid_assets.frames import (
+    MARK_PRICES,
+    ORDER_BOOK_DELTAS,
+    ORDER_BOOK_DEPTH10,
+    QUOTES,
+    TRADES,
+    DataKind,
+    PartitionContext,
+)  # fmt: skip
 
 TRADES_TABLE = Table(
-    columns={"timestamp": "timestamp", "local_timestamp": "local_timestamp", "symbol": "symbol", "price": "price",
-             "size": "amount", "aggressor_side": "side", "trade_id": "id"},  # fmt: skip
+    columns={
+        "timestamp": "timestamp",
+        "local_timestamp": "local_timestamp",
+        "symbol": "symbol",
+        "price": "price",
+        "size": "amount",
+        "aggressor_side": "side",
+        "trade_id": "id",
+    },
     ts_format=TimestampFormat("epoch", "us"),
     side_is_buyer_maker=False,
     strict_symbol=True,
 )
 TICKER_TABLE = Table(
-    columns={"timestamp": "timestamp", "local_timestamp": "local_timestamp", "symbol": "symbol",
-             "mark_price": "mark_price", "index_price": "index_price", "funding_rate": "funding_rate",
-             "next_funding_time": "funding_timestamp"},  # fmt: skip
+    columns={
+        "timestamp": "timestamp",
+        "local_timestamp": "local_timestamp",
+        "symbol": "symbol",
+        "mark_price": "mark_price",
+        "index_price": "index_price",
+        "funding_rate": "funding_rate",
+        "next_funding_time": "funding_timestamp",
+    },
     ts_format=TimestampFormat("epoch", "us"),
     strict_symbol=True,
 )
@@ -62,7 +81,15 @@ QUOTES_TABLE = Table(
     strict_symbol=True,
 )  # fmt: skip
 QUOTE_TYPES = ("quotes", "book_ticker")  # in order of preference
-TICKER_ROLES = ["timestamp", "local_timestamp", "symbol", "mark_price", "index_price", "funding_rate", "next_funding_time"]
+TICKER_ROLES = [
+    "timestamp",
+    "local_timestamp",
+    "symbol",
+    "mark_price",
+    "index_price",
+    "funding_rate",
+    "next_funding_time",
+]
 
 
 def file_name(exchange: str, data_type: str, part: PartitionContext) -> str:
@@ -85,7 +112,11 @@ def read_derivative_ticker(path: Path, kind: DataKind, part: PartitionContext) -
         return kind.conform(out)
     rate, nxt = value("funding_rate"), value("next_funding_time")
     updates = frame.select(
-        *times, rate=rate, next_funding_time=nxt, interval=pl.lit(None, pl.UInt16), _given=rate.is_not_null() | nxt.is_not_null()
+        *times,
+        rate=rate,
+        next_funding_time=nxt,
+        interval=pl.lit(None, pl.UInt16),
+        _given=rate.is_not_null() | nxt.is_not_null(),
     )
     updates = updates.filter("_given").with_columns(pl.col("rate", "next_funding_time").forward_fill())
     changed = (pl.col("rate") != pl.col("rate").shift(1)) | (
