@@ -14,7 +14,8 @@ ones below it, never one above:
     catalog      the Nautilus catalog: writer, journal, provenance, completeness, status, verify,
                  object store; the partition locks its commits and repairs respect
     reports      pictures for people
-    graph        the Dagster assets, definitions, automation, object zones, the build's runs
+    graph        the Dagster assets, definitions, automation, object zones, the build's runs,
+                 the local instance class
     backtest     the hedge-grid backtest over a catalog
     cli          the `hedgegrid` command, on top
 """
@@ -36,7 +37,7 @@ LAYERS = [
     {"checks"},
     {"catalog", "locks"},
     {"reports"},
-    {"assets", "definitions", "automation", "object_zones", "build_runs", "instance_storage"},
+    {"assets", "definitions", "automation", "object_zones", "build_runs", "instance_storage", "local_instance"},
     {"backtest"},
     {"cli"},
 ]

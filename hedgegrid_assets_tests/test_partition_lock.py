@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,32 +34,36 @@ def test_a_held_partition_stops_a_builder_that_may_not_wait(tmp_path):
         lock_path(locks, "2024-01-02|../x")
 
 
-def test_two_concurrent_builds_of_one_partition_both_succeed(tmp_path):
-    args = [str(BIN / "hedgegrid"), "build", "--source", "sample", "--symbol", "BTCUSDT", "--start", "2024-01-02",
-            "--end", "2024-01-03", "--data-dir", str(tmp_path / "data")]  # fmt: skip
-    # The instance exists before the race, as the UI's does: two processes creating one fresh
-    # sqlite instance at once race on its schema, which is Dagster's business, not the lock's.
-    from dagster import DagsterInstance
-
+def test_two_concurrent_builds_of_one_partition_on_a_new_instance_both_succeed(tmp_path):
+    """Issue 10's proof (one partition, two builders: one waits for the other) and issue 26's
+    (a new DAGSTER_HOME that two processes open at once is created once: dagster.yaml's
+    LocalInstance), 10 rounds, each on a new instance and data zone, 0 failures. One round
+    pairs `hedgegrid build` with `dagster asset materialize`, the other entry point CI uses."""
+    from hedgegrid_assets.local_instance import MARKER_FILE
     from hedgegrid_assets_tests.conftest import REPO
 
-    (tmp_path / "home" / "dagster_home").mkdir(parents=True)
-    (tmp_path / "home" / "dagster_home" / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    DagsterInstance.from_config(str(tmp_path / "home" / "dagster_home")).get_runs(limit=1)
-    for attempt in range(10):  # the issue's proof: 10 times, 0 failures
-        results: list[subprocess.CompletedProcess] = []
-        # Two processes, one instance and one data zone (a catalog has one instance: the UI's).
-        homes = [tmp_path / "home", tmp_path / "home"]
-        threads = [threading.Thread(target=lambda h=h, results=results: results.append(run(args, h))) for h in homes]
-        homes[0].mkdir(exist_ok=True)
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    for attempt in range(10):
+        base = tmp_path / f"round-{attempt}"
+        (base / "dagster_home").mkdir(parents=True)
+        # The configuration only, as `make install` or a deployment lays it: no instance yet.
+        (base / "dagster_home" / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+        build = [str(BIN / "hedgegrid"), "build", "--source", "sample", "--symbol", "BTCUSDT", "--start", "2024-01-02",
+                 "--end", "2024-01-03", "--data-dir", str(base / "data")]  # fmt: skip
+        materialize = [str(BIN / "dagster"), "asset", "materialize", "-m", "hedgegrid_assets", "--select", "*",
+                       "--partition", "2024-01-02|BTCUSDT"]  # fmt: skip
+        commands = [build, materialize if attempt == 0 else build]
+        results = _together(commands, base, HEDGEGRID_DATA_DIR=str(base / "data"))
         if [r.returncode for r in results] != [0, 0]:
             pytest.fail(f"round {attempt}: " + "\n---\n".join(r.stdout[-2000:] + r.stderr[-3000:] for r in results))
-    assert sorted(p.name for p in (tmp_path / "data" / "locks" / "2024-01-02").iterdir()) == ["BTCUSDT.lock"]
-    assert not [p for p in Path(tmp_path / "data").rglob("*.tmp")]
+        assert (base / "dagster_home" / MARKER_FILE).exists()
+        assert sorted(p.name for p in (base / "data" / "locks" / "2024-01-02").iterdir()) == ["BTCUSDT.lock"]
+        assert not [p for p in Path(base / "data").rglob("*.tmp")]
+
+
+def _together(commands: list[list[str]], base: Path, **env) -> list[subprocess.CompletedProcess]:
+    """The commands started at once (one thread each), their results in order."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda command: run(command, base, **env), commands))
 
 
 def test_a_batched_run_locks_every_partition_of_its_range(tmp_path):

@@ -1,0 +1,66 @@
+"""The local Dagster instance (`instance_class` in dagster.yaml): Dagster's own, whose sqlite
+storage a new DAGSTER_HOME gets exactly once, however many processes open it together.
+
+Dagster's sqlite storages create their tables when they find none: two processes opening a new
+DAGSTER_HOME at the same moment (a cron build and a manual one, `--jobs N` workers, `dagster
+asset materialize` next to `make ui`) both find none and both create them, and one dies with
+"table secondary_indexes already exists". Dagster asks the instance class for its defaults
+(`config_defaults`) before it builds any storage, in every process that opens the instance:
+there the first process creates the storage under an exclusive lock on
+`<DAGSTER_HOME>/.hedgegrid-init.lock` while the others wait, then leaves a marker, so every
+later open costs one `stat`. An instance whose dagster.yaml configures its own storage
+(Postgres: deploy/dagster.yaml) is left to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Mapping
+
+from dagster import DagsterInstance
+
+LOCK_FILE = ".hedgegrid-init.lock"
+MARKER_FILE = ".hedgegrid-initialized"
+STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
+
+
+class LocalInstance(DagsterInstance):
+    """DagsterInstance, with the default sqlite storage created once under a lock."""
+
+    @classmethod
+    def config_schema(cls) -> dict:
+        return {}  # no settings of its own
+
+    @classmethod
+    def config_defaults(cls, base_dir: str) -> Mapping:
+        from dagster._core.instance.ref import InstanceRef
+
+        initialise_once(base_dir)
+        return InstanceRef.config_defaults(base_dir)
+
+
+def initialise_once(home: str) -> bool:
+    """Create the default sqlite storage of the instance at `home` unless it exists; True when
+    this call created it. Waits while another process does."""
+    marker = os.path.join(home, MARKER_FILE)
+    if os.path.exists(marker):
+        return False
+    from dagster._core.instance.config import dagster_instance_config
+
+    config, _ = dagster_instance_config(home)
+    if any(config.get(key) for key in STORAGE_KEYS):
+        return False  # storage configured (a database): Dagster's own migrations apply
+    with open(os.path.join(home, LOCK_FILE), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if os.path.exists(marker):
+            return False
+        from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+
+        storage = DagsterSqliteStorage.from_local(home)  # runs, event log index, schedules
+        storage.dispose()
+        tmp = f"{marker}.{os.getpid()}.tmp"
+        with open(tmp, "w") as out:
+            out.write("the sqlite storage of this instance is created (hedgegrid_assets/local_instance.py)\n")
+        os.replace(tmp, marker)
+        return True
