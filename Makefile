@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 UV_VERSION := 0.13.8
 VENV := .venv
+NT2_VENV := .venv-nautilus2
 # Use the machine's uv if there is one, else bootstrap a pinned one into .tools/.
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
@@ -29,6 +30,13 @@ $(VENV)/.installed: pyproject.toml uv.lock tools/find-python | $(UV)
 	set -x; $(UV) sync --frozen --compile-bytecode --python "$$PY"
 	@touch $@
 
+# NautilusTrader 2.0 (pre-release, its own catalog format) in a second environment from its own
+# lock (envs/nautilus2/uv.lock), so the main one keeps 1.231: tests and tools run 2.0 from here.
+$(NT2_VENV)/.installed: envs/nautilus2/pyproject.toml envs/nautilus2/uv.lock tools/find-python | $(UV)
+	@PY=$$(tools/find-python $(UV)) || exit 1; \
+	set -x; UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(NT2_VENV) $(UV) sync --frozen --project envs/nautilus2 --python "$$PY"
+	@touch $@
+
 # The instance's configuration is the project's dagster.yaml; its data stays in .dagster/ (gitignored).
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
@@ -48,7 +56,7 @@ $(DAGSTER_HOME)/.run-retry-cursors: $(DAGSTER_HOME)/dagster.yaml | $(VENV)/.inst
 	$(VENV)/bin/python -m hedgegrid_assets.automation.instance_setup
 	@touch $@
 
-install: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT) \
+install: $(VENV)/.installed $(NT2_VENV)/.installed $(DAGSTER_HOME)/dagster.yaml $(DAGSTER_HOME)/.pool-tardis-$(TARDIS_POOL_LIMIT) \
 	$(DAGSTER_HOME)/.pool-binance-$(BINANCE_POOL_LIMIT) $(DAGSTER_HOME)/.run-retry-cursors
 
 # Installed only when missing; needs root (or passwordless sudo). Without it the browser test skips.

@@ -6,13 +6,13 @@ Run from the repo root with the project's venv (nautilus_trader 1.231 is the ref
     .venv/bin/python tools/nautilus2_forward_guard.py --catalog data/catalog
 
 Steps: build a 2-symbol, 2-day sample catalog with `hedgegrid build` into a temporary folder
-(unless --catalog is given); create once a separate uv venv with nautilus_trader 2.0 under
-.tools/nt2/ (gitignored; needs PyPI the first time); in that venv, for each kind on its own and
+(unless --catalog is given); in the NautilusTrader 2.0 environment `make install` builds
+(.venv-nautilus2/, from envs/nautilus2/uv.lock), for each kind on its own and
 then for the whole catalog, copy the files to a scratch legacy catalog and run
 `ParquetDataCatalog(new).migrate_from_legacy_parquet_path(<legacy catalog root>)`
 (dry_run first), read every record back and compare it field by field with what 1.231 reads
 from the original files. Prints one row per kind; exits 1 if any kind fails.
-Not part of `make test`: it installs a second Nautilus (once, ~70 MB) and then takes ~30 s.
+`make test` runs it on the test suite's sample catalog (test_nautilus2.py).
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NT2_VERSION = "2.0.0rc6"
-NT2_VENV = ROOT / ".tools" / "nt2" / "venv"
-NT2_BASE_PYTHON = os.environ.get("NT2_PYTHON", str(Path.home() / ".pyenv/versions/3.12.1/bin/python3.12"))
+NT2_VENV = ROOT / ".venv-nautilus2"  # made by `make install` from envs/nautilus2/uv.lock
 # Legacy (1.x) directory under data/ -> label. Instruments are all CryptoPerpetual here.
 KINDS = {
     "trade_tick": "trades",
@@ -135,19 +134,15 @@ def read_v1(catalog_root: Path, kind: str) -> list[str]:
 
 
 def ensure_nt2_env() -> Path:
+    """The NautilusTrader 2.0 environment `make install` builds from envs/nautilus2/uv.lock."""
     python = NT2_VENV / "bin" / "python"
     probe = [str(python), "-c", "import importlib.metadata as m; print(m.version('nautilus_trader'))"]
-    if python.exists() and subprocess.run(probe, capture_output=True, text=True).stdout.strip() == NT2_VERSION:
-        return python
-    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    print(f"creating {NT2_VENV} with nautilus_trader=={NT2_VERSION} ...", flush=True)
-    subprocess.run([uv, "venv", "--quiet", "--clear", "--python", NT2_BASE_PYTHON, str(NT2_VENV)], check=True, env=env)
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), f"nautilus_trader=={NT2_VERSION}"],
-        check=True,
-        env=env,
-    )
+    found = subprocess.run(probe, capture_output=True, text=True).stdout.strip() if python.exists() else None
+    if found != NT2_VERSION:
+        sys.exit(
+            f"{NT2_VENV}: nautilus_trader {found or 'not installed'}, not {NT2_VERSION}: run `make install` "
+            "(it installs the 2.0 environment from envs/nautilus2/uv.lock)"
+        )
     return python
 
 
