@@ -30,6 +30,8 @@ from hedgegrid_assets.instruments import BINANCE_USDM_SPECS, Instrument
 from hedgegrid_assets.storage import S3Zone, is_object_uri
 
 PROVENANCE_FILE = "hedgegrid-catalog.json"
+# A NautilusTrader 2.0 catalog (`hedgegrid catalog migrate`) says so in its provenance file.
+NAUTILUS_2 = "nautilus-2"
 FORMAT = 2
 LEGACY_FUNDING_COLUMN = "instrument_id"  # format 1's funding files have it; Nautilus's have it in metadata
 
@@ -79,8 +81,15 @@ def catalog_format(root: Path) -> int | None:
     path = root / PROVENANCE_FILE
     if path.exists():
         try:
-            return int(json.loads(path.read_text())["format"])
-        except (ValueError, KeyError, TypeError) as err:
+            found = json.loads(path.read_text())
+            if found.get("catalog_format") == NAUTILUS_2:
+                raise IncompatibleCatalogError(
+                    f"the catalog at {root} is a NautilusTrader 2.0 catalog (catalog_format {NAUTILUS_2}, made by "
+                    "`hedgegrid catalog migrate`); this hedgegrid builds NautilusTrader 1.x catalogs: build into "
+                    "another --catalog"
+                )
+            return int(found["format"])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise IncompatibleCatalogError(
                 f"{path}: unreadable provenance file ({err}); restore or delete it"
             ) from None
