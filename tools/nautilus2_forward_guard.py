@@ -25,10 +25,12 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # both environments read records the same way: `catalog migrate`'s normalize
+from hedgegrid_assets.catalog.nautilus2_worker import normalize  # noqa: E402  (stdlib and nautilus_trader only)
+
 NT2_VERSION = "2.0.0rc6"
 NT2_VENV = ROOT / ".venv-nautilus2"  # made by `make install` from envs/nautilus2/uv.lock
 # Legacy (1.x) directory under data/ -> label. Instruments are all CryptoPerpetual here.
@@ -42,21 +44,6 @@ KINDS = {
 
 # Fields 2.0's model no longer has (migration drops them): reported, not counted as a difference.
 DROPPED_IN_2 = {"crypto_perpetual": {"maker_fee", "taker_fee"}}
-
-
-def normalize(obj) -> str:
-    """One record as canonical JSON, the same in 1.231 (Cython) and 2.0 (pyo3) objects."""
-    d = type(obj).to_dict(obj)  # a staticmethod in 1.231, a method in 2.0: both take the object
-    d.pop("type", None)
-    if "aggressor_side" in d:  # 1.231 says BUYER/SELLER, 2.0 BUY/SELL: compare the enum values
-        d["aggressor_side"] = int(obj.aggressor_side)
-    if "rate" in d:  # a decimal: compare the value, not the trailing zeros
-        d["rate"] = str(Decimal(str(d["rate"])).normalize())
-    if "tick_scheme_name" in d:  # renamed in 2.0
-        d["tick_scheme"] = d.pop("tick_scheme_name")
-    if "info" in d:  # empty info: None in 1.231, {} in 2.0
-        d["info"] = d["info"] or None
-    return json.dumps(d, sort_keys=True, default=str)
 
 
 # ---------------------------------------------------------------- nautilus_trader 2.0 side
