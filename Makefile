@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml uv.lock tools/find-python | $(UV)
 # lock (envs/nautilus2/uv.lock), so the main one keeps 1.231: tests and tools run 2.0 from here.
 $(NT2_VENV)/.installed: envs/nautilus2/pyproject.toml envs/nautilus2/uv.lock tools/find-python | $(UV)
 	@PY=$$(tools/find-python $(UV)) || exit 1; \
-	set -x; UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(NT2_VENV) $(UV) sync --frozen --project envs/nautilus2 --python "$$PY"
+	set -x; UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(NT2_VENV) $(UV) sync --frozen --compile-bytecode --project envs/nautilus2 --python "$$PY"
 	@touch $@
 
 # The instance's configuration is the project's dagster.yaml; its data stays in .dagster/ (gitignored).
@@ -94,10 +94,11 @@ format: install
 
 # `dg dev` (dagster-dg-cli), which supersedes `dagster dev`: webserver + daemon on workspace.yaml.
 # Started from inside DAGSTER_HOME: `dagster dev` warns about a dagster.yaml in the folder it starts
-# from that is not DAGSTER_HOME (the project root holds one). hedgegrid.toml is still the project's.
+# from that is not DAGSTER_HOME (the project root holds one). HEDGEGRID_BASE_DIR keeps hedgegrid.toml
+# and relative paths in the settings the project's, as for `hedgegrid build` run from here.
 ui: install
-	cd $(DAGSTER_HOME) && HEDGEGRID_SETTINGS_FILE="$${HEDGEGRID_SETTINGS_FILE:-$(CURDIR)/hedgegrid.toml}" \
-		$(CURDIR)/$(VENV)/bin/dg dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
+	cd "$(DAGSTER_HOME)" && HEDGEGRID_BASE_DIR="$(CURDIR)" \
+		"$(CURDIR)/$(VENV)/bin/dg" dev -w "$(CURDIR)/workspace.yaml" -h 127.0.0.1 -p 3000
 
 # The documentation site (MkDocs Material, builds offline) into site/. --strict: a broken link, a
 # page missing from the nav or a failing reference hook (settings and CLI references, generated from

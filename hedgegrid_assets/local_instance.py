@@ -9,7 +9,10 @@ asset materialize` next to `make ui`) both find none and both create them, and o
 there the first process creates the storage under an exclusive lock on
 `<DAGSTER_HOME>/.hedgegrid-init.lock` while the others wait, then leaves a marker, so every
 later open costs one `stat`. An instance whose dagster.yaml configures its own storage
-(Postgres: deploy/dagster.yaml) is left to it.
+(Postgres: deploy/dagster.yaml) is left to it; so is a storage given as an override to
+`InstanceRef.from_dir` (only `dagster.yaml` is read here: today's overrides, hedgegrid build's
+event log, keep the sqlite runs and schedules this creates). A home this process may only read
+opens as before when its storage exists.
 """
 
 from __future__ import annotations
@@ -43,17 +46,23 @@ class LocalInstance(DagsterInstance):
 def initialise_once(home: str) -> bool:
     """Create the default sqlite storage of the instance at `home` unless it exists; True when
     this call created it. Waits while another process does."""
-    marker = os.path.join(home, MARKER_FILE)
-    if os.path.exists(marker):
+    marker, runs_db = os.path.join(home, MARKER_FILE), os.path.join(home, "history", "runs.db")
+    if os.path.exists(marker) and os.path.exists(runs_db):
         return False
     from dagster._core.instance.config import dagster_instance_config
 
     config, _ = dagster_instance_config(home)
     if any(config.get(key) for key in STORAGE_KEYS):
         return False  # storage configured (a database): Dagster's own migrations apply
-    with open(os.path.join(home, LOCK_FILE), "a") as lock:
+    try:
+        lock = open(os.path.join(home, LOCK_FILE), "a")
+    except OSError:
+        if os.path.exists(runs_db):  # a home this process may only read: its storage exists, open it
+            return False
+        raise
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
-        if os.path.exists(marker):
+        if os.path.exists(marker) and os.path.exists(runs_db):
             return False
         from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 

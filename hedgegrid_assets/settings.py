@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -32,6 +32,17 @@ from hedgegrid_assets.storage import URI_PATTERN, is_object_uri, scratch_for
 
 # Repo root when running from a checkout; generated data lives under it unless configured.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The folder relative paths in settings (and the settings file's own name) are taken from, when
+# set; else the working directory. `make ui` sets it: Dagster runs from inside .dagster/ there.
+BASE_DIR_ENV = "HEDGEGRID_BASE_DIR"
+PATH_FIELDS = ("source_config", "data_dir", "catalog_dir", "work_dir", "landing_dir")
+
+
+def _from_base(path: Path) -> Path:
+    base = os.environ.get(BASE_DIR_ENV)
+    return Path(base) / path if base and not path.is_absolute() else path
+
 
 # `s3://bucket/prefix`: a zone in object storage (storage.py), kept as the URI string.
 ObjectUri = Annotated[str, StringConstraints(pattern=URI_PATTERN)]
@@ -216,8 +227,19 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("HEDGEGRID_SETTINGS_FILE", "hedgegrid.toml")
+        toml_file = _from_base(Path(os.environ.get("HEDGEGRID_SETTINGS_FILE", "hedgegrid.toml")))
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @model_validator(mode="after")
+    def _relative_paths_from_base(self) -> Settings:
+        """With HEDGEGRID_BASE_DIR set, relative folders and files are taken from there, not from the
+        working directory (`make ui` runs Dagster from inside .dagster/ and sets it to the project)."""
+        if os.environ.get(BASE_DIR_ENV):
+            for name in PATH_FIELDS:
+                value = getattr(self, name)
+                if isinstance(value, Path) and not value.is_absolute():
+                    object.__setattr__(self, name, _from_base(value))
+        return self
 
     @property
     def catalog_path(self) -> Path | str:

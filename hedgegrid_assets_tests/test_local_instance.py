@@ -55,3 +55,16 @@ def test_an_instance_with_its_own_storage_is_left_to_it(tmp_path):
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     assert not initialise_once(str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dagster.yaml"]
+
+
+def test_an_instance_from_before_opens_and_gets_its_marker(tmp_path):
+    """A home whose storage Dagster's stock class created (no marker): nothing is re-created."""
+    from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+
+    DagsterSqliteStorage.from_local(str(tmp_path)).dispose()
+    runs_db = tmp_path / "history" / "runs.db"
+    before = runs_db.stat().st_mtime_ns
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_runs() == []
+    assert (tmp_path / MARKER_FILE).exists() and runs_db.stat().st_mtime_ns == before

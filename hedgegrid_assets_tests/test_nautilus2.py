@@ -87,8 +87,14 @@ def test_catalog_migrate_refuses_and_writes_nothing(built, tmp_path, capsys, mon
     (full / "something").mkdir(parents=True)
     not_a_catalog = tmp_path / "plain"
     not_a_catalog.mkdir()
+    empty = tmp_path / "empty"
+    (empty / "data").mkdir(parents=True)
+    newer = tmp_path / "newer"
+    (newer / "data" / "trades").mkdir(parents=True)
     cases = [
         ([str(built.catalog), str(full)], "not empty; migrate into a new or empty folder"),
+        ([str(empty), str(tmp_path / "a")], "holds no NautilusTrader 1.x data folder (found: nothing)"),
+        ([str(newer), str(tmp_path / "a")], "holds NautilusTrader 2.0 folders (trades), not a 1.x catalog"),
         ([str(built.catalog), str(built.catalog / "inside")], "inside the catalog being migrated"),
         ([str(not_a_catalog), str(tmp_path / "a")], "not a NautilusTrader catalog (no data/ folder in it)"),
     ]
@@ -96,8 +102,8 @@ def test_catalog_migrate_refuses_and_writes_nothing(built, tmp_path, capsys, mon
         assert main(["catalog", "migrate", *args]) == 2
         assert said in capsys.readouterr().err
     assert not (built.catalog / "inside").exists() and not (tmp_path / "a").exists()
-    # 2.0 failing half-way: no DST, no work folder.
+    # 2.0 failing half-way: no DST, no work folder, not even the parents it made for DST.
     monkeypatch.setenv("HEDGEGRID_NAUTILUS2_PYTHON", "/bin/false")
-    assert main(["catalog", "migrate", str(built.catalog), str(tmp_path / "b")]) == 2
+    assert main(["catalog", "migrate", str(built.catalog), str(tmp_path / "deep" / "b")]) == 2
     assert "NautilusTrader 2.0 could not migrate" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "plain"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "full", "newer", "plain"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -35,6 +36,24 @@ def test_toml_file_then_env_override(tmp_path, monkeypatch):
     s = Settings()
     assert s.symbols == ["BTCUSDT", "ETHUSDT"] and s.sample.trades_per_day == 1234
     assert s.catalog_path == tmp_path / "cat"
+
+
+def test_relative_paths_come_from_the_base_dir_when_set(tmp_path, monkeypatch):
+    """`make ui` runs Dagster from inside .dagster/ with HEDGEGRID_BASE_DIR=<project>: the project's
+    hedgegrid.toml and its relative paths, as `hedgegrid build` from the project reads them."""
+    (tmp_path / "hedgegrid.toml").write_text('data_dir = "mydata"\nsource_config = "conf/src.json"\n')
+    monkeypatch.delenv("HEDGEGRID_SETTINGS_FILE", raising=False)
+    monkeypatch.chdir(tmp_path.parent)  # not where the settings are
+    monkeypatch.setenv("HEDGEGRID_BASE_DIR", str(tmp_path))
+    s = Settings()
+    assert (s.data_dir, s.catalog_path, s.source_config) == (
+        tmp_path / "mydata",
+        tmp_path / "mydata" / "catalog",
+        tmp_path / "conf" / "src.json",
+    )
+    monkeypatch.delenv("HEDGEGRID_BASE_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert Settings().data_dir == Path("mydata")  # unset: the working directory's, relative as given
 
 
 def test_unknown_setting_is_an_error(tmp_path, monkeypatch):

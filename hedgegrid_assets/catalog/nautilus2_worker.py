@@ -1,12 +1,14 @@
 """The NautilusTrader 2.0 side of `hedgegrid catalog migrate`, run in the 2.0 environment
 (.venv-nautilus2) by file path: it imports only the standard library and nautilus_trader 2.0.
 
-    .venv-nautilus2/bin/python hedgegrid_assets/catalog/nautilus2_worker.py LEGACY NEW OUT.json
+    .venv-nautilus2/bin/python -P hedgegrid_assets/catalog/nautilus2_worker.py LEGACY NEW WINDOWS.json OUT.json
 
 Migrates the 1.x catalog at LEGACY into the empty folder NEW with 2.0's own
-`migrate_from_legacy_parquet_path`, then reads every kind back through 2.0's queries and writes,
-per 1.x data folder, the record count and a sample (see `sample`) to OUT.json. `normalize` and
-`sample` are shared with the 1.231 side (catalog/migrate.py), so both sides are judged alike.
+`migrate_from_legacy_parquet_path`, then reads back through 2.0's queries only the sample
+windows catalog/migrate.py chose (per 1.x data folder, [identifier, start_ns, end_ns] of the
+first and last file of each identifier: memory bounded by a file, not the catalog), and writes
+the normalized records of each to OUT.json. `normalize` is shared with the 1.231 side, so both
+sides are judged alike.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from __future__ import annotations
 import json
 import sys
 from decimal import Decimal
-
-SAMPLE = 200  # records at each end of the time range
 
 # 1.x data folder -> how 2.0 reads it back (the folder names differ between the formats).
 READERS_2 = {
@@ -49,37 +49,27 @@ def normalize(obj) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-def sample(records: list) -> list[str]:
-    """The records of the SAMPLE earliest and SAMPLE latest `ts_init` (every record sharing the
-    cut-off times included, so the choice does not depend on the readers' order), normalized
-    and sorted; every record when there are few."""
-    if len(records) <= 2 * SAMPLE:
-        chosen = records
-    else:
-        times = sorted(r.ts_init for r in records)
-        low, high = times[SAMPLE - 1], times[-SAMPLE]
-        chosen = [r for r in records if r.ts_init <= low or r.ts_init >= high]
-    return sorted(normalize(r) for r in chosen)
-
-
-def describe(records: list) -> dict:
-    try:
-        values = sample(records)
-    except Exception as err:  # a class without to_dict on one side: counted, not compared
-        return {"count": len(records), "sample": None, "why": f"{type(err).__name__}: {err}"}
-    return {"count": len(records), "sample": values, "why": None}
-
-
-def read_back(catalog, folder: str) -> list:
+def read_window(catalog, folder: str, identifier: str, start: int, end: int) -> list:
+    """The records of one 1.x file's window, read back through 2.0's own queries."""
     name = READERS_2[folder]
+    if name == "instruments":
+        return list(catalog.instruments(instrument_ids=[identifier]))
     if name == "FundingRateUpdate":
         from nautilus_trader.model import NautilusDataType
 
-        return list(catalog.query(NautilusDataType.FundingRateUpdate))
-    return list(getattr(catalog, name)())
+        return list(catalog.query(NautilusDataType.FundingRateUpdate, identifiers=[identifier], start=start, end=end))
+    return list(getattr(catalog, name)(identifiers=[identifier], start=start, end=end))
 
 
-def main(legacy: str, new: str, out: str) -> None:
+def records(found: list) -> dict:
+    """A window's records normalized and sorted, or why they cannot be compared."""
+    try:
+        return {"records": sorted(normalize(r) for r in found), "why": None}
+    except Exception as err:  # a class without to_dict on one side: counted, not compared
+        return {"records": None, "why": f"{type(err).__name__}: {err}"}
+
+
+def main(legacy: str, new: str, windows_file: str, out: str) -> None:
     from pathlib import Path
 
     from nautilus_trader.persistence import ParquetDataCatalog
@@ -87,13 +77,12 @@ def main(legacy: str, new: str, out: str) -> None:
     catalog = ParquetDataCatalog(new)
     # The catalog root, not its data/ folder (given data/, it finds nothing and returns 0).
     migrated = catalog.migrate_from_legacy_parquet_path(legacy)
-    folders = sorted(p.name for p in (Path(legacy) / "data").iterdir() if p.is_dir())
-    result = {"migrated": migrated, "kinds": {}, "unknown": [f for f in folders if f not in READERS_2]}
-    for folder in folders:
-        if folder in READERS_2:
-            result["kinds"][folder] = describe(read_back(catalog, folder))
+    windows = json.loads(Path(windows_file).read_text())
+    result = {"migrated": migrated, "windows": {}}
+    for folder, chosen in windows.items():
+        result["windows"][folder] = [records(read_window(catalog, folder, *window)) for window in chosen]
     Path(out).write_text(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -136,8 +136,14 @@ def check_writable_in(zone: S3Zone) -> None:
     if body is None:
         return
     try:
-        found = int(json.loads(body[0])["format"])
-    except (ValueError, KeyError, TypeError) as err:
+        said = json.loads(body[0])
+        if said.get("catalog_format") == NAUTILUS_2:
+            raise IncompatibleCatalogError(
+                f"the catalog at {zone} is a NautilusTrader 2.0 catalog (catalog_format {NAUTILUS_2}); this "
+                "hedgegrid builds NautilusTrader 1.x catalogs: build into another --catalog"
+            )
+        found = int(said["format"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise IncompatibleCatalogError(
             f"{zone}/{PROVENANCE_FILE}: unreadable provenance file ({err}); restore or delete it"
         ) from None

@@ -1,8 +1,8 @@
 """`hedgegrid`: build catalog partitions through Dagster from the command line.
 
 One module per subcommand, each with `add_parser(sub)` and `run(args)`; they import the
-library, never the reverse. Importing this package imports no Dagster and no Nautilus: each
-subcommand imports what it needs when it runs.
+library, never the reverse. Building the parser imports the data kinds (for `--data-types`),
+nothing of Dagster; each subcommand imports the rest of what it needs when it runs.
 """
 
 from __future__ import annotations
