@@ -159,3 +159,34 @@ class BookFillProbe(Strategy):
 
     def on_stop(self) -> None:
         pass
+
+
+class HoldProbeConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    size: str = "0.100"
+
+
+class HoldProbe(Strategy):
+    """A user's own strategy: buys `size` at market on the first trade and holds it to the end."""
+
+    def __init__(self, config: HoldProbeConfig) -> None:
+        super().__init__(config)
+        self.fills: list = []
+
+    def on_start(self) -> None:
+        self.subscribe_trade_ticks(self.config.instrument_id)
+
+    def on_trade_tick(self, tick: TradeTick) -> None:
+        if not self.fills and not self.cache.orders_open():
+            from nautilus_trader.model.enums import OrderSide
+            from nautilus_trader.model.objects import Quantity
+
+            self.submit_order(
+                self.order_factory.market(self.config.instrument_id, OrderSide.BUY, Quantity.from_str(self.config.size))
+            )
+
+    def on_order_filled(self, event) -> None:
+        self.fills.append(event)
+
+    def on_stop(self) -> None:
+        pass  # the position is read after the run

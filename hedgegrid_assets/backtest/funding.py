@@ -33,7 +33,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from nautilus_trader.backtest.config import SimulationModuleConfig
 from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import ActorConfig
+from nautilus_trader.config import ActorConfig, ImportableActorConfig
 from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Money
@@ -206,3 +206,20 @@ class FundingSettlementModule(SimulationModule):
     def reset(self) -> None:
         self.settled = {}
         self.duplicates_ignored = 0
+
+
+def settlement_configs(instrument_id: str, end_ns: int) -> tuple[ImportableActorConfig, ImportableActorConfig]:
+    """What a BacktestRunConfig of your own adds to settle funding on 1.231: (the venue module for
+    `BacktestVenueConfig(modules=[...])`, the actor for `BacktestEngineConfig(actors=[...])`).
+    `end_ns` is the run's `end` (settlements up to and including it are paid: (start, end])."""
+    module = ImportableActorConfig(
+        actor_path=f"{__name__}:FundingSettlementModule",
+        config_path=f"{__name__}:FundingSettlementModuleConfig",
+        config={"instrument_id": instrument_id},
+    )
+    clock = ImportableActorConfig(
+        actor_path=f"{__name__}:FundingSettlementClock",
+        config_path=f"{__name__}:FundingSettlementClockConfig",
+        config={"instrument_id": instrument_id, "end_ns": end_ns},
+    )
+    return module, clock

@@ -107,7 +107,6 @@ def run_backtest(
         BacktestEngineConfig,
         BacktestRunConfig,
         BacktestVenueConfig,
-        ImportableActorConfig,
         ImportableStrategyConfig,
         LoggingConfig,
     )
@@ -115,7 +114,7 @@ def run_backtest(
     from nautilus_trader.model.identifiers import Venue
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-    from hedgegrid_assets.backtest.funding import FundingSettlementClock
+    from hedgegrid_assets.backtest.funding import FundingSettlementClock, settlement_configs
     from hedgegrid_assets.backtest.strategy import HedgeGridStrategy
     from hedgegrid_assets.names import checked
     from hedgegrid_assets.storage import S3Zone, is_object_uri, nautilus_catalog_args
@@ -192,6 +191,7 @@ def run_backtest(
         "use_quotes": "quotes" in present,
         "hedging": params.oms_type == "HEDGING",
     }
+    funding_module, funding_clock = settlement_configs(instrument_id, end_ns)
     config = BacktestRunConfig(
         venues=[
             BacktestVenueConfig(
@@ -201,13 +201,7 @@ def run_backtest(
                 base_currency=currency,
                 starting_balances=[f"{params.starting_balance} {currency}"],
                 default_leverage=params.leverage,
-                modules=[
-                    ImportableActorConfig(
-                        actor_path="hedgegrid_assets.backtest.funding:FundingSettlementModule",
-                        config_path="hedgegrid_assets.backtest.funding:FundingSettlementModuleConfig",
-                        config={"instrument_id": instrument_id},
-                    )
-                ],
+                modules=[funding_module],
             )
         ],
         data=[
@@ -232,13 +226,7 @@ def run_backtest(
                     config=strategy_config,
                 )
             ],
-            actors=[
-                ImportableActorConfig(
-                    actor_path="hedgegrid_assets.backtest.funding:FundingSettlementClock",
-                    config_path="hedgegrid_assets.backtest.funding:FundingSettlementClockConfig",
-                    config={"instrument_id": instrument_id, "end_ns": end_ns},
-                )
-            ],
+            actors=[funding_clock],
         ),
         # The run reaches `end` itself, so a settlement on the range's last instant (the next
         # day's 00:00) is settled; data stops 1 ns before it.
