@@ -172,22 +172,20 @@ def test_a_limit_order_fills_at_a_quoted_price(built):
         node.dispose()
 
 
-def test_your_own_run_config_gets_funding_from_our_module(built):
-    """A user's own strategy and BacktestRunConfig (docs/backtest.md, "Your own strategy"): the two
-    configs of `settlement_configs` added, a long held through 2024-01-01..02 pays or receives every
-    settlement in (start, end], each -qty x mark x rate into the account."""
+def _ns(day) -> int:
     import datetime as dt
-    from decimal import Decimal
 
-    from hedgegrid_assets.backtest.funding import FundingSettlementClock, payment_for, settlement_configs
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
 
-    def ns(day: dt.date) -> int:
-        return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 10**9
 
-    start_ns, end_ns = ns(DAYS[0]), ns(DAYS[-1] + dt.timedelta(days=1))
+def hold_with_our_funding(built, start_ns: int, end_ns: int, size: str = "0.100"):
+    """A user's own run config (a strategy that buys `size` and holds) with our funding settlement
+    added: (the strategy's fills, the settlements our module applied)."""
+    from hedgegrid_assets.backtest.funding import FundingSettlementClock, settlement_configs
+
     module, clock = settlement_configs(INSTRUMENT_ID, end_ns)  # what a user adds
     config = _run_config(
-        built, "HoldProbe", {"instrument_id": INSTRUMENT_ID, "size": "0.100"},
+        built, "HoldProbe", {"instrument_id": INSTRUMENT_ID, "size": size},
         [TradeTick, MarkPriceUpdate, FundingRateUpdate], modules=[module], actors=[clock], start=start_ns, end=end_ns,
     )  # fmt: skip
     node = BacktestNode(configs=[config])
@@ -196,17 +194,30 @@ def test_your_own_run_config_gets_funding_from_our_module(built):
         engine = node.get_engine(config.id)
         (hold,) = engine.trader.strategies()
         (actor,) = [a for a in engine.trader.actors() if isinstance(a, FundingSettlementClock)]
-        assert len({f.client_order_id for f in hold.fills}) == 1  # one market order (filled in parts)
-        assert sum(f.last_qty.as_decimal() for f in hold.fills) == Decimal("0.100")
-        funding = pl.concat(_frames(built, "funding_rates"))
-        announced = sorted({t for t in _epoch_ns(funding, "next_funding_time") if t and start_ns < t <= end_ns})
-        settled = actor.settlements
-        assert [s.settlement_ns for s in settled] == announced and len(announced) == 6  # 8-hourly, 2 days
-        for s in settled:
-            assert (s.position_qty, s.price_source, s.applied_to_account) == (Decimal("0.100"), "mark", True)
-            assert s.payment == payment_for(s.position_qty, s.price, s.rate, 8) != 0
-        # Applied to the balance: between two settlements it moves by exactly the later payment.
-        for before, after in zip(settled, settled[1:], strict=False):
-            assert after.balance_after - before.balance_after == after.payment
+        return list(hold.fills), list(actor.settlements)
     finally:
         node.dispose()
+
+
+def test_your_own_run_config_gets_funding_from_our_module(built):
+    """A user's own strategy and BacktestRunConfig (docs/backtest.md, "Your own strategy"): the two
+    configs of `settlement_configs` added, a long held through 2024-01-01..02 pays or receives every
+    settlement in (start, end], each -qty x mark x rate into the account."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from hedgegrid_assets.backtest.funding import payment_for
+
+    start_ns, end_ns = _ns(DAYS[0]), _ns(DAYS[-1] + dt.timedelta(days=1))
+    fills, settled = hold_with_our_funding(built, start_ns, end_ns)
+    assert len({f.client_order_id for f in fills}) == 1  # one market order (filled in parts)
+    assert sum(f.last_qty.as_decimal() for f in fills) == Decimal("0.100")
+    funding = pl.concat(_frames(built, "funding_rates"))
+    announced = sorted({t for t in _epoch_ns(funding, "next_funding_time") if t and start_ns < t <= end_ns})
+    assert [s.settlement_ns for s in settled] == announced and len(announced) == 6  # 8-hourly, 2 days
+    for s in settled:
+        assert (s.position_qty, s.price_source, s.applied_to_account) == (Decimal("0.100"), "mark", True)
+        assert s.payment == payment_for(s.position_qty, s.price, s.rate, 8) != 0
+    # Applied to the balance: between two settlements it moves by exactly the later payment.
+    for before, after in zip(settled, settled[1:], strict=False):
+        assert after.balance_after - before.balance_after == after.payment
