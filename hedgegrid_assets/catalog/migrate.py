@@ -5,9 +5,9 @@ new NautilusTrader 2.0 catalog, through 2.0's own migration, verified before it 
 envs/nautilus2/uv.lock; `HEDGEGRID_NAUTILUS2_PYTHON` names another interpreter): there
 catalog/nautilus2_worker.py migrates SRC into a temporary folder beside DST and reads every kind
 back. Per 1.x data folder the record counts (from the files' footers, on both sides) must be
-equal, and the records of the first and the last file of every identifier, read by 1.231 from
-SRC and by 2.0 from the migrated copy over the same time windows, identical (memory bounded by
-a file, not by the catalog). Only then does the
+equal, and the SAMPLE earliest and latest records of every identifier, read by 1.231 from SRC and
+by 2.0 from the migrated copy over the same time windows, identical (a bounded slice, whatever a
+file or the catalog holds). Only then does the
 folder get our provenance file (`catalog_format` nautilus-2) and its name DST, in one rename:
 DST never holds a half-migrated or unverified catalog. SRC is only read.
 """
@@ -28,6 +28,7 @@ from hedgegrid_assets.catalog.provenance import NAUTILUS_2, PROVENANCE_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NAUTILUS2_ENV = "HEDGEGRID_NAUTILUS2_PYTHON"
+SAMPLE = 1000  # records compared at each end of every identifier
 
 
 class MigrateError(Exception):
@@ -101,15 +102,27 @@ def _check_paths(src: Path, dst: Path) -> list[str]:
 
 
 def _windows(src: Path, folder: str) -> list[tuple[str, int, int]]:
-    """(identifier, start_ns, end_ns) of the first and the last file of each identifier."""
+    """(identifier, start_ns, end_ns): the SAMPLE earliest records of each identifier's first file
+    and the SAMPLE latest of its last (every record sharing the cut-off time included), so the
+    comparison reads a bounded slice whatever a file holds."""
+    import numpy as np
+    import pyarrow.parquet as pq
     from nautilus_trader.persistence.catalog.parquet import _parse_filename_timestamps
+
+    def times(path: Path) -> np.ndarray:
+        return np.sort(pq.read_table(path, columns=["ts_init"]).column("ts_init").to_numpy())
 
     out = []
     for ident in sorted(p for p in (src / "data" / folder).iterdir() if p.is_dir()):
         files = sorted(ident.glob("*.parquet"))
-        for f in dict.fromkeys([files[0], files[-1]]) if files else []:
-            start, end = _parse_filename_timestamps(f.name) or (0, 0)
-            out.append((ident.name, start, end))
+        if not files:
+            continue
+        if folder == "crypto_perpetual":  # definitions, not a time series: read whole
+            out.append((ident.name, 0, 0))
+            continue
+        first, last = times(files[0]), times(files[-1])
+        out.append((ident.name, _parse_filename_timestamps(files[0].name)[0], int(first[min(SAMPLE, len(first)) - 1])))
+        out.append((ident.name, int(last[max(len(last) - SAMPLE, 0)]), _parse_filename_timestamps(files[-1].name)[1]))
     return out
 
 
