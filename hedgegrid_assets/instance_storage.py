@@ -50,12 +50,13 @@ from dagster._utils import ensure_file, touch_file
 from sqlalchemy import create_engine
 from sqlalchemy import event as sqla_event
 
+from hedgegrid_assets.local_instance import STORAGE_KEYS
+
 ENGINES_KEPT = 16  # the index shard, the runs in flight in this process and a few recent ones
 EVENT_LOG_SUBDIR = os.path.join("history", "runs")  # where Dagster's default sqlite storage keeps it
 COMPUTE_LOG_SUBDIR = "storage"  # where Dagster's default local compute logs go
 EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 EVENT_BATCH_SIZE = 1000  # above any run's planned events: a batch is stored whole
-STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
 STEP_ENDS = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
 RUN_ENDS = {DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED}
 

@@ -25,6 +25,7 @@ from dagster import DagsterInstance
 
 LOCK_FILE = ".hedgegrid-init.lock"
 MARKER_FILE = ".hedgegrid-initialized"
+# The keys by which a dagster.yaml configures its own storage (then it is left to Dagster).
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
 
 

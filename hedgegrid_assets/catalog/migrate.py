@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hedgegrid_assets import debris
 from hedgegrid_assets.catalog import nautilus2_worker
 from hedgegrid_assets.catalog.provenance import NAUTILUS_2, PROVENANCE_FILE
 
@@ -187,9 +188,8 @@ def migrate(src: Path | str, dst: Path | str, say: Callable[[str], None] = lambd
     python = nautilus2_python()
     made = [p for p in [dst.parent, *dst.parent.parents] if not p.exists()]
     dst.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(dst)
-    work = dst.parent / f".{dst.name}.migrating-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
+    debris.sweep(dst.parent, f".{dst.name}.migrating")  # work folders of migrations whose process died
+    work = dst.parent / debris.temp_name(f".{dst.name}.migrating")
     (work / "catalog").mkdir(parents=True)
     kept = False
     try:
@@ -225,24 +225,6 @@ def migrate(src: Path | str, dst: Path | str, say: Callable[[str], None] = lambd
             for folder in made:  # the parents this call made, deepest first, while still empty
                 with contextlib.suppress(OSError):
                     folder.rmdir()
-
-
-def _sweep(dst: Path) -> None:
-    """Remove work folders of earlier migrations to DST whose process is gone."""
-    for stale in dst.parent.glob(f".{dst.name}.migrating-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _verify(
